@@ -1,0 +1,257 @@
+"""Wiring: builds the adapters lazily (once per container) and runs one lifecycle event end to end.
+
+Nothing here runs at import: the environment, the secret and the network are read at first use,
+so modules import freely in tests and warm invocations reuse every client.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from functools import cache
+from threading import Lock
+from typing import Any
+from uuid import uuid4
+
+import boto3
+import stripe
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
+from aws_lambda_powertools.utilities.parameters import SecretsProvider
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.config import Config
+
+from .errors import ConfigurationError, InvalidEvent
+from .lifecycle import Lifecycle
+from .models import Frozen, Operation, Outcome, Result, TenantFacts
+from .sbt_bus import EventBridgePublisher
+from .settings import Settings, settings
+from .stripe_billing import BillingPolicy, StripeBillingGateway
+from .tenant_accounts import DynamoAccountStore
+
+logger = Logger()
+metrics = Metrics()
+
+SECRET_MAX_AGE_SECONDS = 300
+STRIPE_TIMEOUT_SECONDS = 10
+_AWS_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=3, read_timeout=5)
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class IdempotentRequest(Frozen):
+    """What identifies one business fact, whatever EventBridge id it arrives under."""
+
+    operation: Operation
+    tenant_id: str
+    fact: str
+
+
+# -- factories (cached per container) ------------------------------------------------------------
+
+
+@cache
+def _aws_client(service: str) -> Any:
+    # boto3 honours AWS_ENDPOINT_URL (and AWS_ENDPOINT_URL_<SERVICE>) by itself.
+    return boto3.client(service, config=_AWS_CONFIG)  # type: ignore[call-overload]
+
+
+@cache
+def _secrets() -> SecretsProvider:
+    return SecretsProvider(boto3_client=_aws_client("secretsmanager"))
+
+
+def stripe_api_key(config: Settings) -> str:
+    """STRIPE_API_KEY when set (local runs, tests), else the secret named by STRIPE_SECRET_NAME,
+    cached for a few minutes so that a rotated key is picked up without a deploy."""
+    if config.stripe_api_key:
+        return config.stripe_api_key
+    if not config.stripe_secret_name:
+        raise ConfigurationError("neither STRIPE_SECRET_NAME nor STRIPE_API_KEY is set")
+    raw = _secrets().get(config.stripe_secret_name, max_age=SECRET_MAX_AGE_SECONDS)
+    value = raw.decode() if isinstance(raw, bytes) else str(raw)
+    value = value.strip()
+    if value.startswith("{"):
+        try:
+            document = json.loads(value)
+        except json.JSONDecodeError:
+            raise ConfigurationError("the Stripe secret is neither a key nor JSON with an apiKey") from None
+        value = str(document.get("apiKey", "")).strip() if isinstance(document, dict) else ""
+    if not value.startswith(("sk_", "rk_")):
+        raise ConfigurationError("the Stripe secret does not hold a Stripe secret or restricted key")
+    return value
+
+
+_gateways: dict[str, StripeBillingGateway] = {}
+_gateways_lock = Lock()
+
+
+def billing_gateway() -> StripeBillingGateway:
+    config = settings()
+    key = stripe_api_key(config)
+    with _gateways_lock:
+        gateway = _gateways.get(key)
+        if gateway is None:
+            base = {"api": config.stripe_api_base} if config.stripe_api_base else None
+            client = stripe.StripeClient(
+                key,
+                base_addresses=base,  # type: ignore[arg-type]
+                max_network_retries=config.stripe_max_network_retries,
+                http_client=stripe.RequestsClient(timeout=STRIPE_TIMEOUT_SECONDS),
+            )
+            policy = BillingPolicy(
+                collection_mode=config.collection_mode,
+                days_until_due=config.days_until_due,
+                trial_days=config.trial_days,
+                proration_behavior=config.proration_behavior,
+                cancellation_mode=config.cancellation_mode,
+                customer_on_delete=config.customer_on_delete,
+            )
+            _gateways.clear()  # a rotated key replaces the old client
+            gateway = _gateways[key] = StripeBillingGateway(client, policy)
+        return gateway
+
+
+@cache
+def account_store() -> DynamoAccountStore:
+    return DynamoAccountStore(_aws_client("dynamodb"), settings().accounts_table)
+
+
+@cache
+def publisher() -> EventBridgePublisher:
+    config = settings()
+    return EventBridgePublisher(_aws_client("events"), config.event_bus_name, config.event_source)
+
+
+def lifecycle() -> Lifecycle:
+    """A lifecycle for one invocation: shared clients, its own lease owner."""
+    config = settings()
+    return Lifecycle(
+        store=account_store(),
+        billing=billing_gateway(),
+        publisher=publisher(),
+        clock=SystemClock(),
+        catalogue=config.tier_catalogue,
+        lease_seconds=config.lease_seconds,
+        owner=uuid4().hex,
+    )
+
+
+@cache
+def idempotency_config() -> IdempotencyConfig:
+    return IdempotencyConfig(
+        raise_on_no_idempotency_key=True,
+        expires_after_seconds=settings().idempotency_expiry_seconds,
+    )
+
+
+@cache
+def _persistence() -> DynamoDBPersistenceLayer:
+    return DynamoDBPersistenceLayer(
+        table_name=settings().idempotency_table, boto3_client=_aws_client("dynamodb")
+    )
+
+
+class _NotRemembered(Exception):
+    """Carries a failed outcome out of the idempotent function, so that it is not stored as the
+    fact's result: after the cause is fixed, a redrive of the same event tries again."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__(outcome.reason)
+        self.outcome = outcome
+
+
+def _apply(request: IdempotentRequest, facts: TenantFacts) -> Outcome:
+    operations: dict[Operation, Callable[[Lifecycle, TenantFacts], Outcome]] = {
+        Operation.OPEN_ACCOUNT: Lifecycle.open_account,
+        Operation.UPDATE_ACCOUNT: Lifecycle.update_account,
+        Operation.CLOSE_ACCOUNT: Lifecycle.close_account,
+    }
+    outcome = operations[request.operation](lifecycle(), facts)
+    if outcome.result is Result.FAILED:
+        raise _NotRemembered(outcome)
+    return outcome
+
+
+@cache
+def _idempotent_apply() -> Callable[..., Outcome]:
+    wrapped: Callable[..., Outcome] = idempotent_function(
+        _apply,
+        data_keyword_argument="request",
+        persistence_store=_persistence(),
+        config=idempotency_config(),
+        output_serializer=PydanticSerializer,
+        key_prefix="sbt-billing",
+    )
+    return wrapped
+
+
+# -- one event, end to end -----------------------------------------------------------------------
+
+
+def fact_key(operation: Operation, facts: TenantFacts) -> str:
+    """Opening and closing happen once per tenant, whatever the event says; an update is its content
+    at its time (so that tier A, then B, then A again is three facts, not a duplicate)."""
+    if operation is Operation.UPDATE_ACCOUNT:
+        return facts.stamp().model_dump_json()
+    return "once"
+
+
+def handle_event[M: EventBridgeModel](
+    raw_event: Mapping[str, Any],
+    context: LambdaContext,
+    model: type[M],
+    to_facts: Callable[[M], TenantFacts],
+    operation: Operation,
+) -> dict[str, str]:
+    from .events import parse
+
+    try:
+        event = parse(model, raw_event)
+        logger.append_keys(event_id=event.id, detail_type=event.detail_type)
+        facts = to_facts(event)
+        logger.append_keys(tenant_id=facts.tenant_id)
+        if facts.tier is not None and facts.tier not in settings().tier_catalogue:
+            known = ", ".join(sorted(settings().tier_catalogue))
+            raise InvalidEvent("tier", f"unknown tier {facts.tier!r}; the catalogue has {known}")
+    except InvalidEvent as error:
+        # Retrying cannot fix the event: report it and return, so the platform does not retry it.
+        metrics.add_metric(name="EventRejected", unit=MetricUnit.Count, value=1)
+        logger.error("event rejected", field=error.field, problem=error.problem)
+        tenant = raw_event.get("detail", {}).get("tenantId") if isinstance(raw_event, Mapping) else None
+        outcome = Outcome(
+            tenant_id=tenant if isinstance(tenant, str) else None,
+            operation=operation,
+            result=Result.REJECTED,
+            reason=str(error),
+        )
+        return outcome.as_response()
+
+    idempotency_config().register_lambda_context(context)
+    request = IdempotentRequest(
+        operation=operation, tenant_id=facts.tenant_id, fact=fact_key(operation, facts)
+    )
+    try:
+        outcome = _idempotent_apply()(request=request, facts=facts)
+    except _NotRemembered as failure:
+        outcome = failure.outcome
+    except IdempotencyAlreadyInProgressError:
+        # Another invocation holds this very fact; if it fails, the platform retries that one.
+        outcome = Outcome(tenant_id=facts.tenant_id, operation=operation, result=Result.IN_FLIGHT)
+    metrics.add_dimension(name="operation", value=operation.value)
+    metrics.add_metric(name=f"Result_{outcome.result.value}", unit=MetricUnit.Count, value=1)
+    log = logger.warning if outcome.result is Result.FAILED else logger.info
+    log("event processed", result=outcome.result.value, reason=outcome.reason)
+    return outcome.as_response()

@@ -1,0 +1,38 @@
+"""The domain's errors. Adapters translate their SDKs' errors into these, once, at the seam."""
+
+from __future__ import annotations
+
+
+class BillingError(Exception):
+    """Base of the errors the domain knows how to treat."""
+
+
+class InvalidEvent(BillingError):
+    """The event cannot be processed as it is: retrying it changes nothing."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+class TransientBillingError(BillingError):
+    """A dependency failed in a way that a later attempt may not (throttling, 5xx, network).
+    The invocation fails so that the platform retries, and at last dead-letters, the event."""
+
+
+class PermanentBillingError(BillingError):
+    """Stripe refused the request for good (invalid request, missing resource): a retry would fail the same."""
+
+
+class ConfigurationError(BillingError):
+    """The deployment cannot reach Stripe as configured (no key, a revoked key): the event is kept for
+    redrive after the fix by failing the invocation."""
+
+
+class RevisionConflict(BillingError):
+    """Someone else wrote the account since it was read. Carries the account as it now is (None: absent)."""
+
+    def __init__(self, current: object) -> None:
+        super().__init__("the account changed since it was read")
+        self.current = current

@@ -1,0 +1,159 @@
+"""The SBT events this product consumes, parsed at the boundary into the domain's TenantFacts.
+
+Inbound models tolerate unknown fields: SBT adds fields over time and callers add their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Annotated, Any
+
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from .errors import InvalidEvent
+from .models import Address, TenantFacts
+
+TenantId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=512)]
+
+
+class Inbound(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class InboundAddress(Inbound):
+    line1: Text | None = None
+    line2: Text | None = None
+    city: Text | None = None
+    state: Text | None = None
+    postal_code: Annotated[Text | None, Field(validation_alias=AliasChoices("postal_code", "postalCode"))] = (
+        None
+    )
+    country: Text | None = None
+
+    def to_domain(self) -> Address:
+        return Address(
+            line1=self.line1,
+            line2=self.line2,
+            city=self.city,
+            state=self.state,
+            postal_code=self.postal_code,
+            country=self.country,
+        )
+
+
+class TenantFields(Inbound):
+    """The tenant fields billing reads, wherever SBT puts them."""
+
+    name: Annotated[Text | None, Field(validation_alias=AliasChoices("tenantName", "name"))] = None
+    email: Annotated[Text | None, Field(validation_alias=AliasChoices("email", "tenantEmail"))] = None
+    tier: Text | None = None
+    address: InboundAddress | None = None
+
+
+class JobOutput(Inbound):
+    tenant_data: Annotated[TenantFields | None, Field(alias="tenantData")] = None
+    tenant_registration_data: Annotated[TenantFields | None, Field(alias="tenantRegistrationData")] = None
+
+
+class ProvisionSuccessDetail(TenantFields):
+    """`sbt_aws_provisionSuccess`: SBT's `{tenantId, jobOutput: {tenantData, tenantRegistrationData}}`,
+    or the same fields flat beside `tenantId`. tenantData wins over tenantRegistrationData, which wins
+    over flat fields."""
+
+    tenant_id: Annotated[TenantId, Field(alias="tenantId")]
+    job_output: Annotated[JobOutput | None, Field(alias="jobOutput")] = None
+
+    def merged(self) -> TenantFields:
+        layers: list[TenantFields] = [self]
+        if self.job_output is not None:
+            layers += [
+                layer
+                for layer in (self.job_output.tenant_registration_data, self.job_output.tenant_data)
+                if layer is not None
+            ]
+        values: dict[str, Any] = {}
+        for layer in layers:
+            values.update(
+                {
+                    key: getattr(layer, key)
+                    for key in ("name", "email", "tier", "address")
+                    if getattr(layer, key) is not None
+                }
+            )
+        return TenantFields.model_validate(values)
+
+
+class TenantUpdatedDetail(TenantFields):
+    """`sbt_aws_tenantUpdated` (defined by this project; see README): the fields that changed.
+    `updatedAt`, when present, orders updates more finely than the envelope's one-second time."""
+
+    tenant_id: Annotated[TenantId, Field(alias="tenantId")]
+    updated_at: Annotated[datetime | None, Field(alias="updatedAt")] = None
+
+
+class TenantDeletedDetail(Inbound):
+    """`sbt_aws_offboardingRequest` / `sbt_aws_tenantDeleted`: only the tenant id matters."""
+
+    tenant_id: Annotated[TenantId, Field(alias="tenantId")]
+
+
+class ProvisionSuccessEvent(EventBridgeModel):
+    detail: ProvisionSuccessDetail
+
+
+class TenantUpdatedEvent(EventBridgeModel):
+    detail: TenantUpdatedDetail
+
+
+class TenantDeletedEvent(EventBridgeModel):
+    detail: TenantDeletedDetail
+
+
+def parse[M: EventBridgeModel](model: type[M], event: Mapping[str, Any]) -> M:
+    """The event as `model`, or InvalidEvent naming the first offending field by its JSON path."""
+    if not isinstance(event, Mapping):
+        raise InvalidEvent("event", "is not a JSON object")
+    try:
+        return model.model_validate(event)
+    except ValidationError as error:
+        first = error.errors()[0]
+        location = ".".join(str(part) for part in first["loc"]) or "event"
+        problem = "is required" if first["type"] == "missing" else first["msg"]
+        raise InvalidEvent(location, problem) from None
+
+
+def provision_facts(event: ProvisionSuccessEvent) -> TenantFacts:
+    fields = event.detail.merged()
+    if fields.tier is None:
+        raise InvalidEvent(
+            "detail.jobOutput.tenantData.tier",
+            "is required (in tenantData, tenantRegistrationData or beside tenantId) to choose a price",
+        )
+    return _facts(event.detail.tenant_id, fields, event.time)
+
+
+def update_facts(event: TenantUpdatedEvent) -> TenantFacts:
+    detail = event.detail
+    if all(getattr(detail, key) is None for key in ("name", "email", "tier", "address")):
+        raise InvalidEvent("detail", "names none of tenantName, email, tier, address: nothing to update")
+    return _facts(detail.tenant_id, detail, detail.updated_at or event.time)
+
+
+def deletion_facts(event: TenantDeletedEvent) -> TenantFacts:
+    return TenantFacts(tenant_id=event.detail.tenant_id, occurred_at=event.time)
+
+
+def _facts(tenant_id: str, fields: TenantFields, occurred_at: datetime) -> TenantFacts:
+    if occurred_at.tzinfo is None:
+        raise InvalidEvent("time", "has no time zone")
+    return TenantFacts(
+        tenant_id=tenant_id,
+        name=fields.name,
+        email=fields.email,
+        tier=fields.tier,
+        address=fields.address.to_domain() if fields.address else None,
+        occurred_at=occurred_at,
+    )

@@ -1,0 +1,366 @@
+"""The tenant billing lifecycle: open, update and close an account, exactly once, in any order.
+
+Every event goes through the same two steps.
+
+1. Record: the event's facts are merged into the account's desired state (per-field last-writer-wins
+   on the fact's time; a close is a terminal tombstone) with an optimistic, revision-checked write.
+   If Stripe now lags behind the facts and nobody else holds the tenant's lease, the same write takes
+   the lease.
+2. Drive (lease holder only): Stripe is moved to the desired state with deterministic idempotency
+   keys, then the progress is written and the lease released, again revision-checked. If someone
+   merged newer facts meanwhile, the holder drives again before releasing, so a fact recorded while
+   the lease was held is never left behind.
+
+Creates use keys fixed per tenant and parameters fixed when opening starts (`OpeningSnapshot`), so a
+retry replays Stripe's first answer. After Stripe's 24-hour key window, the account record is the
+memory: a recorded customer or subscription is never created again, and an opening interrupted
+before it was recorded is recovered by looking the customer up by `metadata.tenantId` and listing
+its subscriptions before anything is created.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from uuid import uuid4
+
+from .errors import InvalidEvent, PermanentBillingError, RevisionConflict, TransientBillingError
+from .models import (
+    Account,
+    AccountStatus,
+    Lease,
+    OpeningSnapshot,
+    Operation,
+    Outcome,
+    Result,
+    TenantFacts,
+)
+from .ports import AccountStore, BillingGateway, Clock, EventPublisher
+from .settings import TierPlan
+
+BILLING_SUCCESS = "sbt_aws_billingSuccess"
+BILLING_FAILURE = "sbt_aws_billingFailure"
+
+# Past this age an interrupted opening can no longer count on Stripe replaying its idempotent create.
+KEY_WINDOW_MARGIN = timedelta(hours=23)
+
+
+class Lifecycle:
+    def __init__(
+        self,
+        store: AccountStore,
+        billing: BillingGateway,
+        publisher: EventPublisher,
+        clock: Clock,
+        catalogue: Mapping[str, TierPlan],
+        lease_seconds: int,
+        owner: str | None = None,
+    ) -> None:
+        self._store = store
+        self._billing = billing
+        self._publisher = publisher
+        self._clock = clock
+        self._catalogue = catalogue
+        self._lease = timedelta(seconds=lease_seconds)
+        self._owner = owner or uuid4().hex
+
+    # -- operations -------------------------------------------------------------------------------
+
+    def open_account(self, facts: TenantFacts) -> Outcome:
+        if facts.tier is not None:
+            self._plan(facts.tier, field="tier")
+
+        def merge(account: Account) -> Account:
+            merged = account.model_copy(update={"desired": account.desired.merge(facts)})
+            if merged.status is AccountStatus.PENDING and merged.desired.closed is None:
+                merged = self._start_opening(merged)
+            return merged
+
+        return self._run(Operation.OPEN_ACCOUNT, facts, merge)
+
+    def update_account(self, facts: TenantFacts) -> Outcome:
+        if facts.tier is not None:
+            self._plan(facts.tier, field="tier")
+        return self._run(
+            Operation.UPDATE_ACCOUNT,
+            facts,
+            lambda account: account.model_copy(update={"desired": account.desired.merge(facts)}),
+        )
+
+    def close_account(self, facts: TenantFacts) -> Outcome:
+        now = self._clock.now()
+
+        def merge(account: Account) -> Account:
+            closed = account.model_copy(update={"desired": account.desired.close(facts.stamp())})
+            if closed.status is AccountStatus.PENDING and closed.opening is None:
+                # Nothing was ever created in Stripe: the tombstone alone closes the account, and a
+                # provisioning event that arrives later finds it and creates nothing.
+                closed = closed.model_copy(update={"status": AccountStatus.CLOSED, "closed_at": now})
+            return closed
+
+        return self._run(Operation.CLOSE_ACCOUNT, facts, merge)
+
+    def _run(self, operation: Operation, facts: TenantFacts, merge: Callable[[Account], Account]) -> Outcome:
+        try:
+            return self._handle(operation, facts, merge)
+        except PermanentBillingError as error:
+            self._publisher.publish(
+                BILLING_FAILURE,
+                {"tenantId": facts.tenant_id, "operation": operation.value, "reason": str(error)},
+            )
+            return Outcome(
+                tenant_id=facts.tenant_id, operation=operation, result=Result.FAILED, reason=str(error)
+            )
+
+    # -- step 1: record ---------------------------------------------------------------------------
+
+    def _handle(
+        self, operation: Operation, facts: TenantFacts, merge: Callable[[Account], Account]
+    ) -> Outcome:
+        current = self._store.get(facts.tenant_id)
+        while True:
+            now = self._clock.now()
+            base = current or Account(tenant_id=facts.tenant_id)
+            if base.status is AccountStatus.CLOSED:
+                result = Result.UNCHANGED if operation is Operation.CLOSE_ACCOUNT else Result.IGNORED
+                return self._outcome(operation, base, result)
+            merged = merge(base)
+            if merged.last_fact_at is None or facts.occurred_at > merged.last_fact_at:
+                merged = merged.model_copy(update={"last_fact_at": facts.occurred_at})
+            lead = merged.needs_driving() and not merged.leased_to_other(self._owner, now)
+            if lead:
+                merged = merged.model_copy(
+                    update={"lease": Lease(owner=self._owner, expires_at=now + self._lease)}
+                )
+            if current is not None and merged == current:
+                return self._outcome(operation, current, Result.UNCHANGED)
+            try:
+                written = self._store.save(merged, expected_revision=current.revision if current else None)
+            except RevisionConflict as conflict:
+                current = _account_or_none(conflict.current)
+                continue
+            if not lead:
+                return self._recorded(operation, written)
+            return self._drive(operation, written, resumed=base.opening is not None)
+
+    def _recorded(self, operation: Operation, written: Account) -> Outcome:
+        """The outcome of a write that did not take the lease."""
+        if written.needs_driving() or written.status is AccountStatus.PENDING:
+            # The lease holder applies it before releasing, or the account opens with it later.
+            return self._outcome(operation, written, Result.RECORDED)
+        if written.status is AccountStatus.CLOSED:
+            self._publish_success(operation, written)
+            return self._outcome(operation, written, Result.APPLIED)
+        return self._outcome(operation, written, Result.UNCHANGED)
+
+    def _start_opening(self, account: Account) -> Account:
+        tier = account.desired.tier_value
+        if tier is None:
+            raise InvalidEvent("tier", "is required to open an account and no event has named one")
+        snapshot = OpeningSnapshot(
+            details=account.desired.details(),
+            tier=tier,
+            price_id=self._billing.price_for(self._plan(tier, field="tier").price),
+            started_at=self._clock.now(),
+        )
+        return account.model_copy(update={"status": AccountStatus.OPENING, "opening": snapshot})
+
+    # -- step 2: drive ----------------------------------------------------------------------------
+
+    def _drive(self, operation: Operation, account: Account, resumed: bool) -> Outcome:
+        driver = _Driver(self, account, resumed)
+        published = False
+        try:
+            while True:
+                driven = driver.run()
+                released = driven.model_copy(update={"lease": None})
+                if not published:
+                    # Before the write that records the outcome: an event may be repeated, never lost.
+                    self._publish_success(operation, released)
+                    published = True
+                try:
+                    written = self._store.save(released, expected_revision=driven.revision)
+                except RevisionConflict as conflict:
+                    latest = _account_or_none(conflict.current)
+                    if latest is None or latest.lease is None or latest.lease.owner != self._owner:
+                        raise TransientBillingError(
+                            "the tenant's lease expired while driving Stripe"
+                        ) from None
+                    driver.account = latest.with_progress_of(driven)
+                    continue
+                return self._outcome(operation, written, Result.APPLIED)
+        except BaseException:
+            self._release(driver.account)
+            raise
+
+    def _release(self, account: Account) -> None:
+        """Best effort: keep what was done in Stripe and hand the lease back, so the retry proceeds
+        at once. If this write fails too, the lease simply expires."""
+        try:
+            self._store.save(account.model_copy(update={"lease": None}), expected_revision=account.revision)
+        except RevisionConflict as conflict:
+            latest = _account_or_none(conflict.current)
+            if latest is not None and latest.lease and latest.lease.owner == self._owner:
+                progressed = latest.with_progress_of(account).model_copy(update={"lease": None})
+                try:
+                    self._store.save(progressed, expected_revision=latest.revision)
+                except Exception:
+                    return
+        except Exception:
+            return
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    def _plan(self, tier: str, field: str) -> TierPlan:
+        plan = self._catalogue.get(tier)
+        if plan is None:
+            known = ", ".join(sorted(self._catalogue))
+            raise InvalidEvent(field, f"unknown tier {tier!r}; the catalogue has {known}")
+        return plan
+
+    def _publish_success(self, operation: Operation, account: Account) -> None:
+        detail: dict[str, object] = {
+            "tenantId": account.tenant_id,
+            "operation": operation.value,
+            "accountStatus": account.status.value,
+        }
+        for key, value in (
+            ("customerId", account.customer_id),
+            ("subscriptionId", account.subscription_id),
+            ("subscriptionStatus", account.subscription_status),
+            ("tier", account.applied_tier),
+        ):
+            if value is not None:
+                detail[key] = value
+        self._publisher.publish(BILLING_SUCCESS, detail)
+
+    @staticmethod
+    def _outcome(
+        operation: Operation, account: Account, result: Result, reason: str | None = None
+    ) -> Outcome:
+        return Outcome(
+            tenant_id=account.tenant_id,
+            operation=operation,
+            result=result,
+            reason=reason,
+            customer_id=account.customer_id,
+            subscription_id=account.subscription_id,
+            subscription_status=account.subscription_status,
+            tier=account.applied_tier,
+        )
+
+
+class _Driver:
+    """Moves Stripe one step at a time toward the account's desired state; `account` always holds
+    the progress made so far, so that a failure part-way loses nothing that Stripe already did."""
+
+    def __init__(self, lifecycle: Lifecycle, account: Account, resumed: bool) -> None:
+        self._lifecycle = lifecycle
+        self._billing = lifecycle._billing
+        self._clock = lifecycle._clock
+        self.account = account
+        # An earlier invocation started this opening and did not record its end: it may have
+        # created the customer and the subscription already.
+        self._resumed = resumed
+
+    def _key(self, *parts: object) -> str:
+        return ":".join(("sbt-billing", self.account.tenant_id, *(str(part) for part in parts)))
+
+    def _progress(self, **changes: object) -> None:
+        self.account = self.account.model_copy(update=changes)
+
+    def run(self) -> Account:
+        if self.account.desired.closed is not None:
+            self._close()
+        else:
+            self._open()
+            self._sync_details()
+            self._sync_plan()
+        return self.account
+
+    def _open(self) -> None:
+        snapshot = self.account.opening
+        if snapshot is None:
+            return
+        if self.account.customer_id is None:
+            self._find_or_create_customer(snapshot)
+        if self.account.subscription_id is None:
+            assert self.account.customer_id is not None
+            subscription = None
+            if self._resumed:
+                subscription = self._billing.find_subscription(self.account.customer_id)
+            if subscription is None:
+                subscription = self._billing.create_subscription(
+                    self.account.tenant_id,
+                    self.account.customer_id,
+                    snapshot.price_id,
+                    idempotency_key=self._key("subscription", "create"),
+                )
+            self._progress(
+                status=AccountStatus.OPEN,
+                subscription_id=subscription.subscription_id,
+                subscription_item_id=subscription.item_id,
+                subscription_status=subscription.status,
+                price_id=subscription.price_id,
+                applied_tier=snapshot.tier,
+            )
+
+    def _find_or_create_customer(self, snapshot: OpeningSnapshot) -> None:
+        customer_id = None
+        if self._resumed and self._clock.now() - snapshot.started_at > KEY_WINDOW_MARGIN:
+            customer_id = self._billing.find_customer(self.account.tenant_id)
+        if customer_id is None:
+            customer_id = self._billing.create_customer(
+                self.account.tenant_id, snapshot.details, idempotency_key=self._key("customer", "create")
+            )
+        self._progress(customer_id=customer_id, applied_details_digest=snapshot.details.digest())
+
+    def _sync_details(self) -> None:
+        details = self.account.desired.details()
+        if self.account.customer_id is None or self.account.applied_details_digest == details.digest():
+            return
+        self._billing.update_customer(
+            self.account.customer_id,
+            details,
+            idempotency_key=self._key("customer", "update", self.account.revision, details.digest()),
+        )
+        self._progress(applied_details_digest=details.digest())
+
+    def _sync_plan(self) -> None:
+        tier = self.account.desired.tier_value
+        if tier is None or self.account.subscription_item_id is None or tier == self.account.applied_tier:
+            return
+        price_id = self._billing.price_for(self._lifecycle._plan(tier, field="tier").price)
+        if price_id != self.account.price_id:
+            self._billing.change_price(
+                self.account.subscription_item_id,
+                price_id,
+                idempotency_key=self._key("plan", self.account.revision, price_id),
+            )
+        self._progress(applied_tier=tier, price_id=price_id)
+
+    def _close(self) -> None:
+        snapshot = self.account.opening
+        if self.account.customer_id is None and snapshot is not None:
+            # An opening was under way: learn what it created, so that nothing is left orphaned.
+            self._find_or_create_customer(snapshot)
+        if self.account.subscription_id is None and self.account.customer_id is not None:
+            found = self._billing.find_subscription(self.account.customer_id)
+            if found is not None:
+                self._progress(subscription_id=found.subscription_id, subscription_item_id=found.item_id)
+        if self.account.subscription_id is not None and self.account.subscription_status != "canceled":
+            status = self._billing.cancel_subscription(
+                self.account.subscription_id, idempotency_key=self._key("subscription", "cancel")
+            )
+            self._progress(subscription_status=status)
+        now = self._clock.now()
+        deleted = self.account.customer_deleted
+        if self.account.customer_id is not None and not deleted:
+            deleted = self._billing.close_customer(
+                self.account.customer_id, closed_at=now, idempotency_key=self._key("customer", "close")
+            )
+        self._progress(status=AccountStatus.CLOSED, closed_at=now, customer_deleted=deleted)
+
+
+def _account_or_none(value: object) -> Account | None:
+    return value if isinstance(value, Account) else None

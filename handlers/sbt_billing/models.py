@@ -1,0 +1,225 @@
+"""The domain's vocabulary: frozen models of what we know about a tenant's billing account.
+
+An account is two halves. What the facts say the tenant should have (`desired`: last-writer-wins
+registers, one per field, each stamped with the time of the fact that set it, plus a terminal
+`closed` tombstone) is merged by whoever receives an event. What Stripe has been made to hold
+(`customer_id`, `subscription_id`, `applied_*`) is written only by the holder of the tenant's
+lease, the one worker that drives Stripe for that tenant at a time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Address(Frozen):
+    line1: str | None = None
+    line2: str | None = None
+    city: str | None = None
+    state: str | None = None
+    postal_code: str | None = None
+    country: str | None = None
+
+
+class CustomerDetails(Frozen):
+    """What Stripe's customer object carries for a tenant."""
+
+    name: str | None = None
+    email: str | None = None
+    address: Address | None = None
+
+    def digest(self) -> str:
+        return digest_of(self.model_dump(mode="json"))
+
+
+class Stamp(Frozen):
+    """When a fact was true. Ties on time are broken by the fact's digest, so every order converges."""
+
+    at: datetime
+    digest: str
+
+    def newer_than(self, other: Stamp | None) -> bool:
+        return other is None or (self.at, self.digest) > (other.at, other.digest)
+
+
+class TenantFacts(Frozen):
+    """What one event says about a tenant. Absent fields say nothing (they do not clear)."""
+
+    tenant_id: str
+    name: str | None = None
+    email: str | None = None
+    address: Address | None = None
+    tier: str | None = None
+    occurred_at: datetime
+
+    def stamp(self) -> Stamp:
+        return Stamp(at=self.occurred_at, digest=digest_of(self.model_dump(mode="json")))
+
+
+class StrRegister(Frozen):
+    value: str
+    stamp: Stamp
+
+
+class AddressRegister(Frozen):
+    value: Address
+    stamp: Stamp
+
+
+class Desired(Frozen):
+    """The state the latest facts describe, one last-writer-wins register per field."""
+
+    name: StrRegister | None = None
+    email: StrRegister | None = None
+    address: AddressRegister | None = None
+    tier: StrRegister | None = None
+    closed: Stamp | None = None
+
+    def merge(self, facts: TenantFacts) -> Desired:
+        stamp = facts.stamp()
+        changes: dict[str, Any] = {}
+        for field in ("name", "email", "tier"):
+            value = getattr(facts, field)
+            current: StrRegister | None = getattr(self, field)
+            if value is not None and stamp.newer_than(current.stamp if current else None):
+                changes[field] = StrRegister(value=value, stamp=stamp)
+        if facts.address is not None and stamp.newer_than(self.address.stamp if self.address else None):
+            changes["address"] = AddressRegister(value=facts.address, stamp=stamp)
+        return self.model_copy(update=changes) if changes else self
+
+    def close(self, stamp: Stamp) -> Desired:
+        """Offboarding is terminal (SBT never reuses a tenant id): the first close stands."""
+        return self if self.closed is not None else self.model_copy(update={"closed": stamp})
+
+    def details(self) -> CustomerDetails:
+        return CustomerDetails(
+            name=self.name.value if self.name else None,
+            email=self.email.value if self.email else None,
+            address=self.address.value if self.address else None,
+        )
+
+    @property
+    def tier_value(self) -> str | None:
+        return self.tier.value if self.tier else None
+
+
+class AccountStatus(StrEnum):
+    PENDING = "pending"  # facts arrived before the provisioning event: nothing in Stripe yet
+    OPENING = "opening"  # customer and subscription are being created
+    OPEN = "open"  # customer and subscription exist; see subscription_status
+    CLOSED = "closed"  # offboarded: subscription cancelled, customer marked or deleted (terminal)
+
+
+class OpeningSnapshot(Frozen):
+    """The parameters the customer and subscription are created with, fixed when opening starts,
+    so that every retry sends Stripe the same request under the same idempotency key."""
+
+    details: CustomerDetails
+    tier: str
+    price_id: str
+    started_at: datetime
+
+
+class Lease(Frozen):
+    owner: str
+    expires_at: datetime
+
+
+class Account(Frozen):
+    tenant_id: str
+    revision: int = 0
+    status: AccountStatus = AccountStatus.PENDING
+    desired: Desired = Field(default_factory=Desired)
+    opening: OpeningSnapshot | None = None
+    customer_id: str | None = None
+    subscription_id: str | None = None
+    subscription_item_id: str | None = None
+    subscription_status: str | None = None
+    price_id: str | None = None
+    applied_tier: str | None = None
+    applied_details_digest: str | None = None
+    customer_deleted: bool = False
+    closed_at: datetime | None = None
+    last_fact_at: datetime | None = None
+    lease: Lease | None = None
+
+    def leased_to_other(self, owner: str, now: datetime) -> bool:
+        return self.lease is not None and self.lease.owner != owner and self.lease.expires_at > now
+
+    def needs_driving(self) -> bool:
+        """Whether Stripe lags behind what the facts describe."""
+        if self.status is AccountStatus.CLOSED:
+            return False
+        if self.desired.closed is not None:
+            return self.status is not AccountStatus.PENDING or self.opening is not None
+        if self.status is AccountStatus.PENDING:
+            return False
+        return (
+            self.customer_id is None
+            or self.subscription_id is None
+            or self.applied_tier != self.desired.tier_value
+            or self.applied_details_digest != self.desired.details().digest()
+        )
+
+    def with_progress_of(self, driven: Account) -> Account:
+        """This account (newer facts merged by others) carrying what the lease holder did in Stripe."""
+        owned = {
+            "status",
+            "opening",
+            "customer_id",
+            "subscription_id",
+            "subscription_item_id",
+            "subscription_status",
+            "price_id",
+            "applied_tier",
+            "applied_details_digest",
+            "customer_deleted",
+            "closed_at",
+            "lease",
+        }
+        return self.model_copy(update={name: getattr(driven, name) for name in owned})
+
+
+class Operation(StrEnum):
+    OPEN_ACCOUNT = "open_account"
+    UPDATE_ACCOUNT = "update_account"
+    CLOSE_ACCOUNT = "close_account"
+
+
+class Result(StrEnum):
+    APPLIED = "applied"  # Stripe now holds what the facts describe
+    UNCHANGED = "unchanged"  # nothing new: a duplicate or an older fact
+    RECORDED = "recorded"  # kept for later (no account yet) or handed to the worker holding the lease
+    IGNORED = "ignored"  # the account is closed: offboarding is terminal
+    IN_FLIGHT = "in_flight"  # the same fact is being processed by another invocation
+    REJECTED = "rejected"  # bad input: nothing was written anywhere
+    FAILED = "failed"  # Stripe refused for good: reported on the bus
+
+
+class Outcome(Frozen):
+    tenant_id: str | None
+    operation: Operation
+    result: Result
+    reason: str | None = None
+    customer_id: str | None = None
+    subscription_id: str | None = None
+    subscription_status: str | None = None
+    tier: str | None = None
+
+    def as_response(self) -> dict[str, str]:
+        return {key: str(value) for key, value in self.model_dump(mode="json").items() if value is not None}
+
+
+def digest_of(data: Any) -> str:
+    encoded = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return hashlib.sha256(encoded).hexdigest()[:32]

@@ -1,0 +1,113 @@
+"""The deployment's settings: one model, read from the environment once, validated at first use."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from enum import StrEnum
+from functools import cache
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class CollectionMode(StrEnum):
+    """How a tenant without a payment method is billed from day one."""
+
+    SEND_INVOICE = "send_invoice"  # Stripe emails an invoice payable within DAYS_UNTIL_DUE days
+    TRIAL = "trial"  # charge automatically after TRIAL_DAYS; pause if no payment method by then
+
+
+class ProrationBehavior(StrEnum):
+    CREATE_PRORATIONS = "create_prorations"
+    ALWAYS_INVOICE = "always_invoice"
+    NONE = "none"
+
+
+class CancellationMode(StrEnum):
+    IMMEDIATELY = "immediately"  # cancel now, prorate, and invoice what is owed at once
+    PERIOD_END = "period_end"  # keep the service paid for until the period ends
+
+
+class CustomerOnDelete(StrEnum):
+    MARK_OFFBOARDED = "mark_offboarded"  # keep the customer (and its invoices), metadata offboarded=true
+    DELETE = "delete"
+
+
+class TierPlan(BaseModel):
+    """What a tier costs: Stripe prices by lookup key (or by id when the value starts with `price_`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    price: Annotated[str, Field(min_length=1)]
+    seat_price: str | None = None
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    accounts_table: Annotated[str, Field(min_length=1, alias="ACCOUNTS_TABLE")]
+    idempotency_table: Annotated[str, Field(min_length=1, alias="IDEMPOTENCY_TABLE")]
+    event_bus_name: Annotated[str, Field(min_length=1, alias="EVENT_BUS_NAME")]
+    event_source: Annotated[str, Field(min_length=1, alias="EVENT_SOURCE")] = "sbt.control.plane"
+    tier_catalogue: Annotated[dict[str, TierPlan], Field(alias="TIER_CATALOGUE")]
+    stripe_secret_name: Annotated[str | None, Field(alias="STRIPE_SECRET_NAME")] = None
+    stripe_api_key: Annotated[str | None, Field(alias="STRIPE_API_KEY", repr=False)] = None
+    stripe_api_base: Annotated[str | None, Field(alias="STRIPE_API_BASE")] = None
+    stripe_max_network_retries: Annotated[int, Field(ge=0, le=10, alias="STRIPE_MAX_NETWORK_RETRIES")] = 3
+    collection_mode: Annotated[CollectionMode, Field(alias="COLLECTION_MODE")] = CollectionMode.SEND_INVOICE
+    days_until_due: Annotated[int, Field(ge=0, le=730, alias="DAYS_UNTIL_DUE")] = 30
+    trial_days: Annotated[int, Field(ge=1, le=730, alias="TRIAL_DAYS")] = 14
+    proration_behavior: Annotated[ProrationBehavior, Field(alias="PRORATION_BEHAVIOR")] = (
+        ProrationBehavior.CREATE_PRORATIONS
+    )
+    cancellation_mode: Annotated[CancellationMode, Field(alias="CANCELLATION_MODE")] = (
+        CancellationMode.IMMEDIATELY
+    )
+    customer_on_delete: Annotated[CustomerOnDelete, Field(alias="CUSTOMER_ON_DELETE")] = (
+        CustomerOnDelete.MARK_OFFBOARDED
+    )
+    idempotency_expiry_seconds: Annotated[int, Field(ge=60, alias="IDEMPOTENCY_EXPIRY_SECONDS")] = 86_400
+    lease_seconds: Annotated[int, Field(ge=5, le=3600, alias="LEASE_SECONDS")] = 120
+
+    @field_validator("tier_catalogue", mode="before")
+    @classmethod
+    def _parse_catalogue(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"not valid JSON ({error.msg})") from None
+        if isinstance(value, dict) and not value:
+            raise ValueError("names no tier")
+        if isinstance(value, dict):
+            # A bare string is shorthand for {"price": "<lookup key>"}.
+            return {tier: {"price": plan} if isinstance(plan, str) else plan for tier, plan in value.items()}
+        return value
+
+    @field_validator("stripe_api_key")
+    @classmethod
+    def _test_mode_only_locally(cls, value: str | None) -> str | None:
+        if value is not None and value.startswith(("sk_live_", "rk_live_")):
+            raise ValueError("is a live-mode key; STRIPE_API_KEY is for test mode and local runs only")
+        return value
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str]) -> Settings:
+        try:
+            return cls.model_validate(dict(environ))
+        except ValidationError as error:
+            problems = "; ".join(
+                f"{'.'.join(str(part) for part in issue['loc'])}: {issue['msg']}" for issue in error.errors()
+            )
+            raise SettingsError(f"invalid configuration: {problems}") from None
+
+
+class SettingsError(Exception):
+    """The deployment is misconfigured: no event can be processed until it is fixed."""
+
+
+@cache
+def settings() -> Settings:
+    return Settings.from_environment(os.environ)

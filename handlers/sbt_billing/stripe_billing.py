@@ -1,0 +1,285 @@
+"""Every Stripe call the product makes, and the one place Stripe's errors are translated.
+
+The SDK retries connection errors, 409s and 5xx itself (`max_network_retries`, same idempotency key);
+this adapter adds bounded backoff for 429 rate limits, which the SDK retries only when Stripe says
+`Stripe-Should-Retry: true`. What is still failing after that is a TransientBillingError (the
+platform retries the event); a request Stripe refuses for good is a PermanentBillingError.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from datetime import datetime
+from threading import Lock
+from typing import TYPE_CHECKING, TypeVar
+
+import stripe
+
+from .errors import ConfigurationError, PermanentBillingError, TransientBillingError
+from .models import CustomerDetails
+from .ports import SubscriptionState
+from .settings import CancellationMode, CollectionMode, CustomerOnDelete, ProrationBehavior
+
+if TYPE_CHECKING:
+    from stripe.params import (
+        CustomerCreateParams,
+        CustomerCreateParamsAddress,
+        CustomerUpdateParams,
+        SubscriptionCreateParams,
+    )
+
+T = TypeVar("T")
+
+PRICE_CACHE_SECONDS = 300.0
+
+
+class BillingPolicy:
+    """The deployment's choices that shape Stripe requests (from Settings)."""
+
+    def __init__(
+        self,
+        collection_mode: CollectionMode,
+        days_until_due: int,
+        trial_days: int,
+        proration_behavior: ProrationBehavior,
+        cancellation_mode: CancellationMode,
+        customer_on_delete: CustomerOnDelete,
+    ) -> None:
+        self.collection_mode = collection_mode
+        self.days_until_due = days_until_due
+        self.trial_days = trial_days
+        self.proration_behavior = proration_behavior
+        self.cancellation_mode = cancellation_mode
+        self.customer_on_delete = customer_on_delete
+
+
+class StripeBillingGateway:
+    def __init__(
+        self,
+        client: stripe.StripeClient,
+        policy: BillingPolicy,
+        rate_limit_retries: int = 4,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._client = client
+        self._policy = policy
+        self._rate_limit_retries = rate_limit_retries
+        self._sleep = sleep
+        self._prices: dict[str, tuple[str, float]] = {}
+        self._prices_lock = Lock()
+
+    # -- catalogue --------------------------------------------------------------------------------
+
+    def price_for(self, lookup_key_or_id: str) -> str:
+        """A price id for a lookup key, cached for a few minutes per container; ids pass through."""
+        if lookup_key_or_id.startswith("price_"):
+            return lookup_key_or_id
+        now = time.monotonic()
+        with self._prices_lock:
+            cached = self._prices.get(lookup_key_or_id)
+            if cached is not None and now - cached[1] < PRICE_CACHE_SECONDS:
+                return cached[0]
+        prices = self._call(
+            lambda: self._client.v1.prices.list(params={"lookup_keys": [lookup_key_or_id], "active": True})
+        )
+        if not prices.data:
+            raise PermanentBillingError(f"no active Stripe price has the lookup key {lookup_key_or_id!r}")
+        price_id = prices.data[0].id
+        with self._prices_lock:
+            self._prices[lookup_key_or_id] = (price_id, now)
+        return price_id
+
+    # -- customers --------------------------------------------------------------------------------
+
+    def find_customer(self, tenant_id: str) -> str | None:
+        query = f"metadata['tenantId']:'{_quoted(tenant_id)}'"
+        found = self._call(lambda: self._client.v1.customers.search(params={"query": query, "limit": 1}))
+        return found.data[0].id if found.data else None
+
+    def create_customer(self, tenant_id: str, details: CustomerDetails, idempotency_key: str) -> str:
+        params: CustomerCreateParams = {"metadata": {"tenantId": tenant_id}}
+        if details.name is not None:
+            params["name"] = details.name
+        if details.email is not None:
+            params["email"] = details.email
+        if details.address is not None:
+            params["address"] = _address(details)
+        customer = self._call(
+            lambda: self._client.v1.customers.create(
+                params=params, options={"idempotency_key": idempotency_key}
+            )
+        )
+        return customer.id
+
+    def update_customer(self, customer_id: str, details: CustomerDetails, idempotency_key: str) -> None:
+        params: CustomerUpdateParams = {}
+        if details.name is not None:
+            params["name"] = details.name
+        if details.email is not None:
+            params["email"] = details.email
+        if details.address is not None:
+            params["address"] = _address(details)
+        if not params:
+            return
+        self._call(
+            lambda: self._client.v1.customers.update(
+                customer_id, params=params, options={"idempotency_key": idempotency_key}
+            )
+        )
+
+    def close_customer(self, customer_id: str, closed_at: datetime, idempotency_key: str) -> bool:
+        if self._policy.customer_on_delete is CustomerOnDelete.DELETE:
+            try:
+                self._call(
+                    lambda: self._client.v1.customers.delete(
+                        customer_id, options={"idempotency_key": idempotency_key}
+                    )
+                )
+            except PermanentBillingError as error:
+                if "resource_missing" not in str(error):
+                    raise
+            return True
+        self._call(
+            lambda: self._client.v1.customers.update(
+                customer_id,
+                params={"metadata": {"offboarded": "true", "offboardedAt": closed_at.isoformat()}},
+                options={"idempotency_key": idempotency_key},
+            )
+        )
+        return False
+
+    # -- subscriptions ----------------------------------------------------------------------------
+
+    def find_subscription(self, customer_id: str) -> SubscriptionState | None:
+        found = self._call(
+            lambda: self._client.v1.subscriptions.list(
+                params={"customer": customer_id, "status": "all", "limit": 10}
+            )
+        )
+        for subscription in found.data:
+            if subscription.status not in ("canceled", "incomplete_expired"):
+                return _state(subscription)
+        return None
+
+    def create_subscription(
+        self, tenant_id: str, customer_id: str, price_id: str, idempotency_key: str
+    ) -> SubscriptionState:
+        params: SubscriptionCreateParams = {
+            "customer": customer_id,
+            "items": [{"price": price_id}],
+            "metadata": {"tenantId": tenant_id},
+        }
+        if self._policy.collection_mode is CollectionMode.SEND_INVOICE:
+            params["collection_method"] = "send_invoice"
+            params["days_until_due"] = self._policy.days_until_due
+        else:
+            params["collection_method"] = "charge_automatically"
+            params["trial_period_days"] = self._policy.trial_days
+            params["trial_settings"] = {"end_behavior": {"missing_payment_method": "pause"}}
+        subscription = self._call(
+            lambda: self._client.v1.subscriptions.create(
+                params=params, options={"idempotency_key": idempotency_key}
+            )
+        )
+        return _state(subscription)
+
+    def change_price(self, item_id: str, price_id: str, idempotency_key: str) -> None:
+        self._call(
+            lambda: self._client.v1.subscription_items.update(
+                item_id,
+                params={"price": price_id, "proration_behavior": self._policy.proration_behavior.value},
+                options={"idempotency_key": idempotency_key},
+            )
+        )
+
+    def cancel_subscription(self, subscription_id: str, idempotency_key: str) -> str:
+        options: stripe.RequestOptions = {"idempotency_key": idempotency_key}
+        try:
+            if self._policy.cancellation_mode is CancellationMode.PERIOD_END:
+                updated = self._call(
+                    lambda: self._client.v1.subscriptions.update(
+                        subscription_id, params={"cancel_at_period_end": True}, options=options
+                    )
+                )
+                return updated.status
+            canceled = self._call(
+                lambda: self._client.v1.subscriptions.cancel(
+                    subscription_id, params={"invoice_now": True, "prorate": True}, options=options
+                )
+            )
+            return canceled.status
+        except PermanentBillingError:
+            # Cancelled already (in the dashboard, or by Stripe after failed payments): that is the goal.
+            current = self._call(lambda: self._client.v1.subscriptions.retrieve(subscription_id))
+            if current.status == "canceled":
+                return current.status
+            raise
+
+    # -- the seam ---------------------------------------------------------------------------------
+
+    def _call(self, request: Callable[[], T]) -> T:
+        for attempt in range(self._rate_limit_retries + 1):
+            try:
+                return request()
+            except stripe.RateLimitError as error:
+                if attempt == self._rate_limit_retries:
+                    raise TransientBillingError(_describe(error)) from None
+                self._sleep(min(8.0, 0.5 * 2**attempt) * random.uniform(0.5, 1.0))  # noqa: S311 - jitter
+            except (stripe.APIConnectionError, stripe.APIError) as error:
+                raise TransientBillingError(_describe(error)) from None
+            except (stripe.AuthenticationError, stripe.PermissionError) as error:
+                raise ConfigurationError(_describe(error)) from None
+            except stripe.IdempotencyError as error:
+                if error.http_status == 409:
+                    raise TransientBillingError(_describe(error)) from None
+                raise PermanentBillingError(_describe(error)) from None
+            except stripe.StripeError as error:
+                status = error.http_status or 0
+                if status >= 500 or status == 409:
+                    raise TransientBillingError(_describe(error)) from None
+                raise PermanentBillingError(_describe(error)) from None
+        raise AssertionError("unreachable")
+
+
+def _describe(error: stripe.StripeError) -> str:
+    """Stripe's own words, without anything that could carry a key."""
+    code = getattr(error, "code", None)
+    parts = [type(error).__name__]
+    if error.http_status:
+        parts.append(str(error.http_status))
+    if code:
+        parts.append(str(code))
+    message = error.user_message or (error.error.message if error.error else None) or ""
+    return " ".join(parts) + (f": {_redact(message)}" if message else "")
+
+
+def _redact(message: str) -> str:
+    words = []
+    for word in message.split():
+        if word.startswith(("sk_", "rk_", "whsec_")):
+            word = word[:8] + "…"
+        words.append(word)
+    return " ".join(words)
+
+
+def _quoted(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def _address(details: CustomerDetails) -> CustomerCreateParamsAddress:
+    assert details.address is not None
+    address: CustomerCreateParamsAddress = {}
+    for field in ("line1", "line2", "city", "state", "postal_code", "country"):
+        value = getattr(details.address, field)
+        if value is not None:
+            address[field] = value
+    return address
+
+
+def _state(subscription: stripe.Subscription) -> SubscriptionState:
+    item = subscription["items"].data[0]
+    return SubscriptionState(
+        subscription_id=subscription.id, item_id=item.id, status=subscription.status, price_id=item.price.id
+    )
