@@ -1,0 +1,267 @@
+"""The lifecycle's rules, with in-memory doubles: exactly once, in any order, nothing orphaned."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from sbt_billing.errors import InvalidEvent, PermanentBillingError, TransientBillingError
+from sbt_billing.lifecycle import BILLING_FAILURE, BILLING_SUCCESS, Lifecycle
+from sbt_billing.models import AccountStatus, Address, Lease, Result, TenantFacts
+from sbt_billing.settings import TierPlan
+from tests.doubles import FakeBillingGateway, FakeStripe, FixedClock, InMemoryAccountStore, RecordingPublisher
+
+T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+CATALOGUE = {"basic": TierPlan(price="basic_key"), "premium": TierPlan(price="premium_key")}
+
+
+class World:
+    def __init__(self) -> None:
+        self.store = InMemoryAccountStore()
+        self.stripe = FakeStripe()
+        self.publisher = RecordingPublisher()
+        self.clock = FixedClock()
+
+    def lifecycle(self, owner: str | None = None) -> Lifecycle:
+        return Lifecycle(
+            self.store, FakeBillingGateway(self.stripe), self.publisher, self.clock, CATALOGUE, 120, owner=owner
+        )
+
+    def account(self, tenant: str = "t1"):  # type: ignore[no-untyped-def]
+        return self.store.items[tenant]
+
+
+def provision(at: datetime = T0, tenant: str = "t1", tier: str = "basic", **fields: object) -> TenantFacts:
+    return TenantFacts(tenant_id=tenant, name="acme", email="ops@acme.test", tier=tier, occurred_at=at, **fields)  # type: ignore[arg-type]
+
+
+def update(at: datetime, tenant: str = "t1", **fields: object) -> TenantFacts:
+    return TenantFacts(tenant_id=tenant, occurred_at=at, **fields)  # type: ignore[arg-type]
+
+
+def delete(at: datetime, tenant: str = "t1") -> TenantFacts:
+    return TenantFacts(tenant_id=tenant, occurred_at=at)
+
+
+@pytest.fixture
+def world() -> World:
+    return World()
+
+
+def test_opening_creates_one_customer_and_one_subscription(world: World) -> None:
+    outcome = world.lifecycle().open_account(provision())
+
+    assert outcome.result is Result.APPLIED
+    assert world.stripe.calls == ["create_customer", "create_subscription"]
+    account = world.account()
+    assert account.status is AccountStatus.OPEN
+    assert account.customer_id and account.subscription_id and account.subscription_item_id
+    assert account.applied_tier == "basic" and account.lease is None
+    assert world.publisher.of_type(BILLING_SUCCESS)[0]["customerId"] == account.customer_id
+
+
+def test_opening_twice_makes_no_second_call(world: World) -> None:
+    world.lifecycle().open_account(provision())
+
+    again = world.lifecycle().open_account(provision(at=T0 + timedelta(seconds=5)))
+
+    assert again.result is Result.UNCHANGED
+    assert world.stripe.writes() == 2
+    assert len(world.stripe.customers) == 1
+
+
+def test_opening_uses_three_account_round_trips(world: World) -> None:
+    world.lifecycle().open_account(provision())
+
+    assert (world.store.reads, world.store.writes) == (1, 2)
+
+
+def test_a_detail_update_is_one_customer_update(world: World) -> None:
+    world.lifecycle().open_account(provision())
+
+    outcome = world.lifecycle().update_account(update(T0 + timedelta(hours=1), email="new@acme.test"))
+
+    assert outcome.result is Result.APPLIED
+    assert world.stripe.calls[2:] == ["update_customer"]
+    assert next(iter(world.stripe.customers.values())).details.email == "new@acme.test"
+
+
+def test_a_tier_change_swaps_the_price_on_the_same_subscription(world: World) -> None:
+    world.lifecycle().open_account(provision())
+
+    world.lifecycle().update_account(update(T0 + timedelta(hours=1), tier="premium"))
+
+    assert world.stripe.calls[2:] == ["change_price"]
+    assert [s.price_id for s in world.stripe.subscriptions.values()] == ["price_premium"]
+    assert world.account().applied_tier == "premium"
+
+
+def test_tier_a_then_b_then_a_again_is_three_changes(world: World) -> None:
+    world.lifecycle().open_account(provision())
+    for hours, tier in ((1, "premium"), (2, "basic"), (3, "premium")):
+        world.lifecycle().update_account(update(T0 + timedelta(hours=hours), tier=tier))
+
+    assert world.stripe.writes("change_price") == 3
+    assert [s.price_id for s in world.stripe.subscriptions.values()] == ["price_premium"]
+
+
+def test_an_older_update_after_a_newer_one_changes_nothing(world: World) -> None:
+    world.lifecycle().open_account(provision())
+    world.lifecycle().update_account(update(T0 + timedelta(hours=2), email="newest@acme.test"))
+
+    outcome = world.lifecycle().update_account(update(T0 + timedelta(hours=1), email="older@acme.test"))
+
+    assert outcome.result is Result.UNCHANGED
+    assert world.account().desired.email is not None
+    assert world.account().desired.email.value == "newest@acme.test"
+    assert world.stripe.writes("update_customer") == 1
+
+
+def test_an_update_before_the_account_opens_is_kept_and_applied_at_opening(world: World) -> None:
+    early = world.lifecycle().update_account(update(T0 + timedelta(hours=1), tier="premium"))
+    assert early.result is Result.RECORDED
+    assert world.stripe.writes() == 0
+
+    world.lifecycle().open_account(provision(tier="basic"))
+
+    assert world.stripe.calls == ["create_customer", "create_subscription"]
+    assert [s.price_id for s in world.stripe.subscriptions.values()] == ["price_premium"]
+
+
+def test_a_delete_before_the_create_leaves_nothing_in_stripe(world: World) -> None:
+    closed = world.lifecycle().close_account(delete(T0 + timedelta(minutes=5)))
+    opened = world.lifecycle().open_account(provision())
+
+    assert closed.result is Result.APPLIED
+    assert opened.result is Result.IGNORED
+    assert world.stripe.writes() == 0
+    assert world.account().status is AccountStatus.CLOSED
+
+
+def test_closing_cancels_then_marks_the_customer(world: World) -> None:
+    world.lifecycle().open_account(provision())
+
+    outcome = world.lifecycle().close_account(delete(T0 + timedelta(days=1)))
+
+    assert outcome.result is Result.APPLIED
+    assert world.stripe.calls[2:] == ["cancel_subscription", "close_customer"]
+    assert world.account().status is AccountStatus.CLOSED
+    assert next(iter(world.stripe.customers.values())).offboarded
+
+
+def test_a_closed_account_ignores_later_updates(world: World) -> None:
+    world.lifecycle().open_account(provision())
+    world.lifecycle().close_account(delete(T0 + timedelta(days=1)))
+
+    outcome = world.lifecycle().update_account(update(T0 + timedelta(days=2), tier="premium"))
+
+    assert outcome.result is Result.IGNORED
+    assert world.stripe.writes("change_price") == 0
+
+
+def test_a_transient_failure_after_the_customer_then_a_retry_makes_one_customer(world: World) -> None:
+    world.stripe.fail_next["create_subscription"] = TransientBillingError("500 from Stripe")
+    with pytest.raises(TransientBillingError):
+        world.lifecycle().open_account(provision())
+    assert world.account().lease is None, "the failed attempt hands the lease back"
+    assert world.account().customer_id is not None, "and keeps what Stripe already did"
+
+    outcome = world.lifecycle().open_account(provision())
+
+    assert outcome.result is Result.APPLIED
+    assert len(world.stripe.customers) == 1 and len(world.stripe.subscriptions) == 1
+
+
+def test_an_opening_interrupted_beyond_the_key_window_finds_what_it_created(world: World) -> None:
+    world.stripe.fail_next["create_subscription"] = TransientBillingError("timeout")
+    crashed = world.lifecycle()
+    with pytest.raises(TransientBillingError):
+        crashed.open_account(provision())
+    # The crash also lost the record of the customer; Stripe's key window has since passed.
+    lost = world.account().model_copy(update={"customer_id": None})
+    world.store.items["t1"] = lost
+    world.stripe.replays.clear()
+    world.clock.advance(hours=30)
+
+    world.lifecycle().open_account(provision())
+
+    assert len(world.stripe.customers) == 1
+    assert len(world.stripe.subscriptions) == 1
+
+
+def test_a_permanent_refusal_is_reported_and_releases_the_lease(world: World) -> None:
+    world.stripe.fail_next["create_customer"] = PermanentBillingError("InvalidRequestError 400: email invalid")
+
+    outcome = world.lifecycle().open_account(provision())
+
+    assert outcome.result is Result.FAILED
+    assert "email invalid" in (outcome.reason or "")
+    assert world.publisher.of_type(BILLING_FAILURE) == [
+        {"tenantId": "t1", "operation": "open_account", "reason": "InvalidRequestError 400: email invalid"}
+    ]
+    assert world.account().lease is None
+
+
+def test_an_unknown_tier_is_invalid_before_anything_is_written(world: World) -> None:
+    with pytest.raises(InvalidEvent, match="tier"):
+        world.lifecycle().open_account(provision(tier="platinum"))
+
+    assert world.store.writes == 0 and world.stripe.writes() == 0
+
+
+def test_facts_recorded_while_another_worker_holds_the_lease_are_applied_by_it(world: World) -> None:
+    world.lifecycle().open_account(provision())
+    holder = world.lifecycle(owner="holder")
+    # Another worker took the lease to apply a change; meanwhile a newer fact arrives.
+    leased = world.account().model_copy(
+        update={"lease": Lease(owner="holder", expires_at=world.clock.now() + timedelta(minutes=2))}
+    )
+    world.store.items["t1"] = leased
+    recorded = world.lifecycle(owner="other").update_account(update(T0 + timedelta(hours=1), tier="premium"))
+    assert recorded.result is Result.RECORDED
+    assert world.stripe.writes("change_price") == 0
+
+    # The holder finishes its own fact; before releasing it applies the one recorded meanwhile.
+    holder.update_account(update(T0 + timedelta(hours=2), email="holder@acme.test"))
+
+    assert world.stripe.writes("change_price") == 1
+    assert world.account().applied_tier == "premium" and world.account().lease is None
+
+
+EVENTS: dict[str, Callable[[Lifecycle], object]] = {
+    "provision": lambda lc: lc.open_account(provision(address=Address(city="Springfield"))),
+    "email": lambda lc: lc.update_account(update(T0 + timedelta(hours=1), email="later@acme.test")),
+    "tier": lambda lc: lc.update_account(update(T0 + timedelta(hours=2), tier="premium")),
+    "older_tier": lambda lc: lc.update_account(update(T0 + timedelta(minutes=30), tier="basic")),
+}
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(EVENTS)))
+def test_every_delivery_order_of_provision_and_updates_converges(order: tuple[str, ...]) -> None:
+    world = World()
+    for name in order:
+        EVENTS[name](world.lifecycle())
+
+    customer = next(iter(world.stripe.customers.values()))
+    assert len(world.stripe.customers) == 1 and len(world.stripe.subscriptions) == 1
+    assert customer.details.email == "later@acme.test"
+    assert [s.price_id for s in world.stripe.subscriptions.values()] == ["price_premium"]
+    assert world.account().applied_tier == "premium"
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations([*EVENTS, "delete"])))
+def test_every_delivery_order_with_a_delete_ends_closed_with_nothing_live(order: tuple[str, ...]) -> None:
+    world = World()
+    for name in order:
+        if name == "delete":
+            world.lifecycle().close_account(delete(T0 + timedelta(days=1)))
+        else:
+            EVENTS[name](world.lifecycle())
+
+    assert world.account().status is AccountStatus.CLOSED
+    assert all(sub.status == "canceled" for sub in world.stripe.subscriptions.values())
+    assert all(customer.offboarded for customer in world.stripe.customers.values())
+    assert len(world.stripe.customers) <= 1
