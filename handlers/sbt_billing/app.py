@@ -198,6 +198,26 @@ def _idempotent_apply() -> Callable[..., Outcome]:
     return wrapped
 
 
+def forget_clients() -> None:
+    """Drops every cached setting and client, for a process that changes its environment between
+    events (the tests and the local runner). Lambda never needs it."""
+    from .settings import settings as cached_settings
+
+    for factory in (
+        cached_settings,
+        _aws_client,
+        _secrets,
+        account_store,
+        publisher,
+        idempotency_config,
+        _persistence,
+        _idempotent_apply,
+    ):
+        factory.cache_clear()
+    with _gateways_lock:
+        _gateways.clear()
+
+
 # -- one event, end to end -----------------------------------------------------------------------
 
 

@@ -1,0 +1,173 @@
+"""A stack on loopback for integration tests: moto's server for AWS, the Stripe emulator for Stripe,
+tables made from template.yaml, events routed to handlers by the template's own rules."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import urllib.request
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import stripe
+
+from devtools.moto_server import AwsClients, EventCapture, LocalResources, create_resources
+from devtools.template import event_routes, function_handlers, routes_for
+
+ROOT = Path(__file__).resolve().parents[1]
+EVENTS = ROOT / "events"
+TEST_KEY = "sk_test_harness_0000000000000000"
+CATALOGUE = {
+    "basic": ("Basic", 2900, "sbt_basic_monthly"),
+    "standard": ("Standard", 9900, "sbt_standard_monthly"),
+    "premium": ("Premium", 29900, "sbt_premium_monthly"),
+}
+
+
+def sample(name: str) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads((EVENTS / name).read_text())
+    return event
+
+
+class FakeLambdaContext:
+    def __init__(self, function_name: str) -> None:
+        self.function_name = function_name
+        self.function_version = "$LATEST"
+        self.memory_limit_in_mb = 512
+        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{function_name}"
+        self.aws_request_id = os.urandom(8).hex()
+        self.log_group_name = f"/aws/lambda/{function_name}"
+        self.log_stream_name = "local"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+class Emulator:
+    """The Stripe emulator's admin API, over HTTP as any out-of-process user would reach it."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def admin(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            f"{self.url}/_emulator/{path}",
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            raw = response.read()
+        return json.loads(raw) if raw else None
+
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = self.admin("GET", "counts")
+        return counts
+
+    def writes(self) -> int:
+        """Requests that changed or could change Stripe (POST and DELETE) and reached the endpoint."""
+        return sum(n for route, n in self.counts().items() if route.split(" ", 1)[0] in ("POST", "DELETE"))
+
+    def fault(self, **spec: Any) -> None:
+        self.admin("POST", "faults", spec)
+
+    def client(self) -> stripe.StripeClient:
+        return stripe.StripeClient(TEST_KEY, base_addresses={"api": self.url}, max_network_retries=0)
+
+    def seed_catalogue(self) -> None:
+        client = self.client()
+        for name, amount, lookup_key in CATALOGUE.values():
+            client.v1.prices.create(
+                params={
+                    "currency": "usd",
+                    "unit_amount": amount,
+                    "recurring": {"interval": "month"},
+                    "lookup_key": lookup_key,
+                    "product_data": {"name": name},
+                }
+            )
+
+
+@dataclass
+class Stack:
+    resources: LocalResources
+    emulator: Emulator
+    capture: EventCapture
+    environment: dict[str, str]
+    outcomes: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def clients(self) -> AwsClients:
+        return AwsClients(self.resources.endpoint, self.resources.region)
+
+    def invoke(self, function_id: str, event: Mapping[str, Any]) -> dict[str, str]:
+        handler = function_handlers(self.resources.parameter_overrides(), self.resources.resource_names())[
+            function_id
+        ]
+        module = importlib.import_module(handler.module)
+        result: dict[str, str] = getattr(module, handler.function)(
+            dict(event), FakeLambdaContext(function_id)
+        )
+        self.outcomes.append(result)
+        return result
+
+    def deliver(self, event: Mapping[str, Any]) -> list[dict[str, str]]:
+        """Invokes every function whose rule matches, exactly as the template routes the event."""
+        routes = routes_for(event, event_routes(self.resources.parameter_overrides()))
+        return [self.invoke(route.function_id, event) for route in routes]
+
+    def account(self, tenant_id: str) -> dict[str, Any] | None:
+        from sbt_billing.tenant_accounts import account_from_item
+
+        item = (
+            self.clients.dynamodb()
+            .get_item(
+                TableName=self.resources.tables["AccountsTable"],
+                Key={"tenantId": {"S": tenant_id}},
+                ConsistentRead=True,
+            )
+            .get("Item")
+        )
+        return account_from_item(item).model_dump(mode="json") if item else None
+
+    def table_items(self, logical_id: str) -> list[dict[str, Any]]:
+        return self.clients.dynamodb().scan(TableName=self.resources.tables[logical_id])["Items"]
+
+    def published(self) -> list[dict[str, Any]]:
+        return self.capture.drain()
+
+
+@contextmanager
+def stack_on(
+    moto_endpoint: str, emulator_url: str, overrides: Mapping[str, str] | None = None
+) -> Iterator[Stack]:
+    """Fresh tables, bus and secret; the emulator reset and seeded; the functions' environment set."""
+    from sbt_billing.app import forget_clients
+
+    emulator = Emulator(emulator_url)
+    emulator.admin("POST", "reset")
+    emulator.seed_catalogue()
+    resources = create_resources(moto_endpoint, stripe_api_key=TEST_KEY)
+    capture = EventCapture(AwsClients(moto_endpoint, resources.region), resources.event_bus_name)
+    handlers = function_handlers(resources.parameter_overrides(), resources.resource_names())
+    environment = dict(next(iter(handlers.values())).environment)
+    environment.update(
+        {"STRIPE_API_BASE": emulator_url, "STRIPE_MAX_NETWORK_RETRIES": "2", **(overrides or {})}
+    )
+    previous = {name: os.environ.get(name) for name in environment}
+    os.environ.update(environment)
+    forget_clients()
+    try:
+        yield Stack(resources, emulator, capture, environment)
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        forget_clients()

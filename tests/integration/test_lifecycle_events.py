@@ -1,0 +1,212 @@
+"""The three lifecycle handlers fed the sample events, against moto's server and the Stripe emulator."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from tests.harness import Stack, sample, stack_on
+
+PROVISION = "01_provision_success.json"
+TENANT = sample(PROVISION)["detail"]["tenantId"]
+
+
+@pytest.fixture
+def stack(moto_endpoint: str, emulator_url: str) -> Iterator[Stack]:
+    with stack_on(moto_endpoint, emulator_url) as stack:
+        yield stack
+
+
+def republished(event: dict[str, Any], n: int) -> dict[str, Any]:
+    """The same fact put on the bus again: a new EventBridge id (and a later time)."""
+    return {
+        **event,
+        "id": f"{event['id'][:-4]}{n:04d}",
+        "time": event["time"].replace(":00Z", f":{n % 60:02d}Z"),
+    }
+
+
+def test_provisioning_creates_one_customer_and_one_subscription(stack: Stack) -> None:
+    [outcome] = stack.deliver(sample(PROVISION))
+
+    assert outcome["result"] == "applied"
+    counts = stack.emulator.counts()
+    assert counts.get("POST /v1/customers") == 1
+    assert counts.get("POST /v1/subscriptions") == 1
+    assert stack.emulator.writes() == 2
+    account = stack.account(TENANT)
+    assert account is not None
+    assert account["status"] == "open" and account["applied_tier"] == "basic"
+    assert account["customer_id"] == outcome["customer_id"]
+    state = stack.emulator.admin("GET", "state")
+    [customer] = state["customers"].values() if isinstance(state["customers"], dict) else state["customers"]
+    assert customer["metadata"]["tenantId"] == TENANT
+    assert customer["email"] == "billing@acme.test" and customer["address"]["city"] == "Springfield"
+    published = stack.published()
+    assert [e["detail-type"] for e in published] == ["sbt_aws_billingSuccess"]
+    assert published[0]["detail"]["tenantId"] == TENANT
+
+
+def test_ten_deliveries_and_republished_copies_make_one_customer(stack: Stack) -> None:
+    event = sample(PROVISION)
+    outcomes = [stack.deliver(event)[0] for _ in range(10)]
+    outcomes += [stack.deliver(republished(event, n))[0] for n in range(1, 4)]
+    outcomes += stack.deliver(sample("02_provision_success_duplicate.json"))
+
+    assert outcomes[0]["result"] == "applied"
+    assert {o["result"] for o in outcomes[1:]} == {"applied"}, "duplicates replay the first outcome"
+    assert stack.emulator.writes() == 2
+    assert len(stack.table_items("AccountsTable")) == 1
+
+
+def test_twenty_concurrent_deliveries_make_one_customer_and_no_failure(stack: Stack) -> None:
+    event = sample(PROVISION)
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        outcomes = list(pool.map(lambda n: stack.deliver(republished(event, n))[0], range(20)))
+
+    assert {o["result"] for o in outcomes} <= {"applied", "in_flight", "unchanged"}
+    counts = stack.emulator.counts()
+    assert counts.get("POST /v1/customers") == 1
+    assert counts.get("POST /v1/subscriptions") == 1
+
+
+def test_a_detail_update_is_one_stripe_call(stack: Stack) -> None:
+    stack.deliver(sample(PROVISION))
+    before = stack.emulator.writes()
+
+    [outcome] = stack.deliver(sample("04_tenant_updated.json"))
+
+    assert outcome["result"] == "applied"
+    assert stack.emulator.writes() - before == 1
+    assert stack.emulator.counts().get("POST /v1/customers/{id}") == 1
+
+
+def test_a_tier_change_is_one_stripe_call_on_the_same_subscription(stack: Stack) -> None:
+    [opened] = stack.deliver(sample(PROVISION))
+    before = stack.emulator.writes()
+
+    [outcome] = stack.deliver(sample("05_tenant_updated_tier_change.json"))
+
+    assert outcome["result"] == "applied" and outcome["tier"] == "premium"
+    assert stack.emulator.writes() - before == 1
+    assert outcome["subscription_id"] == opened["subscription_id"]
+    subscription = stack.emulator.client().v1.subscriptions.retrieve(opened["subscription_id"])
+    assert subscription["items"].data[0].price.lookup_key == "sbt_premium_monthly"
+
+
+def test_deleting_cancels_and_marks_the_customer_in_at_most_two_calls(stack: Stack) -> None:
+    [opened] = stack.deliver(sample(PROVISION))
+    before = stack.emulator.writes()
+
+    [outcome] = stack.deliver(sample("06_tenant_deleted.json"))
+
+    assert outcome["result"] == "applied"
+    assert stack.emulator.writes() - before <= 2
+    client = stack.emulator.client()
+    assert client.v1.subscriptions.retrieve(opened["subscription_id"]).status == "canceled"
+    assert client.v1.customers.retrieve(opened["customer_id"]).metadata["offboarded"] == "true"
+    account = stack.account(TENANT)
+    assert account is not None and account["status"] == "closed"
+
+
+def test_a_delete_before_the_create_leaves_nothing_in_stripe(stack: Stack) -> None:
+    [closed] = stack.deliver(sample("07_deleted_before_create_offboarding.json"))
+    [ignored] = stack.deliver(sample("08_deleted_before_create_provision.json"))
+
+    assert (closed["result"], ignored["result"]) == ("applied", "ignored")
+    assert stack.emulator.writes() == 0
+
+
+def test_a_tenant_without_email_still_gets_a_subscription(stack: Stack) -> None:
+    [outcome] = stack.deliver(sample("03_provision_success_flat_missing_email.json"))
+
+    assert outcome["result"] == "applied" and outcome["subscription_status"] == "active"
+    customer = stack.emulator.client().v1.customers.retrieve(outcome["customer_id"])
+    assert customer.email is None and customer.name == "globex"
+
+
+@pytest.mark.parametrize(
+    ("sample_name", "field"),
+    [("09_invalid_missing_tenant_id.json", "detail.tenantId"), ("10_invalid_unknown_tier.json", "tier")],
+)
+def test_bad_input_is_rejected_naming_the_field_with_no_write_anywhere(
+    stack: Stack, sample_name: str, field: str
+) -> None:
+    [outcome] = stack.deliver(sample(sample_name))
+
+    assert outcome["result"] == "rejected"
+    assert outcome["reason"].startswith(field)
+    assert stack.emulator.writes() == 0
+    assert stack.table_items("AccountsTable") == [] and stack.table_items("IdempotencyTable") == []
+
+
+def test_a_stripe_500_then_success_makes_one_customer(stack: Stack) -> None:
+    stack.emulator.fault(route="POST /v1/customers", status=500, count=1)
+
+    [outcome] = stack.deliver(sample(PROVISION))
+
+    assert outcome["result"] == "applied"
+    assert stack.emulator.counts().get("POST /v1/customers") == 1
+
+
+def test_stripe_down_fails_the_invocation_and_the_platform_retry_makes_one_customer(stack: Stack) -> None:
+    from sbt_billing.errors import TransientBillingError
+
+    stack.emulator.fault(route="POST /v1/subscriptions", status=503, count=3)
+    with pytest.raises(TransientBillingError):
+        stack.deliver(sample(PROVISION))
+    assert stack.table_items("IdempotencyTable") == [], "a failed attempt leaves no idempotency record"
+
+    [outcome] = stack.deliver(sample(PROVISION))
+
+    assert outcome["result"] == "applied"
+    counts = stack.emulator.counts()
+    assert counts.get("POST /v1/customers") == 1 and counts.get("POST /v1/subscriptions") == 1
+
+
+def test_redelivery_after_every_key_has_expired_creates_nothing(stack: Stack) -> None:
+    stack.deliver(sample(PROVISION))
+    dynamodb = stack.clients.dynamodb()
+    for item in stack.table_items("IdempotencyTable"):  # as DynamoDB's TTL would
+        dynamodb.delete_item(TableName=stack.resources.tables["IdempotencyTable"], Key={"id": item["id"]})
+    stack.emulator.admin("POST", "clock", {"advance_seconds": 25 * 3600})  # Stripe's key window passes
+
+    [outcome] = stack.deliver(republished(sample(PROVISION), 7))
+
+    assert outcome["result"] == "unchanged"
+    assert stack.emulator.writes() == 2
+
+
+LIFECYCLE = ["01_provision_success.json", "04_tenant_updated.json", "05_tenant_updated_tier_change.json"]
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(LIFECYCLE)))
+def test_every_order_of_create_and_updates_converges(stack: Stack, order: tuple[str, ...]) -> None:
+    for name in order:
+        stack.deliver(sample(name))
+
+    account = stack.account(TENANT)
+    assert account is not None and account["status"] == "open" and account["applied_tier"] == "premium"
+    customer = stack.emulator.client().v1.customers.retrieve(account["customer_id"])
+    assert customer.email == "accounts@acme.test"
+    assert stack.emulator.counts().get("POST /v1/customers") == 1
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations([*LIFECYCLE, "06_tenant_deleted.json"])))
+def test_every_order_with_a_delete_ends_closed_with_no_live_subscription(
+    stack: Stack, order: tuple[str, ...]
+) -> None:
+    for name in order:
+        stack.deliver(sample(name))
+
+    account = stack.account(TENANT)
+    assert account is not None and account["status"] == "closed"
+    live = stack.emulator.client().v1.subscriptions.list(params={"status": "active"})
+    assert live.data == []
+    customers = stack.emulator.client().v1.customers.list()
+    assert all(c.metadata.get("offboarded") == "true" for c in customers.data)
+    assert len(customers.data) <= 1
