@@ -32,7 +32,9 @@ class InMemoryAccountStore:
             stored_revision = current.revision if current else None
             if stored_revision != expected_revision:
                 raise RevisionConflict(current)
-            written = account.model_copy(update={"revision": 0 if expected_revision is None else expected_revision + 1})
+            written = account.model_copy(
+                update={"revision": 0 if expected_revision is None else expected_revision + 1}
+            )
             self.items[account.tenant_id] = written
             return written
 
@@ -59,7 +61,9 @@ class FakeSubscription:
 class FakeStripe:
     """Enough of Stripe for the domain: objects, idempotency keys replayed, calls counted."""
 
-    prices: dict[str, str] = field(default_factory=lambda: {"basic_key": "price_basic", "premium_key": "price_premium"})
+    prices: dict[str, str] = field(
+        default_factory=lambda: {"basic_key": "price_basic", "premium_key": "price_premium"}
+    )
     customers: dict[str, FakeCustomer] = field(default_factory=dict)
     subscriptions: dict[str, FakeSubscription] = field(default_factory=dict)
     calls: list[str] = field(default_factory=list)
@@ -98,7 +102,9 @@ class FakeBillingGateway:
     def find_subscription(self, customer_id: str) -> SubscriptionState | None:
         for sub in self.stripe.subscriptions.values():
             if sub.customer_id == customer_id and sub.status != "canceled":
-                return SubscriptionState(subscription_id=sub.id, item_id=sub.item_id, status=sub.status, price_id=sub.price_id)
+                return SubscriptionState(
+                    subscription_id=sub.id, item_id=sub.item_id, status=sub.status, price_id=sub.price_id
+                )
         return None
 
     def create_customer(self, tenant_id: str, details: CustomerDetails, idempotency_key: str) -> str:
@@ -115,11 +121,17 @@ class FakeBillingGateway:
 
         self.stripe._write("update_customer", idempotency_key, update)
 
-    def create_subscription(self, tenant_id: str, customer_id: str, price_id: str, idempotency_key: str) -> SubscriptionState:
+    def create_subscription(
+        self, tenant_id: str, customer_id: str, price_id: str, idempotency_key: str
+    ) -> SubscriptionState:
         def create() -> SubscriptionState:
-            sub = FakeSubscription(self.stripe._new_id("sub"), self.stripe._new_id("si"), customer_id, price_id)
+            sub = FakeSubscription(
+                self.stripe._new_id("sub"), self.stripe._new_id("si"), customer_id, price_id
+            )
             self.stripe.subscriptions[sub.id] = sub
-            return SubscriptionState(subscription_id=sub.id, item_id=sub.item_id, status=sub.status, price_id=price_id)
+            return SubscriptionState(
+                subscription_id=sub.id, item_id=sub.item_id, status=sub.status, price_id=price_id
+            )
 
         result = self.stripe._write("create_subscription", idempotency_key, create)
         assert isinstance(result, SubscriptionState)

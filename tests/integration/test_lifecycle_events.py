@@ -40,12 +40,14 @@ def test_provisioning_creates_one_customer_and_one_subscription(stack: Stack) ->
     assert stack.emulator.writes() == 2
     account = stack.account(TENANT)
     assert account is not None
-    assert account["status"] == "open" and account["applied_tier"] == "basic"
+    assert account["status"] == "open"
+    assert account["applied_tier"] == "basic"
     assert account["customer_id"] == outcome["customer_id"]
     state = stack.emulator.admin("GET", "state")
     [customer] = state["customers"].values() if isinstance(state["customers"], dict) else state["customers"]
     assert customer["metadata"]["tenantId"] == TENANT
-    assert customer["email"] == "billing@acme.test" and customer["address"]["city"] == "Springfield"
+    assert customer["email"] == "billing@acme.test"
+    assert customer["address"]["city"] == "Springfield"
     published = stack.published()
     assert [e["detail-type"] for e in published] == ["sbt_aws_billingSuccess"]
     assert published[0]["detail"]["tenantId"] == TENANT
@@ -91,7 +93,8 @@ def test_a_tier_change_is_one_stripe_call_on_the_same_subscription(stack: Stack)
 
     [outcome] = stack.deliver(sample("05_tenant_updated_tier_change.json"))
 
-    assert outcome["result"] == "applied" and outcome["tier"] == "premium"
+    assert outcome["result"] == "applied"
+    assert outcome["tier"] == "premium"
     assert stack.emulator.writes() - before == 1
     assert outcome["subscription_id"] == opened["subscription_id"]
     subscription = stack.emulator.client().v1.subscriptions.retrieve(opened["subscription_id"])
@@ -110,7 +113,8 @@ def test_deleting_cancels_and_marks_the_customer_in_at_most_two_calls(stack: Sta
     assert client.v1.subscriptions.retrieve(opened["subscription_id"]).status == "canceled"
     assert client.v1.customers.retrieve(opened["customer_id"]).metadata["offboarded"] == "true"
     account = stack.account(TENANT)
-    assert account is not None and account["status"] == "closed"
+    assert account is not None
+    assert account["status"] == "closed"
 
 
 def test_a_delete_before_the_create_leaves_nothing_in_stripe(stack: Stack) -> None:
@@ -124,9 +128,11 @@ def test_a_delete_before_the_create_leaves_nothing_in_stripe(stack: Stack) -> No
 def test_a_tenant_without_email_still_gets_a_subscription(stack: Stack) -> None:
     [outcome] = stack.deliver(sample("03_provision_success_flat_missing_email.json"))
 
-    assert outcome["result"] == "applied" and outcome["subscription_status"] == "active"
+    assert outcome["result"] == "applied"
+    assert outcome["subscription_status"] == "active"
     customer = stack.emulator.client().v1.customers.retrieve(outcome["customer_id"])
-    assert customer.email is None and customer.name == "globex"
+    assert customer.email is None
+    assert customer.name == "globex"
 
 
 @pytest.mark.parametrize(
@@ -141,7 +147,8 @@ def test_bad_input_is_rejected_naming_the_field_with_no_write_anywhere(
     assert outcome["result"] == "rejected"
     assert outcome["reason"].startswith(field)
     assert stack.emulator.writes() == 0
-    assert stack.table_items("AccountsTable") == [] and stack.table_items("IdempotencyTable") == []
+    assert stack.table_items("AccountsTable") == []
+    assert stack.table_items("IdempotencyTable") == []
 
 
 def test_a_stripe_500_then_success_makes_one_customer(stack: Stack) -> None:
@@ -165,7 +172,8 @@ def test_stripe_down_fails_the_invocation_and_the_platform_retry_makes_one_custo
 
     assert outcome["result"] == "applied"
     counts = stack.emulator.counts()
-    assert counts.get("POST /v1/customers") == 1 and counts.get("POST /v1/subscriptions") == 1
+    assert counts.get("POST /v1/customers") == 1
+    assert counts.get("POST /v1/subscriptions") == 1
 
 
 def test_redelivery_after_every_key_has_expired_creates_nothing(stack: Stack) -> None:
@@ -190,7 +198,9 @@ def test_every_order_of_create_and_updates_converges(stack: Stack, order: tuple[
         stack.deliver(sample(name))
 
     account = stack.account(TENANT)
-    assert account is not None and account["status"] == "open" and account["applied_tier"] == "premium"
+    assert account is not None
+    assert account["status"] == "open"
+    assert account["applied_tier"] == "premium"
     customer = stack.emulator.client().v1.customers.retrieve(account["customer_id"])
     assert customer.email == "accounts@acme.test"
     assert stack.emulator.counts().get("POST /v1/customers") == 1
@@ -204,7 +214,8 @@ def test_every_order_with_a_delete_ends_closed_with_no_live_subscription(
         stack.deliver(sample(name))
 
     account = stack.account(TENANT)
-    assert account is not None and account["status"] == "closed"
+    assert account is not None
+    assert account["status"] == "closed"
     live = stack.emulator.client().v1.subscriptions.list(params={"status": "active"})
     assert live.data == []
     customers = stack.emulator.client().v1.customers.list()

@@ -7,11 +7,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from sbt_billing.errors import InvalidEvent, PermanentBillingError, TransientBillingError
 from sbt_billing.lifecycle import BILLING_FAILURE, BILLING_SUCCESS, Lifecycle
 from sbt_billing.models import AccountStatus, Address, Lease, Result, TenantFacts
 from sbt_billing.settings import TierPlan
+
 from tests.doubles import FakeBillingGateway, FakeStripe, FixedClock, InMemoryAccountStore, RecordingPublisher
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -27,7 +27,13 @@ class World:
 
     def lifecycle(self, owner: str | None = None) -> Lifecycle:
         return Lifecycle(
-            self.store, FakeBillingGateway(self.stripe), self.publisher, self.clock, CATALOGUE, 120, owner=owner
+            self.store,
+            FakeBillingGateway(self.stripe),
+            self.publisher,
+            self.clock,
+            CATALOGUE,
+            120,
+            owner=owner,
         )
 
     def account(self, tenant: str = "t1"):  # type: ignore[no-untyped-def]
@@ -35,7 +41,9 @@ class World:
 
 
 def provision(at: datetime = T0, tenant: str = "t1", tier: str = "basic", **fields: object) -> TenantFacts:
-    return TenantFacts(tenant_id=tenant, name="acme", email="ops@acme.test", tier=tier, occurred_at=at, **fields)  # type: ignore[arg-type]
+    return TenantFacts(
+        tenant_id=tenant, name="acme", email="ops@acme.test", tier=tier, occurred_at=at, **fields
+    )  # type: ignore[arg-type]
 
 
 def update(at: datetime, tenant: str = "t1", **fields: object) -> TenantFacts:
@@ -58,8 +66,11 @@ def test_opening_creates_one_customer_and_one_subscription(world: World) -> None
     assert world.stripe.calls == ["create_customer", "create_subscription"]
     account = world.account()
     assert account.status is AccountStatus.OPEN
-    assert account.customer_id and account.subscription_id and account.subscription_item_id
-    assert account.applied_tier == "basic" and account.lease is None
+    assert account.customer_id
+    assert account.subscription_id
+    assert account.subscription_item_id
+    assert account.applied_tier == "basic"
+    assert account.lease is None
     assert world.publisher.of_type(BILLING_SUCCESS)[0]["customerId"] == account.customer_id
 
 
@@ -172,7 +183,8 @@ def test_a_transient_failure_after_the_customer_then_a_retry_makes_one_customer(
     outcome = world.lifecycle().open_account(provision())
 
     assert outcome.result is Result.APPLIED
-    assert len(world.stripe.customers) == 1 and len(world.stripe.subscriptions) == 1
+    assert len(world.stripe.customers) == 1
+    assert len(world.stripe.subscriptions) == 1
 
 
 def test_an_opening_interrupted_beyond_the_key_window_finds_what_it_created(world: World) -> None:
@@ -193,7 +205,9 @@ def test_an_opening_interrupted_beyond_the_key_window_finds_what_it_created(worl
 
 
 def test_a_permanent_refusal_is_reported_and_releases_the_lease(world: World) -> None:
-    world.stripe.fail_next["create_customer"] = PermanentBillingError("InvalidRequestError 400: email invalid")
+    world.stripe.fail_next["create_customer"] = PermanentBillingError(
+        "InvalidRequestError 400: email invalid"
+    )
 
     outcome = world.lifecycle().open_account(provision())
 
@@ -209,7 +223,8 @@ def test_an_unknown_tier_is_invalid_before_anything_is_written(world: World) -> 
     with pytest.raises(InvalidEvent, match="tier"):
         world.lifecycle().open_account(provision(tier="platinum"))
 
-    assert world.store.writes == 0 and world.stripe.writes() == 0
+    assert world.store.writes == 0
+    assert world.stripe.writes() == 0
 
 
 def test_facts_recorded_while_another_worker_holds_the_lease_are_applied_by_it(world: World) -> None:
@@ -228,7 +243,8 @@ def test_facts_recorded_while_another_worker_holds_the_lease_are_applied_by_it(w
     holder.update_account(update(T0 + timedelta(hours=2), email="holder@acme.test"))
 
     assert world.stripe.writes("change_price") == 1
-    assert world.account().applied_tier == "premium" and world.account().lease is None
+    assert world.account().applied_tier == "premium"
+    assert world.account().lease is None
 
 
 EVENTS: dict[str, Callable[[Lifecycle], object]] = {
@@ -246,7 +262,8 @@ def test_every_delivery_order_of_provision_and_updates_converges(order: tuple[st
         EVENTS[name](world.lifecycle())
 
     customer = next(iter(world.stripe.customers.values()))
-    assert len(world.stripe.customers) == 1 and len(world.stripe.subscriptions) == 1
+    assert len(world.stripe.customers) == 1
+    assert len(world.stripe.subscriptions) == 1
     assert customer.details.email == "later@acme.test"
     assert [s.price_id for s in world.stripe.subscriptions.values()] == ["price_premium"]
     assert world.account().applied_tier == "premium"
