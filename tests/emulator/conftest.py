@@ -68,7 +68,7 @@ def emulator(_server: StripeEmulator) -> Iterator[StripeEmulator]:
 def _fast_sdk_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """The SDK backs off 0.5 s+ between retries; shorten it so the suite stays fast."""
     monkeypatch.setattr(HTTPClient, "INITIAL_DELAY", 0.01)
-    monkeypatch.setattr(HTTPClient, "MAX_DELAY", 0.05)
+    monkeypatch.setattr(HTTPClient, "MAX_DELAY", 0.1)
 
 
 @pytest.fixture

@@ -1,0 +1,228 @@
+"""The admin API under ``/_emulator/`` (JSON in and out, no auth).
+
+=======================================  ==================================================
+``GET  /_emulator/health``               ``{"ok": true}``
+``POST /_emulator/reset``                clear state, log, counts, faults, keys; real clock
+``GET/POST /_emulator/clock``            ``{"advance_seconds": n}`` | ``{"now": t}`` |
+                                         ``{"frozen": false}``; answers ``{"now", "frozen"}``
+``POST/GET/DELETE /_emulator/faults``    queue faults / ``{"random": {...}}`` / list / clear
+``POST /_emulator/rate_limit``           ``{"per_second": N}`` (null or 0 turns it off)
+``GET  /_emulator/requests``             request log (``?route=POST /v1/customers``)
+``GET  /_emulator/counts``               ``{"POST /v1/customers": 2}``; ``?detail=true`` adds
+                                         ``executed`` and ``including_faults`` tables
+``GET  /_emulator/state``                customers, products, prices, subscriptions, invoices
+``GET  /_emulator/events``               recorded events, oldest first
+``GET/POST /_emulator/settings``         payment retry/failure settings
+``GET  /_emulator/idempotency``          saved idempotency keys
+``POST /_emulator/invoices/{id}/pay``    the invoice's payment succeeds
+``POST /_emulator/invoices/{id}/fail``   the invoice's payment attempt fails
+=======================================  ==================================================
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
+
+from . import invoices
+from .errors import StripeError, invalid
+from .faults import parse_fault
+
+if TYPE_CHECKING:
+    from .server import Emulator
+
+AdminResult = tuple[int, Any]
+AdminHandler = Callable[["Emulator", dict[str, str], dict[str, Any], dict[str, str]], AdminResult]
+
+_ROUTES: list[tuple[str, re.Pattern[str], AdminHandler]] = []
+
+
+def route(spec: str) -> Callable[[AdminHandler], AdminHandler]:
+    method, template = spec.split(" ", 1)
+    pattern = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template) + "$")
+
+    def deco(fn: AdminHandler) -> AdminHandler:
+        _ROUTES.append((method, pattern, fn))
+        return fn
+
+    return deco
+
+
+def dispatch(emu: Emulator, method: str, path: str, query: str, body: bytes) -> AdminResult:
+    try:
+        payload = json.loads(body) if body.strip() else {}
+        if not isinstance(payload, dict):
+            raise invalid("admin requests take a JSON object")
+    except json.JSONDecodeError as exc:
+        return 400, {"error": {"type": "invalid_request_error", "message": f"invalid JSON: {exc}"}}
+    q = {k: v[-1] for k, v in parse_qs(query).items()}
+    for m, pattern, fn in _ROUTES:
+        match = pattern.match(path)
+        if m == method and match:
+            try:
+                return fn(emu, match.groupdict(), payload, q)
+            except StripeError as err:
+                return err.status, err.body()
+    return 404, {"error": {"type": "invalid_request_error", "message": f"no admin route {method} {path}"}}
+
+
+@route("GET /_emulator/health")
+def health(emu: Emulator, p: dict[str, str], body: dict[str, Any], q: dict[str, str]) -> AdminResult:
+    return 200, {"ok": True}
+
+
+@route("POST /_emulator/reset")
+def reset(emu: Emulator, p: dict[str, str], body: dict[str, Any], q: dict[str, str]) -> AdminResult:
+    emu.reset()
+    return 200, {"reset": True}
+
+
+def _clock_json(emu: Emulator) -> dict[str, Any]:
+    return {"now": emu.clock.now(), "frozen": emu.clock.frozen}
+
+
+@route("GET /_emulator/clock")
+def get_clock(emu: Emulator, p: dict[str, str], body: dict[str, Any], q: dict[str, str]) -> AdminResult:
+    return 200, _clock_json(emu)
+
+
+@route("POST /_emulator/clock")
+def set_clock(emu: Emulator, p: dict[str, str], body: dict[str, Any], q: dict[str, str]) -> AdminResult:
+    with emu.store.lock:
+        if "now" in body:
+            now = body["now"]
+            if not isinstance(now, (int, float)):
+                raise invalid("now must be a unix timestamp", param="now")
+            if now < emu.clock.now_float() and not body.get("allow_backwards", False):
+                raise invalid("the clock cannot go backwards (pass allow_backwards: true)", param="now")
+            emu.clock.set(now)
+        if "advance_seconds" in body:
+            seconds = body["advance_seconds"]
+            if not isinstance(seconds, (int, float)) or seconds < 0:
+                raise invalid("advance_seconds must be a non-negative number", param="advance_seconds")
+            emu.clock.advance(seconds)
+        if body.get("frozen") is False:
+            emu.clock.unfreeze()
+        emu.tick()
+    return 200, _clock_json(emu)
+
+
+@route("POST /_emulator/faults")
+def add_faults(emu: Emulator, p: dict[str, str], body: dict[str, Any], q: dict[str, str]) -> AdminResult:
+    if "random" in body:
+        spec = body["random"]
+        if spec is None:
+            emu.faults.random = None
+        elif isinstance(spec, dict):
+            emu.faults.set_random(spec)
+        else:
+            raise invalid("random must be an object or null", param="random")
+    specs = body.get("faults")
+    if specs is None and "random" not in body:
+        specs = [body]
+    for spec in specs or []:
+        emu.faults.add(parse_fault(spec))
+    return 200, emu.faults.snapshot()
+
+
+@route("GET /_emulator/faults")
+def list_faults(emu: Emulator, p: dict[str, str], body: dict[str, Any], q: dict[str, str]) -> AdminResult:
+    return 200, emu.faults.snapshot()
+
+
+@route("DELETE /_emulator/faults")
+def clear_faults(emu: Emulator, p: dict[str, str], body: dict[str, Any], q: dict[str, str]) -> AdminResult:
+    emu.faults.clear()
+    return 200, emu.faults.snapshot()
+
+
+@route("POST /_emulator/rate_limit")
+def rate_limit(emu: Emulator, p: dict[str, str], body: dict[str, Any], q: dict[str, str]) -> AdminResult:
+    per_second = body.get("per_second")
+    if per_second is not None and (not isinstance(per_second, (int, float)) or per_second < 0):
+        raise invalid("per_second must be a non-negative number or null", param="per_second")
+    emu.faults.set_rate_limit(per_second)
+    return 200, {"per_second": per_second or None}
+
+
+@route("GET /_emulator/requests")
+def requests_log(emu: Emulator, p: dict[str, str], body: dict[str, Any], q: dict[str, str]) -> AdminResult:
+    with emu.log_lock:
+        log = [dict(e) for e in emu.request_log]
+    if "route" in q:
+        log = [e for e in log if e["route"] == q["route"]]
+    return 200, {"object": "list", "data": log}
+
+
+@route("GET /_emulator/counts")
+def counts(emu: Emulator, p: dict[str, str], body: dict[str, Any], q: dict[str, str]) -> AdminResult:
+    with emu.log_lock:
+        if q.get("detail") in ("true", "1"):
+            return 200, {
+                "counts": dict(emu.counts),
+                "executed": dict(emu.executed),
+                "including_faults": dict(emu.totals),
+            }
+        return 200, dict(emu.counts)
+
+
+@route("GET /_emulator/state")
+def state(emu: Emulator, p: dict[str, str], body: dict[str, Any], q: dict[str, str]) -> AdminResult:
+    store = emu.store
+    with store.lock:
+        out: dict[str, Any] = {"now": emu.clock.now()}
+        for name in ("customers", "products", "prices", "subscriptions", "invoices", "invoiceitems"):
+            out[name] = [store.render(o) for o in store.coll(name).values()]
+    return 200, out
+
+
+@route("GET /_emulator/events")
+def all_events(emu: Emulator, p: dict[str, str], body: dict[str, Any], q: dict[str, str]) -> AdminResult:
+    with emu.store.lock:
+        data = list(emu.store.coll("events").values())
+        if "type" in q:
+            data = [e for e in data if e["type"] == q["type"]]
+        return 200, {"object": "list", "data": data}
+
+
+@route("GET /_emulator/idempotency")
+def idempotency(emu: Emulator, p: dict[str, str], body: dict[str, Any], q: dict[str, str]) -> AdminResult:
+    return 200, {"data": emu.idempotency.snapshot()}
+
+
+@route("GET /_emulator/settings")
+def get_settings(emu: Emulator, p: dict[str, str], body: dict[str, Any], q: dict[str, str]) -> AdminResult:
+    return 200, emu.settings.to_json()
+
+
+@route("POST /_emulator/settings")
+def set_settings(emu: Emulator, p: dict[str, str], body: dict[str, Any], q: dict[str, str]) -> AdminResult:
+    current = emu.settings.to_json()
+    for key, value in body.items():
+        if key not in current:
+            raise invalid(f"unknown setting {key}", param=key)
+        if key == "payment_failure_outcome" and value not in ("unpaid", "canceled", "past_due"):
+            raise invalid("payment_failure_outcome must be unpaid, canceled or past_due", param=key)
+        if key != "payment_failure_outcome" and (not isinstance(value, int) or value < 1):
+            raise invalid(f"{key} must be a positive integer", param=key)
+        setattr(emu.settings, key, value)
+    return 200, emu.settings.to_json()
+
+
+@route("POST /_emulator/invoices/{id}/pay")
+def pay_invoice(emu: Emulator, p: dict[str, str], body: dict[str, Any], q: dict[str, str]) -> AdminResult:
+    with emu.store.lock:
+        inv = emu.store.get("invoices", p["id"], "invoice")
+        invoices.payment_succeeded(emu, inv)
+        return 200, emu.store.render(inv)
+
+
+@route("POST /_emulator/invoices/{id}/fail")
+def fail_invoice(emu: Emulator, p: dict[str, str], body: dict[str, Any], q: dict[str, str]) -> AdminResult:
+    with emu.store.lock:
+        inv = emu.store.get("invoices", p["id"], "invoice")
+        invoices.payment_failed(emu, inv)
+        return 200, emu.store.render(inv)
