@@ -30,7 +30,10 @@ from devtools.template import (
 TEMPLATE = ROOT / "template.yaml"
 SAM = ROOT / ".venv-sam" / "bin" / "sam"
 EVENTS = ROOT / "events"
-ARTIFACT_LIMIT_BYTES = 25 * 1000 * 1000  # well inside Lambda's 250 MB unzipped limit
+# Lambda allows 250 MB unzipped; this budget catches a dev dependency or boto3 slipping in. The runtime
+# set measures about 27.6 MB (7.1 MB zipped), 13.6 MB of it the stripe SDK (its typed params alone 6 MB),
+# so the budget is 30 MB rather than 25.
+ARTIFACT_LIMIT_BYTES = 30 * 1000 * 1000
 SECRET_PATTERN = re.compile(r"\b(sk|rk|pk)_(live|test)_[0-9A-Za-z]{4,}|\bwhsec_[0-9A-Za-z]{4,}")
 FUNCTIONS = {
     "ProvisionSuccessFunction": ("provision_success.lambda_handler", "provision_success"),
@@ -89,7 +92,7 @@ def tool_environment() -> dict[str, str]:
 @pytest.mark.slow
 def test_cfn_lint_reports_nothing() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "cfnlint", str(TEMPLATE)],
+        [str(Path(sys.executable).parent / "cfn-lint"), str(TEMPLATE)],
         cwd=ROOT,
         env=tool_environment(),
         capture_output=True,
@@ -381,9 +384,20 @@ RUNTIME_MODULES = ("boto3", "botocore", "s3transfer", "dateutil", "jmespath", "s
 
 
 @pytest.fixture(scope="module")
-def build_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def build_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A python3.13 with pip for `sam build` (the uv-synced project venv has no pip): a throwaway venv
+    of the project venv's interpreter, seeded offline by ensurepip. Returns its bin directory."""
+    target = tmp_path_factory.mktemp("build-python")
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(target)], check=True, timeout=300)
+    return target / "bin"
+
+
+@pytest.fixture(scope="module")
+def build_dir(tmp_path_factory: pytest.TempPathFactory, build_python: Path) -> Path:
     work = tmp_path_factory.mktemp("sam")
     build, cache = work / "build", work / "cache"
+    environment = tool_environment()
+    environment["PATH"] = os.pathsep.join([str(build_python), environment["PATH"]])
     result = subprocess.run(
         [
             str(sam_cli()),
@@ -395,9 +409,10 @@ def build_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "--cache-dir",
             str(cache),
             "--cached",
+            "--parallel",
         ],
-        cwd=ROOT,
-        env=tool_environment(),
+        cwd=work,  # sam keeps its dependency cache (.aws-sam/deps) under the working directory
+        env=environment,
         capture_output=True,
         text=True,
         timeout=1200,
@@ -440,7 +455,7 @@ def test_built_artifacts_are_small(build_dir: Path, record_property: Any) -> Non
         assert (artifact / "requirements.txt").exists() or (artifact / "stripe").is_dir()
         size = tree_size(artifact)
         record_property(f"{name}_unzipped_bytes", size)
-        print(f"{name}: {size / 1e6:.1f} MB unzipped")
+        print(f"{name}: {size / 1e6:.1f} MB unzipped")  # shown with pytest -s
         assert size < ARTIFACT_LIMIT_BYTES, f"{name} is {size / 1e6:.1f} MB unzipped"
         assert not (artifact / "boto3").exists(), "boto3 comes with the runtime: keep it out of the artifact"
         assert not (artifact / "tests").exists()
