@@ -135,6 +135,75 @@ class Lease(Frozen):
     expires_at: datetime
 
 
+class StripeStamp(Frozen):
+    """When Stripe reported a fact: its event's `created` (whole seconds) and the event's id."""
+
+    at: datetime
+    event_id: str
+
+
+class SubscriptionFact(Frozen):
+    """A subscription as a Stripe event (or a re-fetch) described it."""
+
+    subscription_id: str
+    customer_id: str | None = None
+    status: str
+    price_id: str | None = None
+    tier: str | None = None  # the catalogue's tier for the price, None when the price is not in it
+    current_period_start: datetime | None = None
+    current_period_end: datetime | None = None
+    cancel_at_period_end: bool = False
+    cancellation_reason: str | None = None  # Stripe's cancellation_details.reason
+
+
+class InvoiceFact(Frozen):
+    invoice_id: str
+    number: str | None = None
+    status: str | None = None
+    amount_due: int = 0
+    amount_paid: int = 0
+    currency: str | None = None
+    due_date: datetime | None = None
+    hosted_invoice_url: str | None = None
+    attempt_count: int = 0
+
+
+class PaymentState(StrEnum):
+    PAID = "paid"
+    FAILED = "failed"
+    UNCOLLECTIBLE = "uncollectible"
+
+
+class ReportedSubscription(Frozen):
+    value: SubscriptionFact
+    stamp: StripeStamp
+
+
+class ReportedInvoice(Frozen):
+    value: InvoiceFact
+    stamp: StripeStamp
+
+
+class ReportedPayment(Frozen):
+    state: PaymentState
+    invoice_id: str
+    stamp: StripeStamp
+
+
+class StripeReport(Frozen):
+    """What Stripe's webhooks reported about a tenant, each part stamped with the event that set it
+    (so an older event never overwrites a newer one). Written only by the webhook, never by the
+    lifecycle's lease holder: `Account.with_progress_of` leaves it as the latest writer left it."""
+
+    customer_id: str | None = None
+    customer: StripeStamp | None = None  # the last customer.* event applied
+    customer_deleted: bool = False
+    subscription: ReportedSubscription | None = None
+    invoice: ReportedInvoice | None = None  # the latest invoice Stripe told us about
+    payment: ReportedPayment | None = None  # the latest payment outcome
+    suspended: bool = False  # a deactivateRequest went out for non-payment, no activateRequest since
+
+
 class Account(Frozen):
     tenant_id: str
     revision: int = 0
@@ -152,6 +221,7 @@ class Account(Frozen):
     closed_at: datetime | None = None
     last_fact_at: datetime | None = None
     lease: Lease | None = None
+    reported: StripeReport | None = None  # Stripe's own facts, from webhooks
 
     def leased_to_other(self, owner: str, now: datetime) -> bool:
         return self.lease is not None and self.lease.owner != owner and self.lease.expires_at > now
