@@ -135,6 +135,18 @@ class Lease(Frozen):
     expires_at: datetime
 
 
+class BillingState(StrEnum):
+    """A tenant's billing state as the gate reports it (see billing_state.py for the derivation)."""
+
+    ACTIVE = "active"
+    TRIALING = "trialing"
+    PAST_DUE = "past_due"
+    UNPAID = "unpaid"
+    CANCELED = "canceled"
+    OFFBOARDED = "offboarded"
+    UNKNOWN = "unknown"
+
+
 class StripeStamp(Frozen):
     """When Stripe reported a fact: its event's `created` (whole seconds) and the event's id."""
 

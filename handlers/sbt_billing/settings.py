@@ -11,6 +11,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .models import BillingState
+
 
 class CollectionMode(StrEnum):
     """How a tenant without a payment method is billed from day one."""
@@ -70,6 +72,33 @@ class Settings(BaseModel):
     )
     idempotency_expiry_seconds: Annotated[int, Field(ge=60, alias="IDEMPOTENCY_EXPIRY_SECONDS")] = 86_400
     lease_seconds: Annotated[int, Field(ge=5, le=3600, alias="LEASE_SECONDS")] = 120
+    # The billing API and Stripe's webhooks.
+    webhook_secret_name: Annotated[str | None, Field(alias="WEBHOOK_SECRET_NAME")] = None
+    gate_allowed_states: Annotated[frozenset[BillingState], Field(alias="GATE_ALLOWED_STATES")] = frozenset(
+        {BillingState.ACTIVE, BillingState.TRIALING, BillingState.PAST_DUE}
+    )
+    publish_deactivate_requests: Annotated[bool, Field(alias="PUBLISH_DEACTIVATE_REQUESTS")] = False
+    publish_activate_requests: Annotated[bool, Field(alias="PUBLISH_ACTIVATE_REQUESTS")] = False
+    publish_billing_updates: Annotated[bool, Field(alias="PUBLISH_BILLING_UPDATES")] = True
+
+    @field_validator("webhook_secret_name", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("gate_allowed_states", mode="before")
+    @classmethod
+    def _parse_states(cls, value: Any) -> Any:
+        """A comma-separated list (the template's form) or a JSON list; empty allows no state."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                try:
+                    return json.loads(text)
+                except json.JSONDecodeError as error:
+                    raise ValueError(f"not valid JSON ({error.msg})") from None
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
 
     @field_validator("tier_catalogue", mode="before")
     @classmethod
