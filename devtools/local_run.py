@@ -21,7 +21,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,16 @@ EVENTS_DIR = ROOT / "events"
 OUTPUT_DIR = ROOT / "local-run-output"
 TEST_MODE_PREFIXES = ("sk_test_", "rk_test_")
 LIVE_MODE_PREFIXES = ("sk_live_", "rk_live_")
+ACCOUNT_COLUMNS = (
+    "tenantId",
+    "status",
+    "customer_id",
+    "subscription_id",
+    "subscription_status",
+    "applied_tier",
+    "revision",
+    "last_fact_at",
+)
 
 
 class LocalRunError(Exception):
@@ -202,8 +212,9 @@ def run_events(
 # --- What it all came to ----------------------------------------------------------------------------------
 
 
-def _all(listing: Any) -> Iterator[Any]:
-    yield from listing.auto_paging_iter()
+def _all(listing: Any) -> Iterator[dict[str, Any]]:
+    for item in listing.auto_paging_iter():
+        yield item.to_dict(recursive=True)
 
 
 def stripe_state(
@@ -221,7 +232,7 @@ def stripe_state(
             continue
         customers.append(
             {
-                "id": customer.id,
+                "id": customer["id"],
                 "tenantId": metadata.get("tenantId"),
                 "name": customer.get("name"),
                 "offboarded": metadata.get("offboarded"),
@@ -229,26 +240,26 @@ def stripe_state(
             }
         )
         for subscription in _all(
-            client.v1.subscriptions.list(params={"customer": customer.id, "status": "all", "limit": 100})
+            client.v1.subscriptions.list(params={"customer": customer["id"], "status": "all", "limit": 100})
         ):
             items = subscription.get("items") or {}
             prices = [item["price"] for item in (items.get("data") or [])]
             lookup_keys = [price.get("lookup_key") or price.get("id") for price in prices]
             subscriptions.append(
                 {
-                    "id": subscription.id,
-                    "customer": customer.id,
+                    "id": subscription["id"],
+                    "customer": customer["id"],
                     "status": subscription.get("status"),
                     "price": ",".join(str(key) for key in lookup_keys),
                     "tier": ",".join(sorted({tier_of.get(str(key), "?") for key in lookup_keys})),
                     "cancel_at_period_end": subscription.get("cancel_at_period_end"),
                 }
             )
-        for invoice in _all(client.v1.invoices.list(params={"customer": customer.id, "limit": 100})):
+        for invoice in _all(client.v1.invoices.list(params={"customer": customer["id"], "limit": 100})):
             invoices.append(
                 {
-                    "id": invoice.id,
-                    "customer": customer.id,
+                    "id": invoice["id"],
+                    "customer": customer["id"],
                     "status": invoice.get("status"),
                     "amount_due": invoice.get("amount_due"),
                     "currency": invoice.get("currency"),
@@ -305,8 +316,9 @@ def render(
     )
     out.append("")
     out.append("== DynamoDB accounts table")
-    columns = sorted({key for row in account_rows for key in row if key != "tenantId"})
-    out.append(_table("accounts", account_rows, ["tenantId", *columns]))
+    present = {key for row in account_rows for key in row}
+    columns = [column for column in ACCOUNT_COLUMNS if column in present]
+    out.append(_table("accounts (all attributes in summary.json)", account_rows, columns))
     return "\n".join(out)
 
 
@@ -322,6 +334,11 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
         default=[],
         metavar="NAME=VALUE",
         help="a template parameter override, e.g. CollectionMode=trial (repeatable)",
+    )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show the functions' logs and metrics instead of writing them to a file",
     )
     parser.add_argument(
         "--output", type=Path, default=OUTPUT_DIR, help="where summary.json is written (default: %(default)s)"
@@ -381,7 +398,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         code_dirs = {str((ROOT / handler.code_uri).resolve()) for handler in handlers.values()}
         sys.path[:0] = sorted(code_dirs)
-        with environment_applied(environment):
+        arguments.output.mkdir(parents=True, exist_ok=True)
+        log_path = arguments.output / "handlers.log"
+        with environment_applied(environment), ExitStack() as logs:
+            if not arguments.verbose:  # the functions' JSON logs and metrics go to a file
+                logs.enter_context(redirect_stdout(logs.enter_context(log_path.open("w", encoding="utf-8"))))
             invocations = run_events(files, routes, handlers)
         published = capture.drain()
 
@@ -392,7 +413,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         account_rows = accounts(clients, resources.tables["AccountsTable"])
         print(render(invocations, published, state, account_rows, backend))
 
-        arguments.output.mkdir(parents=True, exist_ok=True)
         summary = {
             "stripe": backend,
             "invocations": [invocation.__dict__ for invocation in invocations],
@@ -401,7 +421,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "accounts": account_rows,
         }
         (arguments.output / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
-        print(f"\n(summary written to {arguments.output / 'summary.json'})")
+        print(f"\n(summary written to {arguments.output / 'summary.json'}", end="")
+        print(")" if arguments.verbose else f", the functions' logs to {log_path})")
         raised = [invocation for invocation in invocations if invocation.error is not None]
         return 1 if raised else 0
     return 0  # pragma: no cover - the with block always returns
