@@ -96,8 +96,12 @@ def set_clock(emu: Emulator, p: dict[str, str], body: dict[str, Any], q: dict[st
             now = body["now"]
             if not isinstance(now, (int, float)):
                 raise invalid("now must be a unix timestamp", param="now")
-            if now < emu.clock.now_float() and not body.get("allow_backwards", False):
-                raise invalid("the clock cannot go backwards (pass allow_backwards: true)", param="now")
+            empty = not any(emu.store.collections.values())
+            if now < emu.clock.now_float() and not empty and not body.get("allow_backwards", False):
+                raise invalid(
+                    "the clock only goes backwards while the state is empty (or pass allow_backwards: true)",
+                    param="now",
+                )
             emu.clock.set(now)
         if "advance_seconds" in body:
             seconds = body["advance_seconds"]

@@ -13,12 +13,35 @@ from .store import Kind, Obj
 if TYPE_CHECKING:
     from .server import Emulator, Request
 
-PRODUCT_CREATE = {"id", "name", "active", "description", "metadata", "images", "statement_descriptor",
-                  "unit_label", "url", "tax_code", "shippable"}
+PRODUCT_CREATE = {
+    "id",
+    "name",
+    "active",
+    "description",
+    "metadata",
+    "images",
+    "statement_descriptor",
+    "unit_label",
+    "url",
+    "tax_code",
+    "shippable",
+}
 PRODUCT_UPDATE = (PRODUCT_CREATE - {"id"}) | {"default_price"}
-PRICE_CREATE = {"product", "product_data", "unit_amount", "unit_amount_decimal", "currency", "recurring",
-                "lookup_key", "transfer_lookup_key", "nickname", "metadata", "active", "billing_scheme",
-                "tax_behavior"}
+PRICE_CREATE = {
+    "product",
+    "product_data",
+    "unit_amount",
+    "unit_amount_decimal",
+    "currency",
+    "recurring",
+    "lookup_key",
+    "transfer_lookup_key",
+    "nickname",
+    "metadata",
+    "active",
+    "billing_scheme",
+    "tax_behavior",
+}
 PRICE_UPDATE = {"active", "lookup_key", "transfer_lookup_key", "nickname", "metadata", "tax_behavior"}
 MAX_INTERVAL = {"day": 365, "week": 52, "month": 12, "year": 1}
 
@@ -28,14 +51,30 @@ def register(emu: Emulator) -> None:
     emu.store.register(Kind("price", "price", "prices", None))
     r = emu.router
     r.add("POST /v1/products", create_product, PRODUCT_CREATE)
-    r.add("GET /v1/products", list_products,
-          {"active", "ids", "limit", "starting_after", "ending_before", "created", "shippable", "type", "url"})
+    r.add(
+        "GET /v1/products",
+        list_products,
+        {"active", "ids", "limit", "starting_after", "ending_before", "created", "shippable", "type", "url"},
+    )
     r.add("GET /v1/products/{id}", retrieve_product)
     r.add("POST /v1/products/{id}", update_product, PRODUCT_UPDATE)
     r.add("POST /v1/prices", create_price, PRICE_CREATE)
-    r.add("GET /v1/prices", list_prices,
-          {"active", "currency", "product", "type", "lookup_keys", "recurring", "limit", "starting_after",
-           "ending_before", "created"})
+    r.add(
+        "GET /v1/prices",
+        list_prices,
+        {
+            "active",
+            "currency",
+            "product",
+            "type",
+            "lookup_keys",
+            "recurring",
+            "limit",
+            "starting_after",
+            "ending_before",
+            "created",
+        },
+    )
     r.add("GET /v1/prices/{id}", retrieve_price)
     r.add("POST /v1/prices/{id}", update_price, PRICE_UPDATE)
 
@@ -153,11 +192,14 @@ def _recurring(p: Params) -> Obj | None:
     usage = rec.enum("usage_type", ["licensed", "metered"]) or "licensed"
     meter = rec.str("meter")
     if usage == "metered" and meter is None:
-        raise invalid("Metered prices must be backed by a meter: pass recurring[meter].",
-                      param="recurring[meter]")
+        raise invalid(
+            "Metered prices must be backed by a meter: pass recurring[meter].", param="recurring[meter]"
+        )
     if usage == "licensed" and meter is not None:
-        raise invalid("recurring[meter] can only be set when recurring[usage_type] is metered.",
-                      param="recurring[meter]")
+        raise invalid(
+            "recurring[meter] can only be set when recurring[usage_type] is metered.",
+            param="recurring[meter]",
+        )
     return {
         "interval": interval,
         "interval_count": count,
@@ -205,8 +247,10 @@ def create_price(req: Request) -> Obj:
         pdata.check({"name", "active", "metadata", "statement_descriptor", "unit_label", "tax_code", "id"})
     scheme = p.enum("billing_scheme", ["per_unit"]) or "per_unit"
     if p.has("unit_amount") and p.has("unit_amount_decimal"):
-        raise invalid("You may only specify one of these parameters: unit_amount, unit_amount_decimal.",
-                      param="unit_amount")
+        raise invalid(
+            "You may only specify one of these parameters: unit_amount, unit_amount_decimal.",
+            param="unit_amount",
+        )
     unit_amount = p.int("unit_amount", minimum=0)
     if unit_amount is None and p.has("unit_amount_decimal"):
         dec = p.str("unit_amount_decimal", required=True)
@@ -216,8 +260,10 @@ def create_price(req: Request) -> Obj:
         except ValueError:
             raise invalid(f"Invalid decimal: {dec}", param="unit_amount_decimal") from None
         if float(dec) != unit_amount:
-            raise invalid("The emulator only supports whole-cent unit_amount_decimal values.",
-                          param="unit_amount_decimal")
+            raise invalid(
+                "The emulator only supports whole-cent unit_amount_decimal values.",
+                param="unit_amount_decimal",
+            )
     if unit_amount is None:
         raise missing_param("unit_amount")
     recurring = _recurring(p)

@@ -14,8 +14,21 @@ from .store import Kind, Obj
 if TYPE_CHECKING:
     from .server import Emulator, Request
 
-EDITABLE = {"name", "email", "address", "phone", "description", "metadata", "preferred_locales",
-            "invoice_settings", "shipping", "balance", "tax_exempt", "invoice_prefix", "next_invoice_sequence"}
+EDITABLE = {
+    "name",
+    "email",
+    "address",
+    "phone",
+    "description",
+    "metadata",
+    "preferred_locales",
+    "invoice_settings",
+    "shipping",
+    "balance",
+    "tax_exempt",
+    "invoice_prefix",
+    "next_invoice_sequence",
+}
 CREATE_PARAMS = EDITABLE | {"payment_method", "test_clock"}
 UPDATE_PARAMS = EDITABLE
 ADDRESS_FIELDS = {"city", "country", "line1", "line2", "postal_code", "state"}
@@ -26,7 +39,9 @@ def register(emu: Emulator) -> None:
     emu.store.register(Kind("customer", "cus", "customers", render))
     r = emu.router
     r.add("POST /v1/customers", create, CREATE_PARAMS)
-    r.add("GET /v1/customers", list_customers, {"email", "limit", "starting_after", "ending_before", "created"})
+    r.add(
+        "GET /v1/customers", list_customers, {"email", "limit", "starting_after", "ending_before", "created"}
+    )
     r.add("GET /v1/customers/search", search, {"query", "limit", "page"})
     r.add("GET /v1/customers/{id}", retrieve)
     r.add("POST /v1/customers/{id}", update, UPDATE_PARAMS)

@@ -15,7 +15,9 @@ if TYPE_CHECKING:
 
 
 def register(emu: Emulator) -> None:
-    emu.router.add("GET /v1/events", list_events, {"limit", "starting_after", "ending_before", "type", "types"})
+    emu.router.add(
+        "GET /v1/events", list_events, {"limit", "starting_after", "ending_before", "type", "types"}
+    )
     emu.router.add("GET /v1/events/{id}", retrieve_event)
 
 

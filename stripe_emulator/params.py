@@ -7,6 +7,7 @@ their types. Params an endpoint does not take are rejected with ``parameter_unkn
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable
 from typing import Any
 
@@ -19,26 +20,28 @@ _FALSE = {"false"}
 class Params:
     """A view over one level of decoded params; ``prefix`` names it in error messages."""
 
-    def __init__(self, data: dict[str, Any], prefix: str = "") -> None:
+    def __init__(self, data: dict[builtins.str, Any], prefix: builtins.str = "") -> None:
         self.data = data
         self.prefix = prefix
 
-    def path(self, name: str) -> str:
+    def path(self, name: builtins.str) -> builtins.str:
         return f"{self.prefix}[{name}]" if self.prefix else name
 
-    def check(self, allowed: Iterable[str]) -> None:
+    def check(self, allowed: Iterable[builtins.str]) -> None:
         allowed_set = set(allowed)
         for key in self.data:
             if key not in allowed_set:
                 raise unknown_param(self.path(key))
 
-    def has(self, name: str) -> bool:
+    def has(self, name: builtins.str) -> builtins.bool:
         return name in self.data
 
-    def raw(self, name: str) -> Any:
+    def raw(self, name: builtins.str) -> Any:
         return self.data.get(name)
 
-    def str(self, name: str, *, required: bool = False, nullable: bool = False) -> str | None:
+    def str(
+        self, name: builtins.str, *, required: builtins.bool = False, nullable: builtins.bool = False
+    ) -> builtins.str | None:
         """A string param. ``""`` means unset: allowed (-> None) only when ``nullable``."""
         if name not in self.data:
             if required:
@@ -53,7 +56,9 @@ class Params:
             raise empty_param(self.path(name))
         return value
 
-    def int(self, name: str, *, required: bool = False, minimum: int | None = None) -> int | None:
+    def int(
+        self, name: builtins.str, *, required: builtins.bool = False, minimum: builtins.int | None = None
+    ) -> builtins.int | None:
         value = self.str(name, required=required)
         if value is None:
             return None
@@ -70,7 +75,7 @@ class Params:
             )
         return number
 
-    def bool(self, name: str, *, required: bool = False) -> bool | None:
+    def bool(self, name: builtins.str, *, required: builtins.bool = False) -> builtins.bool | None:
         value = self.str(name, required=required)
         if value is None:
             return None
@@ -80,7 +85,9 @@ class Params:
             return False
         raise invalid(f"Invalid boolean: {value}", param=self.path(name))
 
-    def enum(self, name: str, choices: Iterable[str], *, required: bool = False) -> str | None:
+    def enum(
+        self, name: builtins.str, choices: Iterable[builtins.str], *, required: builtins.bool = False
+    ) -> builtins.str | None:
         value = self.str(name, required=required)
         options = list(choices)
         if value is not None and value not in options:
@@ -90,7 +97,7 @@ class Params:
             )
         return value
 
-    def sub(self, name: str, *, required: bool = False) -> Params | None:
+    def sub(self, name: builtins.str, *, required: builtins.bool = False) -> Params | None:
         if name not in self.data:
             if required:
                 raise missing_param(self.path(name))
@@ -102,7 +109,7 @@ class Params:
             raise invalid(f"Invalid hash: {self.path(name)}", param=self.path(name))
         return Params(value, self.path(name))
 
-    def items(self, name: str) -> list[Params]:
+    def items(self, name: builtins.str) -> list[Params]:
         """A list of hashes, e.g. ``items[0][price]``."""
         if name not in self.data or self.data[name] == "":
             return []
@@ -118,7 +125,7 @@ class Params:
             out.append(Params(entry, f"{self.path(name)}[{i}]"))
         return out
 
-    def str_list(self, name: str) -> list[str] | None:
+    def str_list(self, name: builtins.str) -> list[builtins.str] | None:
         if name not in self.data:
             return None
         value = self.data[name]
@@ -128,7 +135,7 @@ class Params:
             raise invalid(f"Invalid array: {self.path(name)}", param=self.path(name))
         return list(value)
 
-    def metadata(self, name: str = "metadata") -> dict[str, str] | None:
+    def metadata(self, name: builtins.str = "metadata") -> dict[builtins.str, builtins.str] | None:
         """Metadata updates: ``None`` when absent, ``{}`` with clear=True when ``metadata=""``."""
         if name not in self.data:
             return None
@@ -139,7 +146,9 @@ class Params:
             raise invalid(f"Invalid hash: {self.path(name)}", param=self.path(name))
         for key, val in value.items():
             if not isinstance(val, str):
-                raise invalid(f"Invalid value for {self.path(name)}[{key}]", param=f"{self.path(name)}[{key}]")
+                raise invalid(
+                    f"Invalid value for {self.path(name)}[{key}]", param=f"{self.path(name)}[{key}]"
+                )
             if len(key) > 40:
                 raise invalid(
                     f"Metadata keys can have up to 40 characters. The key {key!r} is too long.",
@@ -153,7 +162,7 @@ class Params:
                 )
         return dict(value)
 
-    def expand(self) -> list[str]:
+    def expand(self) -> list[builtins.str]:
         return self.str_list("expand") or []
 
 

@@ -42,7 +42,9 @@ def parse(query: str, fields: set[str]) -> tuple[list[Clause], str]:
     while True:
         m = _CLAUSE.match(query, pos)
         if not m:
-            raise invalid(f"Invalid query: could not parse the query at position {pos}: {query!r}", param="query")
+            raise invalid(
+                f"Invalid query: could not parse the query at position {pos}: {query!r}", param="query"
+            )
         field = m.group("field")
         if field.startswith("metadata["):
             field = "metadata." + field[10:-2]

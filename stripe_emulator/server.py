@@ -9,6 +9,7 @@ admin API (no auth, JSON) implemented in :mod:`stripe_emulator.admin`.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import secrets
 import socket
@@ -239,14 +240,16 @@ class Emulator:
                 return finish(Response(saved.status, saved.body, replay_headers), replayed=True)
 
         # 7. the endpoint
-        req = Request(self, method, path, route, path_params, Params(raw_params), api_key, idem_key, request_id)
+        req = Request(
+            self, method, path, route, path_params, Params(raw_params), api_key, idem_key, request_id
+        )
         save = True
         if fault is not None and fault.stage == "endpoint":
             if fault.delay_ms:
                 time.sleep(fault.delay_ms / 1000)
             if fault.status is not None:
-                err = StripeError(fault.status, "An unknown error occurred", type="api_error")
-                resp = Response(err.status, _json_bytes(err.body(request_id)), dict(base_headers))
+                failure = StripeError(fault.status, "An unknown error occurred", type="api_error")
+                resp = Response(failure.status, _json_bytes(failure.body(request_id)), dict(base_headers))
             else:
                 resp, save = self._execute(req, base_headers)
         else:
@@ -320,13 +323,15 @@ class Emulator:
                     payload = self.store.expand(payload, expand)
                 return Response(status, _json_bytes(payload), dict(base_headers)), True
             except StripeError as err:
-                resp = Response(err.status, _json_bytes(err.body(req.request_id)), {**base_headers, **err.headers})
+                resp = Response(
+                    err.status, _json_bytes(err.body(req.request_id)), {**base_headers, **err.headers}
+                )
                 # Validation failures are not saved; errors the endpoint produced (5xx) are.
                 return resp, err.status >= 500
             except Exception:
                 traceback.print_exc()
-                err = api_error()
-                return Response(500, _json_bytes(err.body(req.request_id)), dict(base_headers)), True
+                crash = api_error()
+                return Response(500, _json_bytes(crash.body(req.request_id)), dict(base_headers)), True
             finally:
                 self.store.current_request = {"id": None, "idempotency_key": None}
 
@@ -359,10 +364,8 @@ class _Handler(BaseHTTPRequestHandler):
         resp = self.server.emulator.handle(self.command, self.path, dict(self.headers.items()), body)
         if resp.drop:
             self.close_connection = True
-            try:
+            with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             return
         self.send_response(resp.status)
         self.send_header("Content-Type", "application/json")
@@ -372,11 +375,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(resp.body)
 
-    do_GET = _serve
-    do_POST = _serve
-    do_DELETE = _serve
-    do_PUT = _serve
-    do_PATCH = _serve
+    do_GET = _serve  # noqa: N815
+    do_POST = _serve  # noqa: N815
+    do_DELETE = _serve  # noqa: N815
+    do_PUT = _serve  # noqa: N815
+    do_PATCH = _serve  # noqa: N815
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -414,7 +417,9 @@ class StripeEmulator:
 
     def start(self) -> StripeEmulator:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._server.serve_forever, name="stripe-emulator", daemon=True)
+            self._thread = threading.Thread(
+                target=self._server.serve_forever, name="stripe-emulator", daemon=True
+            )
             self._thread.start()
         return self
 

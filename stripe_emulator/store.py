@@ -132,8 +132,9 @@ class Store:
         if limit is None:
             limit = 10
         if not 1 <= limit <= 100:
-            raise invalid("This value must be greater than or equal to 1 and less than or equal to 100.",
-                          param="limit")
+            raise invalid(
+                "This value must be greater than or equal to 1 and less than or equal to 100.", param="limit"
+            )
         after = params.str("starting_after")
         before = params.str("ending_before")
         ids = [o["id"] for o in objs]
@@ -158,8 +159,9 @@ class Store:
     def expand(self, body: Obj, paths: Iterable[str]) -> Obj:
         for path in paths:
             if len(path.split(".")) > 4:
-                raise invalid(f"You cannot expand more than 4 levels of a property. Property: {path}",
-                              param="expand")
+                raise invalid(
+                    f"You cannot expand more than 4 levels of a property. Property: {path}", param="expand"
+                )
             if not self._expand_path(body, path.split(".")):
                 raise invalid(f"This property cannot be expanded ({path}).", param="expand")
         return body

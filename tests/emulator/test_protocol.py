@@ -101,7 +101,7 @@ def test_deleted_customer_retrieves_as_stub_and_leaves_lists(no_retry_client: st
     deleted = no_retry_client.v1.customers.delete(cus.id)
     assert deleted.deleted is True
     again = no_retry_client.v1.customers.retrieve(cus.id)
-    assert again.get("deleted") is True
+    assert again.to_dict().get("deleted") is True
     assert no_retry_client.v1.customers.list(params={"email": "gone@example.com"}).data == []
 
 
@@ -139,7 +139,9 @@ def test_idempotent_replay_returns_first_response_without_second_object(
     no_retry_client: stripe.StripeClient, admin: Admin
 ) -> None:
     # Given a customer created with an idempotency key
-    first = no_retry_client.v1.customers.create(params={"email": "a@example.com"}, options={"idempotency_key": "k1"})
+    first = no_retry_client.v1.customers.create(
+        params={"email": "a@example.com"}, options={"idempotency_key": "k1"}
+    )
     # When the same request is sent again with the same key
     second = no_retry_client.v1.customers.create(
         params={"email": "a@example.com"}, options={"idempotency_key": "k1"}
@@ -155,7 +157,9 @@ def test_idempotent_replay_returns_first_response_without_second_object(
 def test_same_key_different_params_raises_idempotency_error(no_retry_client: stripe.StripeClient) -> None:
     no_retry_client.v1.customers.create(params={"email": "a@example.com"}, options={"idempotency_key": "k2"})
     with pytest.raises(stripe.IdempotencyError) as info:
-        no_retry_client.v1.customers.create(params={"email": "b@example.com"}, options={"idempotency_key": "k2"})
+        no_retry_client.v1.customers.create(
+            params={"email": "b@example.com"}, options={"idempotency_key": "k2"}
+        )
     assert info.value.http_status == 400
 
 
@@ -201,9 +205,7 @@ def test_concurrent_requests_with_same_key_create_one_object(emulator: StripeEmu
 def test_concurrent_same_key_without_retries_raises_409(emulator: StripeEmulator, admin: Admin) -> None:
     admin.fault(route="POST /v1/customers", stage="endpoint", delay_ms=300)
     client = make_client(emulator.url, retries=0)
-    slow = threading.Thread(
-        target=lambda: client.v1.customers.create(options={"idempotency_key": "k6"})
-    )
+    slow = threading.Thread(target=lambda: client.v1.customers.create(options={"idempotency_key": "k6"}))
     slow.start()
     try:
         _wait_until_in_flight(admin, "k6")
@@ -218,7 +220,10 @@ def _wait_until_in_flight(admin: Admin, key: str) -> None:
     import time
 
     for _ in range(100):
-        if any(e["idempotency_key"] == key and e["in_flight"] for e in admin.call("GET", "/_emulator/idempotency")["data"]):
+        if any(
+            e["idempotency_key"] == key and e["in_flight"]
+            for e in admin.call("GET", "/_emulator/idempotency")["data"]
+        ):
             return
         time.sleep(0.005)
     raise AssertionError("request never went in flight")
