@@ -178,6 +178,7 @@ class InvoiceFact(Frozen):
     due_date: datetime | None = None
     hosted_invoice_url: str | None = None
     attempt_count: int = 0
+    created: datetime | None = None
 
 
 class PaymentState(StrEnum):
