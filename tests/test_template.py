@@ -273,6 +273,15 @@ def test_enum_parameters_allow_only_what_settings_accept(template: dict[str, Any
         )
 
 
+def test_gate_states_are_the_billing_states_settings_know(template: dict[str, Any]) -> None:
+    from sbt_billing.models import BillingState
+
+    pattern = re.compile(template["Parameters"]["GateAllowedStates"]["AllowedPattern"])
+    assert pattern.fullmatch(",".join(state.value for state in BillingState))
+    assert pattern.fullmatch(template["Parameters"]["GateAllowedStates"]["Default"])
+    assert not pattern.fullmatch("active,gold")
+
+
 def test_no_parameter_environment_variable_or_samconfig_holds_a_secret(template: dict[str, Any]) -> None:
     for name, parameter in template["Parameters"].items():
         assert not SECRET_PATTERN.search(json.dumps(parameter)), name
