@@ -357,6 +357,8 @@ class Emulator:
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    wbufsize = -1  # one buffered write per response (flushed by handle_one_request)
 
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)

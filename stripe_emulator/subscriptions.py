@@ -280,9 +280,7 @@ def _period_line(emu: Emulator, sub: Obj, item: Obj, period: tuple[int, int], tr
     if trial:
         desc, amount = f"Trial period for {name}", 0
     else:
-        desc = (
-            f"{qty} {TIMES} {name} (at {money(price['unit_amount'], price['currency'])} / {_interval_text(price)})"
-        )
+        desc = f"{qty} {TIMES} {name} (at {money(price['unit_amount'], price['currency'])} / {_interval_text(price)})"
         amount = _item_amount(emu, item)
     return invoices.make_line(
         emu,
@@ -572,7 +570,11 @@ def create(req: Request) -> Obj:
     pm = sub["default_payment_method"] or invoices.payment_method_for_customer(emu, customer_id)
     if trial_until:
         sub["status"] = "trialing"
-    elif method == "send_invoice" or first_total + balance <= 0 or (payment_behavior != "default_incomplete" and pm is not None and not invoices.declines(pm)):
+    elif (
+        method == "send_invoice"
+        or first_total + balance <= 0
+        or (payment_behavior != "default_incomplete" and pm is not None and not invoices.declines(pm))
+    ):
         sub["status"] = "active"
     store.insert("subscriptions", sub)
     for spec in specs:
