@@ -30,12 +30,23 @@ from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
-from .errors import ConfigurationError, InvalidEvent
+from .billing_state import BillingServices, GatePolicy
+from .errors import ConfigurationError, InvalidEvent, TransientBillingError
 from .lifecycle import Lifecycle
 from .models import Frozen, Operation, Outcome, Result, TenantFacts
 from .sbt_bus import EventBridgePublisher
 from .settings import Settings, settings
 from .stripe_billing import BillingPolicy, StripeBillingGateway
+from .stripe_reads import StripeBillingReader
+from .stripe_webhooks import (
+    InvalidSignature,
+    StripeEvent,
+    WebhookOutcome,
+    WebhookPolicy,
+    WebhookProcessor,
+    parse_event,
+    verify_signature,
+)
 from .tenant_accounts import DynamoAccountStore
 
 logger = Logger()
@@ -198,6 +209,152 @@ def _idempotent_apply() -> Callable[..., Outcome]:
     return wrapped
 
 
+# -- the billing API and Stripe's webhooks ------------------------------------------------------------
+
+_readers: dict[str, StripeBillingReader] = {}
+
+
+def billing_reader() -> StripeBillingReader:
+    """Stripe, read-only, for the billing API and the webhook's look-ups (same key rotation rule)."""
+    config = settings()
+    key = stripe_api_key(config)
+    with _gateways_lock:
+        reader = _readers.get(key)
+        if reader is None:
+            base = {"api": config.stripe_api_base} if config.stripe_api_base else None
+            client = stripe.StripeClient(
+                key,
+                base_addresses=base,  # type: ignore[arg-type]
+                max_network_retries=config.stripe_max_network_retries,
+                http_client=stripe.RequestsClient(timeout=STRIPE_TIMEOUT_SECONDS),
+            )
+            policy = BillingPolicy(
+                collection_mode=config.collection_mode,
+                days_until_due=config.days_until_due,
+                trial_days=config.trial_days,
+                proration_behavior=config.proration_behavior,
+                cancellation_mode=config.cancellation_mode,
+                customer_on_delete=config.customer_on_delete,
+            )
+            _readers.clear()
+            reader = _readers[key] = StripeBillingReader(client, policy)
+        return reader
+
+
+@cache
+def billing_services() -> BillingServices:
+    config = settings()
+    return BillingServices(
+        store=account_store(),
+        reader=billing_reader,
+        catalogue=config.tier_catalogue,
+        gate=GatePolicy(allowed_states=config.gate_allowed_states),
+    )
+
+
+def webhook_secrets() -> list[str]:
+    """The endpoint's signing secrets from the secret named by WEBHOOK_SECRET_NAME: `whsec_...`, or JSON
+    `{"signingSecret": "whsec_..."}` / `{"signingSecrets": [...]}` (two while a secret is rolled).
+    Cached for a few minutes. Raises ConfigurationError when there is none: the webhook fails closed."""
+    name = settings().webhook_secret_name
+    if not name:
+        raise ConfigurationError("WEBHOOK_SECRET_NAME is not set")
+    raw = _secrets().get(name, max_age=SECRET_MAX_AGE_SECONDS)
+    value = (raw.decode() if isinstance(raw, bytes) else str(raw)).strip()
+    candidates: list[object] = [value]
+    if value.startswith("{"):
+        try:
+            document = json.loads(value)
+        except json.JSONDecodeError:
+            raise ConfigurationError("the webhook secret is neither a signing secret nor JSON") from None
+        candidates = [document.get("signingSecret"), *(document.get("signingSecrets") or [])]
+    secrets = [
+        str(item).strip() for item in candidates if isinstance(item, str) and item.startswith("whsec_")
+    ]
+    if not secrets:
+        raise ConfigurationError("the webhook secret holds no whsec_ signing secret")
+    return secrets
+
+
+def webhook_processor() -> WebhookProcessor:
+    config = settings()
+    return WebhookProcessor(
+        store=account_store(),
+        publisher=publisher(),
+        lookup=billing_reader(),
+        catalogue=config.tier_catalogue,
+        policy=WebhookPolicy(
+            gate=GatePolicy(allowed_states=config.gate_allowed_states),
+            publish_deactivate=config.publish_deactivate_requests,
+            publish_activate=config.publish_activate_requests,
+            publish_billing_updates=config.publish_billing_updates,
+        ),
+    )
+
+
+class WebhookRequest(Frozen):
+    """A Stripe event is one fact: its id is the idempotency key, whichever delivery brings it."""
+
+    stripe_event_id: str
+
+
+def _apply_webhook(request: WebhookRequest, event: StripeEvent) -> WebhookOutcome:
+    return webhook_processor().apply(event)
+
+
+@cache
+def _idempotent_webhook() -> Callable[..., WebhookOutcome]:
+    wrapped: Callable[..., WebhookOutcome] = idempotent_function(
+        _apply_webhook,
+        data_keyword_argument="request",
+        persistence_store=_persistence(),
+        config=idempotency_config(),
+        output_serializer=PydanticSerializer(model=WebhookOutcome),
+        key_prefix="sbt-billing-webhook",
+    )
+    return wrapped
+
+
+def handle_webhook(
+    payload: bytes, signature: str | None, context: LambdaContext
+) -> tuple[int, dict[str, str]]:
+    """One Stripe delivery: verify, parse, apply once. Nothing is written before the signature and the
+    body are known good (the idempotency record included)."""
+    try:
+        secrets = webhook_secrets()
+    except ConfigurationError as error:
+        # Fail closed; Stripe retries for three days, so the event waits for the fix.
+        metrics.add_metric(name="WebhookMisconfigured", unit=MetricUnit.Count, value=1)
+        logger.error("webhook secret unavailable", problem=str(error))
+        return 500, {"error": "the webhook is not configured"}
+    try:
+        verify_signature(payload, signature, secrets, SystemClock().now())
+        event = parse_event(payload)
+    except (InvalidSignature, InvalidEvent) as error:
+        metrics.add_metric(name="WebhookRejected", unit=MetricUnit.Count, value=1)
+        logger.warning("webhook rejected", problem=str(error))
+        return 400, {"error": "invalid_signature" if isinstance(error, InvalidSignature) else "invalid_event"}
+    logger.append_keys(stripe_event_id=event.id, stripe_event_type=event.type)
+    idempotency_config().register_lambda_context(context)
+    try:
+        outcome = _idempotent_webhook()(request=WebhookRequest(stripe_event_id=event.id), event=event)
+    except InvalidEvent as error:
+        metrics.add_metric(name="WebhookRejected", unit=MetricUnit.Count, value=1)
+        logger.warning("webhook rejected", problem=str(error))
+        return 400, {"error": "invalid_event"}
+    except IdempotencyAlreadyInProgressError:
+        return 200, {"received": "true", "eventId": event.id, "result": Result.IN_FLIGHT.value}
+    except (TransientBillingError, ConfigurationError) as error:
+        metrics.add_metric(name="WebhookRetried", unit=MetricUnit.Count, value=1)
+        logger.warning("webhook not applied; Stripe will retry", problem=str(error))
+        return 503, {"error": "retry_later"}
+    metrics.add_metric(name=f"Webhook_{outcome.result.value}", unit=MetricUnit.Count, value=1)
+    logger.info(
+        "webhook processed", result=outcome.result.value, reason=outcome.reason, tenant_id=outcome.tenant_id
+    )
+    return 200, outcome.as_response()
+
+
 def forget_clients() -> None:
     """Drops every cached setting and client, for a process that changes its environment between
     events (the tests and the local runner). Lambda never needs it."""
@@ -212,10 +369,13 @@ def forget_clients() -> None:
         idempotency_config,
         _persistence,
         _idempotent_apply,
+        billing_services,
+        _idempotent_webhook,
     ):
         factory.cache_clear()
     with _gateways_lock:
         _gateways.clear()
+        _readers.clear()
 
 
 # -- one event, end to end -----------------------------------------------------------------------

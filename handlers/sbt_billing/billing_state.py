@@ -1,0 +1,260 @@
+"""What callers read about a tenant's billing: the gate (from the account item alone) and the full view.
+
+The gate answers "may this tenant provision or create resources now?" from one strongly-consistent
+read of the account: its state is derived from what the account records, Stripe's webhook-reported
+subscription first (it is the freshest), the lifecycle's last known status otherwise.
+
+| account                                              | state                              |
+|------------------------------------------------------|------------------------------------|
+| closed, or an offboarding recorded                   | offboarded                         |
+| Stripe reported the customer deleted                 | canceled                           |
+| subscription active / trialing / past_due / unpaid   | the same                           |
+| subscription paused (trial ended, no payment method) | unpaid                             |
+| subscription canceled / incomplete_expired           | canceled                           |
+| no subscription yet, or incomplete                   | unknown                            |
+
+Whether a state is allowed is the deployment's choice (`GATE_ALLOWED_STATES`, by default active,
+trialing and past_due: past_due is the grace period while Stripe retries the payment).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from .models import (
+    Account,
+    AccountStatus,
+    Address,
+    BillingState,
+    Frozen,
+    PaymentState,
+)
+from .ports import AccountStore
+from .settings import TierPlan
+
+_STATES_OF_STATUS = {
+    "active": BillingState.ACTIVE,
+    "trialing": BillingState.TRIALING,
+    "past_due": BillingState.PAST_DUE,
+    "unpaid": BillingState.UNPAID,
+    "paused": BillingState.UNPAID,
+    "canceled": BillingState.CANCELED,
+    "incomplete_expired": BillingState.CANCELED,
+}
+NONPAYMENT_CANCELLATIONS = frozenset({"payment_failed", "payment_disputed"})
+GOOD_STANDING = frozenset({BillingState.ACTIVE, BillingState.TRIALING})
+
+
+class GatePolicy(Frozen):
+    allowed_states: frozenset[BillingState]
+
+
+class GateDecision(Frozen):
+    state: BillingState
+    allowed: bool
+    reasons: tuple[str, ...]
+
+
+def subscription_status(account: Account) -> str | None:
+    """Stripe's word first (webhooks), else what the lifecycle last recorded."""
+    reported = account.reported.subscription if account.reported else None
+    return reported.value.status if reported else account.subscription_status
+
+
+def billing_state(account: Account) -> tuple[BillingState, tuple[str, ...]]:
+    """The account's state and the reasons for it, as short machine-readable codes."""
+    if account.status is AccountStatus.CLOSED or account.desired.closed is not None:
+        return BillingState.OFFBOARDED, ("offboarded",)
+    reported = account.reported
+    if reported is not None and reported.customer_deleted:
+        return BillingState.CANCELED, ("customer_deleted",)
+    status = subscription_status(account)
+    if status is None:
+        return BillingState.UNKNOWN, (f"account_{account.status.value}",)
+    state = _STATES_OF_STATUS.get(status, BillingState.UNKNOWN)
+    reasons = [f"subscription_{status}"]
+    subscription = reported.subscription.value if reported and reported.subscription else None
+    if subscription is not None:
+        if state is BillingState.CANCELED and subscription.cancellation_reason:
+            reasons.append(f"cancellation_{subscription.cancellation_reason}")
+        if subscription.cancel_at_period_end and state is not BillingState.CANCELED:
+            reasons.append("cancels_at_period_end")
+    payment = reported.payment if reported else None
+    if payment is not None and payment.state is PaymentState.FAILED:
+        reasons.append("payment_failed")
+    elif payment is not None and payment.state is PaymentState.UNCOLLECTIBLE:
+        reasons.append("invoice_uncollectible")
+    return state, tuple(reasons)
+
+
+def decide(account: Account, policy: GatePolicy) -> GateDecision:
+    state, reasons = billing_state(account)
+    return GateDecision(state=state, allowed=state in policy.allowed_states, reasons=reasons)
+
+
+def lapsed_for_nonpayment(account: Account) -> bool:
+    """Unpaid (or paused), or cancelled by Stripe because payments failed or were disputed."""
+    state, _ = billing_state(account)
+    if state is BillingState.UNPAID:
+        return True
+    if state is not BillingState.CANCELED or account.reported is None:
+        return False
+    subscription = account.reported.subscription
+    return subscription is not None and subscription.value.cancellation_reason in NONPAYMENT_CANCELLATIONS
+
+
+def tier_for_price(
+    catalogue: Mapping[str, TierPlan], price_id: str | None, lookup_key: str | None
+) -> str | None:
+    """The catalogue's tier whose price (a lookup key or a price id) names this price, if any."""
+    for tier, plan in catalogue.items():
+        if plan.price in {price_id, lookup_key} - {None}:
+            return tier
+    return None
+
+
+# -- the full view (/billing): the account plus what Stripe holds now --------------------------------
+
+
+class CustomerView(Frozen):
+    customer_id: str | None  # None: not in Stripe yet
+    name: str | None = None
+    email: str | None = None
+    address: Address | None = None
+
+
+class PriceView(Frozen):
+    price_id: str
+    lookup_key: str | None = None
+    amount: int | None = None  # in the currency's smallest unit
+    currency: str | None = None
+    interval: str | None = None
+    interval_count: int | None = None
+
+
+class SubscriptionView(Frozen):
+    subscription_id: str
+    status: str
+    price: PriceView | None = None
+    quantity: int | None = None
+    current_period_start: datetime | None = None
+    current_period_end: datetime | None = None
+    cancel_at_period_end: bool = False
+
+
+class UpcomingInvoice(Frozen):
+    amount_due: int
+    currency: str
+    period_end: datetime | None = None
+
+
+class InvoiceSummary(Frozen):
+    invoice_id: str
+    number: str | None = None
+    status: str | None = None
+    amount_due: int = 0
+    amount_paid: int = 0
+    currency: str | None = None
+    due_date: datetime | None = None
+    hosted_invoice_url: str | None = None
+    created: datetime | None = None
+
+
+class InvoicePage(Frozen):
+    invoices: tuple[InvoiceSummary, ...] = ()
+    has_more: bool = False
+
+    @property
+    def next_cursor(self) -> str | None:
+        return self.invoices[-1].invoice_id if self.has_more and self.invoices else None
+
+
+class BillingReader(Protocol):
+    """Stripe's current objects, read-only."""
+
+    def customer(self, customer_id: str) -> CustomerView | None: ...
+
+    def subscription(self, subscription_id: str) -> SubscriptionView | None: ...
+
+    def upcoming_invoice(self, customer_id: str, subscription_id: str) -> UpcomingInvoice | None: ...
+
+    def invoices(self, customer_id: str, limit: int, starting_after: str | None) -> InvoicePage: ...
+
+
+class Plan(Frozen):
+    tier: str | None
+    price: PriceView | None = None
+    quantity: int | None = None
+
+
+@dataclass(frozen=True)
+class BillingServices:
+    """What the routes need; the reader is made on first use, so the gate never touches Stripe."""
+
+    store: AccountStore
+    reader: Callable[[], BillingReader]
+    catalogue: Mapping[str, TierPlan]
+    gate: GatePolicy
+
+
+class TenantBilling(Frozen):
+    tenant_id: str
+    gate: GateDecision
+    customer: CustomerView | None
+    plan: Plan | None
+    subscription: SubscriptionView | None
+    next_invoice: UpcomingInvoice | None
+    invoices: InvoicePage
+
+
+def read_billing(
+    account: Account,
+    reader: BillingReader,
+    catalogue: Mapping[str, TierPlan],
+    policy: GatePolicy,
+    limit: int,
+    starting_after: str | None,
+) -> TenantBilling:
+    """The account's gate with Stripe's customer, subscription, next invoice and a page of invoices.
+    An account Stripe does not hold yet answers with what the facts say (customer details, tier)."""
+    reported = account.reported
+    customer_id = account.customer_id or (reported.customer_id if reported else None)
+    subscription_id = account.subscription_id or (
+        reported.subscription.value.subscription_id if reported and reported.subscription else None
+    )
+    deleted = account.customer_deleted or (reported is not None and reported.customer_deleted)
+    customer = reader.customer(customer_id) if customer_id and not deleted else None
+    if customer is None and customer_id is None:
+        # Nothing in Stripe yet: the details the facts name, without an id.
+        details = account.desired.details()
+        customer = CustomerView(
+            customer_id=None, name=details.name, email=details.email, address=details.address
+        )
+    subscription = reader.subscription(subscription_id) if subscription_id else None
+    next_invoice = None
+    if (
+        customer_id
+        and subscription is not None
+        and subscription.status not in ("canceled", "incomplete_expired")
+    ):
+        next_invoice = reader.upcoming_invoice(customer_id, subscription.subscription_id)
+    page = reader.invoices(customer_id, limit, starting_after) if customer_id else InvoicePage()
+    if subscription is not None and subscription.price is not None:
+        price = subscription.price
+        tier = tier_for_price(catalogue, price.price_id, price.lookup_key)
+        plan: Plan | None = Plan(tier=tier, price=price, quantity=subscription.quantity)
+    else:
+        tier = account.applied_tier or account.desired.tier_value
+        plan = Plan(tier=tier) if tier else None
+    return TenantBilling(
+        tenant_id=account.tenant_id,
+        gate=decide(account, policy),
+        customer=customer,
+        plan=plan,
+        subscription=subscription,
+        next_invoice=next_invoice,
+        invoices=page,
+    )

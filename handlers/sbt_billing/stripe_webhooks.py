@@ -1,0 +1,595 @@
+"""Stripe's facts, applied to the tenant's account: signature check, parsing, ordering, consequences.
+
+Stripe is the source of truth for what it reports. A webhook records its object in the account's
+`reported` part (written only here), each part stamped with the event's `created` and id, so that:
+
+- a duplicate (same event id) or an older event (earlier `created`) changes nothing;
+- two events of the same second are ordered by re-fetching the subscription from Stripe, and by
+  the invoice's own progression (open < uncollectible < paid) for invoices;
+- an event for a tenant whose record does not exist yet creates a PENDING account holding only the
+  report: the lifecycle opens the account as usual when provisioning arrives, and keeps the report.
+
+A change made in Stripe by someone else (the dashboard, the customer portal) also becomes a fact of
+the tenant's desired state, stamped with the event's time, and is marked applied, so that the
+lifecycle does not push it back. Echoes of the lifecycle's own writes (their idempotency key starts
+with `sbt-billing:`) confirm what was applied and are not merged again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Annotated, Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .billing_state import (
+    GOOD_STANDING,
+    GatePolicy,
+    billing_state,
+    decide,
+    lapsed_for_nonpayment,
+    tier_for_price,
+)
+from .errors import BillingError, InvalidEvent, RevisionConflict
+from .models import (
+    Account,
+    AccountStatus,
+    Address,
+    CustomerDetails,
+    Frozen,
+    InvoiceFact,
+    PaymentState,
+    ReportedInvoice,
+    ReportedPayment,
+    ReportedSubscription,
+    Result,
+    StripeReport,
+    StripeStamp,
+    SubscriptionFact,
+    TenantFacts,
+)
+from .ports import AccountStore, EventPublisher
+from .settings import TierPlan
+
+TOLERANCE_SECONDS = 300
+OUR_KEYS = "sbt-billing:"
+
+BILLING_SUCCESS = "sbt_aws_billingSuccess"
+BILLING_FAILURE = "sbt_aws_billingFailure"
+DEACTIVATE_REQUEST = "sbt_aws_deactivateRequest"
+ACTIVATE_REQUEST = "sbt_aws_activateRequest"
+TENANT_BILLING_UPDATED = "sbt_aws_tenantBillingUpdated"
+
+CUSTOMER_EVENTS = frozenset({"customer.updated", "customer.deleted"})
+SUBSCRIPTION_EVENTS = frozenset(
+    {"customer.subscription.created", "customer.subscription.updated", "customer.subscription.deleted"}
+)
+INVOICE_EVENTS = frozenset(
+    {"invoice.paid", "invoice.payment_failed", "invoice.finalized", "invoice.marked_uncollectible"}
+)
+HANDLED_EVENTS = CUSTOMER_EVENTS | SUBSCRIPTION_EVENTS | INVOICE_EVENTS
+
+_INVOICE_PROGRESS = {"draft": 0, "open": 1, "uncollectible": 2, "paid": 3, "void": 3}
+_PAYMENT_PROGRESS = {PaymentState.FAILED: 0, PaymentState.UNCOLLECTIBLE: 1, PaymentState.PAID: 2}
+
+
+# -- the signature --------------------------------------------------------------------------------
+
+
+class InvalidSignature(BillingError):
+    """The request is not a delivery Stripe signed with our secret within the tolerance."""
+
+
+def signature_header(payload: bytes, secret: str, timestamp: int) -> str:
+    """The `Stripe-Signature` header Stripe would send for `payload` (for tests and the emulator)."""
+    return f"t={timestamp},v1={_signature(payload, secret, timestamp)}"
+
+
+def verify_signature(
+    payload: bytes,
+    header: str | None,
+    secrets: Sequence[str],
+    now: datetime,
+    tolerance_seconds: int = TOLERANCE_SECONDS,
+) -> None:
+    """Stripe's scheme: HMAC-SHA256 of `{t}.{raw body}` under the endpoint's signing secret, any of
+    the header's v1 signatures matching any of our secrets (two during a secret roll)."""
+    if not secrets:
+        raise InvalidSignature("no signing secret is configured")
+    if not header:
+        raise InvalidSignature("no Stripe-Signature header")
+    timestamp: int | None = None
+    signatures: list[str] = []
+    for part in header.split(","):
+        key, _, value = part.strip().partition("=")
+        if key == "t" and value.isdigit():
+            timestamp = int(value)
+        elif key == "v1" and value:
+            signatures.append(value)
+    if timestamp is None or not signatures:
+        raise InvalidSignature("the Stripe-Signature header has no timestamp or no v1 signature")
+    if abs(now.timestamp() - timestamp) > tolerance_seconds:
+        raise InvalidSignature("the signature's timestamp is outside the tolerance")
+    expected = [_signature(payload, secret, timestamp) for secret in secrets]
+    if not any(hmac.compare_digest(mine, theirs) for mine in expected for theirs in signatures):
+        raise InvalidSignature("no signature matches")
+
+
+def _signature(payload: bytes, secret: str, timestamp: int) -> str:
+    return hmac.new(secret.encode(), f"{timestamp}.".encode() + payload, hashlib.sha256).hexdigest()
+
+
+# -- the event ------------------------------------------------------------------------------------
+
+
+class _Inbound(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class EventRequest(_Inbound):
+    id: str | None = None
+    idempotency_key: str | None = None
+
+
+class EventData(_Inbound):
+    object: dict[str, Any]
+
+
+class StripeEvent(_Inbound):
+    id: Annotated[str, Field(min_length=1, max_length=255)]
+    type: Annotated[str, Field(min_length=1)]
+    created: Annotated[int, Field(gt=0)]
+    livemode: bool = False
+    data: EventData
+    request: EventRequest | None = None
+
+    @property
+    def object(self) -> dict[str, Any]:
+        return self.data.object
+
+    def stamp(self) -> StripeStamp:
+        return StripeStamp(at=datetime.fromtimestamp(self.created, UTC), event_id=self.id)
+
+    def is_echo(self) -> bool:
+        """Caused by one of the lifecycle's own requests to Stripe."""
+        key = self.request.idempotency_key if self.request else None
+        return bool(key and key.startswith(OUR_KEYS))
+
+
+def parse_event(payload: bytes) -> StripeEvent:
+    try:
+        document = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidEvent("body", "is not JSON") from None
+    if not isinstance(document, dict) or document.get("object", "event") != "event":
+        raise InvalidEvent("body", "is not a Stripe event")
+    try:
+        return StripeEvent.model_validate(document)
+    except ValidationError as error:
+        first = error.errors()[0]
+        location = ".".join(str(part) for part in first["loc"]) or "body"
+        raise InvalidEvent(location, "is required" if first["type"] == "missing" else first["msg"]) from None
+
+
+# -- the processor --------------------------------------------------------------------------------
+
+
+class StripeLookup(Protocol):
+    """The few reads a webhook may need from Stripe (never a write)."""
+
+    def tenant_of_customer(self, customer_id: str) -> str | None:
+        """metadata.tenantId of the customer, if it has one."""
+        ...
+
+    def subscription_object(self, subscription_id: str) -> Mapping[str, Any] | None:
+        """The subscription as Stripe holds it now (for two events of the same second)."""
+        ...
+
+
+class WebhookPolicy(Frozen):
+    gate: GatePolicy
+    publish_deactivate: bool = False
+    publish_activate: bool = False
+    publish_billing_updates: bool = True
+
+
+class WebhookOutcome(Frozen):
+    event_id: str
+    event_type: str
+    result: Result
+    tenant_id: str | None = None
+    reason: str | None = None
+    published: tuple[str, ...] = ()
+
+    def as_response(self) -> dict[str, str]:
+        body = {
+            "received": "true",
+            "eventId": self.event_id,
+            "eventType": self.event_type,
+            "result": self.result.value,
+        }
+        if self.reason:
+            body["reason"] = self.reason
+        return body
+
+
+Publication = tuple[str, dict[str, object]]
+Change = Callable[[Account], tuple[Account, list[Publication]] | None]
+
+
+class WebhookProcessor:
+    def __init__(
+        self,
+        store: AccountStore,
+        publisher: EventPublisher,
+        lookup: StripeLookup,
+        catalogue: Mapping[str, TierPlan],
+        policy: WebhookPolicy,
+    ) -> None:
+        self._store = store
+        self._publisher = publisher
+        self._lookup = lookup
+        self._catalogue = catalogue
+        self._policy = policy
+
+    def apply(self, event: StripeEvent) -> WebhookOutcome:
+        def outcome(result: Result, tenant: str | None = None, reason: str | None = None) -> WebhookOutcome:
+            return WebhookOutcome(
+                event_id=event.id, event_type=event.type, result=result, tenant_id=tenant, reason=reason
+            )
+
+        if event.type not in HANDLED_EVENTS:
+            return outcome(Result.IGNORED, reason="event type not handled")
+        obj = event.object
+        if not isinstance(obj.get("id"), str):
+            raise InvalidEvent("data.object.id", "is required")
+        tenant_id = self._tenant_of(event)
+        if tenant_id is None:
+            return outcome(Result.IGNORED, reason="the object names no tenantId")
+        if event.type in CUSTOMER_EVENTS:
+            change: Change = lambda account: self._customer(event, account)  # noqa: E731
+        elif event.type in SUBSCRIPTION_EVENTS:
+            change = lambda account: self._subscription(event, account)  # noqa: E731
+        else:
+            change = lambda account: self._invoice(event, account)  # noqa: E731
+        return self._run(event, tenant_id, change)
+
+    # -- record ------------------------------------------------------------------------------------
+
+    def _run(self, event: StripeEvent, tenant_id: str, change: Change) -> WebhookOutcome:
+        current = self._store.get(tenant_id)
+        published: list[str] = []
+        while True:
+            base = current or Account(tenant_id=tenant_id)  # a webhook before the record: PENDING
+            changed = change(base)
+            if changed is None:
+                return WebhookOutcome(
+                    event_id=event.id,
+                    event_type=event.type,
+                    result=Result.UNCHANGED,
+                    tenant_id=tenant_id,
+                    reason="a duplicate or an older event",
+                )
+            account, publications = changed
+            account, consequences = self._consequences(base, account, event)
+            if current is not None and account == current and not publications:
+                return WebhookOutcome(
+                    event_id=event.id, event_type=event.type, result=Result.UNCHANGED, tenant_id=tenant_id
+                )
+            # Published before the write that records the event: an event may be repeated, never lost.
+            for detail_type, detail in [*publications, *consequences]:
+                key = f"{detail_type}:{json.dumps(detail, sort_keys=True, default=str)}"
+                if key not in published:
+                    self._publisher.publish(detail_type, detail)
+                    published.append(key)
+            try:
+                self._store.save(account, expected_revision=current.revision if current else None)
+            except RevisionConflict as conflict:
+                current = conflict.current if isinstance(conflict.current, Account) else None
+                continue
+            return WebhookOutcome(
+                event_id=event.id,
+                event_type=event.type,
+                result=Result.APPLIED if current is not None else Result.RECORDED,
+                tenant_id=tenant_id,
+                published=tuple(key.split(":", 1)[0] for key in published),
+            )
+
+    def _tenant_of(self, event: StripeEvent) -> str | None:
+        obj = event.object
+        candidates = [_path(obj, "metadata", "tenantId")]
+        if event.type in INVOICE_EVENTS:
+            candidates += [
+                _path(obj, "parent", "subscription_details", "metadata", "tenantId"),
+                _path(obj, "subscription_details", "metadata", "tenantId"),
+            ]
+        for candidate in candidates:
+            if isinstance(candidate, str) and candidate.strip():
+                return candidate.strip()
+        customer = obj.get("customer")
+        if event.type not in CUSTOMER_EVENTS and isinstance(customer, str):
+            return self._lookup.tenant_of_customer(customer)
+        return None
+
+    # -- customers -----------------------------------------------------------------------------------
+
+    def _customer(self, event: StripeEvent, account: Account) -> tuple[Account, list[Publication]] | None:
+        report = account.reported or StripeReport()
+        stamp = event.stamp()
+        if not _newer(stamp, report.customer):
+            return None
+        obj = event.object
+        customer_id = str(obj["id"])
+        ours = account.customer_id in (None, customer_id)
+        report = report.model_copy(update={"customer": stamp, "customer_id": customer_id})
+        if event.type == "customer.deleted" or obj.get("deleted") is True:
+            if ours:
+                report = report.model_copy(update={"customer_deleted": True})
+            return account.model_copy(update={"reported": report}), []
+        updated = account.model_copy(update={"reported": report})
+        if ours and not event.is_echo() and account.status is not AccountStatus.CLOSED:
+            updated = self._merge_details(updated, _details(obj), stamp.at)
+        return updated, []
+
+    @staticmethod
+    def _merge_details(account: Account, details: CustomerDetails, at: datetime) -> Account:
+        """Stripe's details as a fact, for the fields where they differ from the desired ones."""
+        desired = account.desired.details()
+        news = {
+            field: getattr(details, field)
+            for field in ("name", "email", "address")
+            if getattr(details, field) is not None and getattr(details, field) != getattr(desired, field)
+        }
+        if news:
+            facts = TenantFacts(tenant_id=account.tenant_id, occurred_at=at, **news)
+            account = account.model_copy(update={"desired": account.desired.merge(facts)})
+        if account.customer_id is not None and account.desired.details() == details:
+            account = account.model_copy(update={"applied_details_digest": details.digest()})
+        return account
+
+    # -- subscriptions -------------------------------------------------------------------------------
+
+    def _subscription(self, event: StripeEvent, account: Account) -> tuple[Account, list[Publication]] | None:
+        report = account.reported or StripeReport()
+        stamp = event.stamp()
+        previous = report.subscription.stamp if report.subscription else None
+        if not _newer(stamp, previous):
+            return None
+        obj: Mapping[str, Any] = event.object
+        if previous is not None and previous.at == stamp.at:
+            # Two facts in the same second: Stripe's current object decides.
+            obj = self._lookup.subscription_object(str(obj["id"])) or obj
+        fact = self._subscription_fact(obj)
+        report = report.model_copy(
+            update={
+                "subscription": ReportedSubscription(value=fact, stamp=stamp),
+                "customer_id": fact.customer_id or report.customer_id,
+            }
+        )
+        updated = account.model_copy(update={"reported": report})
+        if account.subscription_id == fact.subscription_id:
+            updated = updated.model_copy(update={"subscription_status": fact.status})
+            if (
+                fact.tier is not None
+                and fact.tier != account.applied_tier
+                and fact.status not in ("canceled", "incomplete_expired")
+                and not event.is_echo()
+                and account.status is not AccountStatus.CLOSED
+            ):
+                # The plan was changed in Stripe: a fact of the tenant's tier, already applied.
+                facts = TenantFacts(tenant_id=account.tenant_id, tier=fact.tier, occurred_at=stamp.at)
+                desired = updated.desired.merge(facts)
+                updated = updated.model_copy(update={"desired": desired})
+                if desired.tier_value == fact.tier:
+                    updated = updated.model_copy(
+                        update={"applied_tier": fact.tier, "price_id": fact.price_id}
+                    )
+        return updated, []
+
+    def _subscription_fact(self, obj: Mapping[str, Any]) -> SubscriptionFact:
+        if not isinstance(obj.get("status"), str):
+            raise InvalidEvent("data.object.status", "is required")
+        items = _path(obj, "items", "data")
+        item: Mapping[str, Any] = items[0] if isinstance(items, list) and items else {}
+        price = item.get("price")
+        price_id = price.get("id") if isinstance(price, Mapping) else price
+        lookup_key = price.get("lookup_key") if isinstance(price, Mapping) else None
+        return SubscriptionFact(
+            subscription_id=str(obj["id"]),
+            customer_id=_str(obj.get("customer")),
+            status=str(obj["status"]),
+            price_id=_str(price_id),
+            tier=tier_for_price(self._catalogue, _str(price_id), _str(lookup_key)),
+            current_period_start=_time(item.get("current_period_start") or obj.get("current_period_start")),
+            current_period_end=_time(item.get("current_period_end") or obj.get("current_period_end")),
+            cancel_at_period_end=bool(obj.get("cancel_at_period_end")),
+            cancellation_reason=_str(_path(obj, "cancellation_details", "reason")),
+        )
+
+    # -- invoices ------------------------------------------------------------------------------------
+
+    def _invoice(self, event: StripeEvent, account: Account) -> tuple[Account, list[Publication]] | None:
+        report = account.reported or StripeReport()
+        stamp = event.stamp()
+        invoice = _invoice_fact(event.object)
+        stored = report.invoice
+        seen = {part.stamp.event_id for part in (stored, report.payment) if part is not None}
+        if stamp.event_id in seen:
+            return None  # a duplicate
+        changes: dict[str, Any] = {"customer_id": _str(event.object.get("customer")) or report.customer_id}
+        if stored is None or _later_invoice(invoice, stamp, stored):
+            changes["invoice"] = ReportedInvoice(value=invoice, stamp=stamp)
+        payment = {
+            "invoice.paid": PaymentState.PAID,
+            "invoice.payment_failed": PaymentState.FAILED,
+            "invoice.marked_uncollectible": PaymentState.UNCOLLECTIBLE,
+        }.get(event.type)
+        publications: list[Publication] = []
+        if payment is not None:
+            known = report.payment
+            same_invoice = known is not None and known.invoice_id == invoice.invoice_id
+            if known is None or (stamp.at, _PAYMENT_PROGRESS[payment]) > (
+                known.stamp.at,
+                _PAYMENT_PROGRESS[known.state],
+            ):
+                changes["payment"] = ReportedPayment(
+                    state=payment, invoice_id=invoice.invoice_id, stamp=stamp
+                )
+            elif same_invoice:
+                return None  # superseded: this invoice has a later outcome already
+            publications.append(self._payment_event(account, event, invoice, payment))
+        elif "invoice" not in changes:
+            return None
+        return account.model_copy(update={"reported": report.model_copy(update=changes)}), publications
+
+    @staticmethod
+    def _payment_event(
+        account: Account, event: StripeEvent, invoice: InvoiceFact, payment: PaymentState
+    ) -> Publication:
+        detail: dict[str, object] = {
+            "tenantId": account.tenant_id,
+            "operation": {
+                PaymentState.PAID: "invoice_paid",
+                PaymentState.FAILED: "invoice_payment_failed",
+                PaymentState.UNCOLLECTIBLE: "invoice_marked_uncollectible",
+            }[payment],
+            "invoiceId": invoice.invoice_id,
+            "amountDue": invoice.amount_due,
+            "amountPaid": invoice.amount_paid,
+            "stripeEventId": event.id,
+        }
+        for key, value in (
+            ("invoiceNumber", invoice.number),
+            ("currency", invoice.currency),
+            ("customerId", _str(event.object.get("customer"))),
+            ("subscriptionId", account.subscription_id),
+        ):
+            if value is not None:
+                detail[key] = value
+        if payment is not PaymentState.PAID:
+            detail["attemptCount"] = invoice.attempt_count
+        return (BILLING_SUCCESS if payment is PaymentState.PAID else BILLING_FAILURE), detail
+
+    # -- consequences ----------------------------------------------------------------------------------
+
+    def _consequences(
+        self, before: Account, after: Account, event: StripeEvent
+    ) -> tuple[Account, list[Publication]]:
+        """What the change means for the tenant: access suspended or restored, the new billing view."""
+        publications: list[Publication] = []
+        report = after.reported or StripeReport()
+        state, _ = billing_state(after)
+        detail: dict[str, object] = {"tenantId": after.tenant_id, "stripeEventId": event.id}
+        if self._policy.publish_deactivate and not report.suspended and lapsed_for_nonpayment(after):
+            report = report.model_copy(update={"suspended": True})
+            publications.append(
+                (DEACTIVATE_REQUEST, {**detail, "reason": "nonpayment", "state": state.value})
+            )
+        elif report.suspended and state in GOOD_STANDING:
+            report = report.model_copy(update={"suspended": False})
+            if self._policy.publish_activate:
+                publications.append((ACTIVATE_REQUEST, {**detail, "reason": "payment_recovered"}))
+        if after.reported is not None:
+            after = after.model_copy(update={"reported": report})
+        if self._policy.publish_billing_updates:
+            old, new = _summary(before, self._policy.gate), _summary(after, self._policy.gate)
+            if old != new:
+                publications.append((TENANT_BILLING_UPDATED, {**detail, **new}))
+        return after, publications
+
+
+def _summary(account: Account, policy: GatePolicy) -> dict[str, object]:
+    """What the application reacts to: the gate, the plan, the subscription's status and period."""
+    gate = decide(account, policy)
+    report = account.reported
+    subscription = report.subscription.value if report and report.subscription else None
+    summary: dict[str, object] = {
+        "state": gate.state.value,
+        "allowed": gate.allowed,
+        "reasons": list(gate.reasons),
+    }
+    tier = (subscription.tier if subscription else None) or account.applied_tier
+    for key, value in (
+        ("tier", tier),
+        ("subscriptionStatus", subscription.status if subscription else account.subscription_status),
+        ("priceId", subscription.price_id if subscription else account.price_id),
+        (
+            "currentPeriodEnd",
+            subscription.current_period_end.isoformat()
+            if subscription and subscription.current_period_end
+            else None,
+        ),
+    ):
+        if value is not None:
+            summary[key] = value
+    return summary
+
+
+# -- helpers --------------------------------------------------------------------------------------------
+
+
+def _newer(stamp: StripeStamp, previous: StripeStamp | None) -> bool:
+    """Not a duplicate and not older than what was applied (same second: the caller decides)."""
+    if previous is None:
+        return True
+    return stamp.event_id != previous.event_id and stamp.at >= previous.at
+
+
+def _later_invoice(invoice: InvoiceFact, stamp: StripeStamp, stored: ReportedInvoice) -> bool:
+    """The latest invoice is the one created last; one invoice moves forward (open, paid...)."""
+    if invoice.invoice_id != stored.value.invoice_id:
+        mine, theirs = invoice.created, stored.value.created
+        return mine is not None and (theirs is None or mine >= theirs)
+    progress = _INVOICE_PROGRESS.get(invoice.status or "", 0), invoice.attempt_count
+    stored_progress = _INVOICE_PROGRESS.get(stored.value.status or "", 0), stored.value.attempt_count
+    return (stamp.at, progress) > (stored.stamp.at, stored_progress)
+
+
+def _invoice_fact(obj: Mapping[str, Any]) -> InvoiceFact:
+    return InvoiceFact(
+        invoice_id=str(obj["id"]),
+        number=_str(obj.get("number")),
+        status=_str(obj.get("status")),
+        amount_due=int(obj.get("amount_due") or 0),
+        amount_paid=int(obj.get("amount_paid") or 0),
+        currency=_str(obj.get("currency")),
+        due_date=_time(obj.get("due_date")),
+        hosted_invoice_url=_str(obj.get("hosted_invoice_url")),
+        attempt_count=int(obj.get("attempt_count") or 0),
+        created=_time(obj.get("created")),
+    )
+
+
+def _details(obj: Mapping[str, Any]) -> CustomerDetails:
+    address = obj.get("address")
+    return CustomerDetails(
+        name=_str(obj.get("name")),
+        email=_str(obj.get("email")),
+        address=Address.model_validate(
+            {key: address.get(key) for key in Address.model_fields if isinstance(address.get(key), str)}
+        )
+        if isinstance(address, Mapping)
+        else None,
+    )
+
+
+def _path(obj: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(obj, Mapping):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _time(value: Any) -> datetime | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return datetime.fromtimestamp(value, UTC)
