@@ -203,7 +203,7 @@ def _idempotent_apply() -> Callable[..., Outcome]:
         data_keyword_argument="request",
         persistence_store=_persistence(),
         config=idempotency_config(),
-        output_serializer=PydanticSerializer,
+        output_serializer=PydanticSerializer(model=Outcome),
         key_prefix="sbt-billing",
     )
     return wrapped
