@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import admin, catalogue, customers, events, invoices, subscriptions
+from . import admin, catalogue, customers, events, invoices, subscriptions, webhooks
 from .clock import Clock
 from .errors import StripeError, api_error, rate_limited, redact_key
 from .faults import Fault, Faults
@@ -102,7 +102,7 @@ class Emulator:
         self.executed: dict[str, int] = {}  # endpoint ran (not a replay)
         self.totals: dict[str, int] = {}  # every routed request, including faults
         self.default_rate_limit = rate_limit
-        for module in (customers, catalogue, subscriptions, invoices, events):
+        for module in (customers, catalogue, subscriptions, invoices, events, webhooks):
             module.register(self)
         self.faults.set_rate_limit(rate_limit)
 

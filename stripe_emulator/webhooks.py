@@ -1,0 +1,160 @@
+"""Signed webhook deliveries of the events the emulator recorded, signed as Stripe signs them.
+
+=========================================================  ==========================================
+``POST /_emulator/webhook_endpoints``                      ``{"url"?, "secret"?, "enabled_events"?}``
+                                                           registers an endpoint (a ``whsec_`` secret
+                                                           is made when none is given)
+``GET  /_emulator/webhook_endpoints``                      the registered endpoints, with secrets
+``POST /_emulator/events/{id}/signed``                     ``{"secret"?, "timestamp"?}``: the exact
+                                                           payload and headers Stripe would send
+``POST /_emulator/webhook_endpoints/{id}/deliver``         ``{"event_ids"?, "types"?, "since"?}``:
+                                                           POSTs the events (oldest first, or in the
+                                                           order given) to the endpoint's URL
+=========================================================  ==========================================
+
+The signature is Stripe's: ``Stripe-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<payload>"
+under the secret>``. The timestamp defaults to the wall clock, not the emulator's clock: a receiver
+compares it with its own clock (Stripe's tolerance is 300 s), and the emulator's clock may be moved
+days ahead to make subscriptions renew. Pass ``timestamp`` to sign a replay or a stale delivery.
+Endpoints live in ``store.extra`` and are forgotten on reset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import time
+import urllib.error
+import urllib.request
+from typing import TYPE_CHECKING, Any
+
+from .admin import AdminResult, route
+from .errors import invalid, no_such
+
+if TYPE_CHECKING:
+    from .server import Emulator
+
+_ENDPOINTS = "webhook_endpoints"
+DELIVERY_TIMEOUT_SECONDS = 10
+
+
+def sign(payload: bytes, secret: str, timestamp: int) -> str:
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + payload, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def signed_delivery(event: dict[str, Any], secret: str, timestamp: int | None = None) -> dict[str, Any]:
+    """The raw body and the headers of a delivery of `event`."""
+    payload = json.dumps(event, indent=2).encode()
+    stamp = int(time.time()) if timestamp is None else timestamp
+    return {
+        "payload": payload.decode(),
+        "headers": {
+            "Content-Type": "application/json; charset=utf-8",
+            "Stripe-Signature": sign(payload, secret, stamp),
+            "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+        },
+    }
+
+
+def register(emu: Emulator) -> None:
+    """Nothing under /v1: the admin routes below register on import."""
+
+
+def _endpoints(emu: Emulator) -> dict[str, dict[str, Any]]:
+    endpoints: dict[str, dict[str, Any]] = emu.store.extra.setdefault(_ENDPOINTS, {})
+    return endpoints
+
+
+def _event(emu: Emulator, event_id: str) -> dict[str, Any]:
+    event = emu.store.coll("events").get(event_id)
+    if event is None:
+        raise no_such("event", event_id)
+    return event
+
+
+@route("POST /_emulator/webhook_endpoints")
+def create_endpoint(emu: Emulator, p: dict[str, str], body: dict[str, Any], q: dict[str, str]) -> AdminResult:
+    secret = body.get("secret") or "whsec_" + secrets.token_hex(24)
+    if not isinstance(secret, str) or not secret.startswith("whsec_"):
+        raise invalid("secret must start with whsec_", param="secret")
+    url = body.get("url")
+    if url is not None and (not isinstance(url, str) or not url.startswith(("http://", "https://"))):
+        raise invalid("url must be an http(s) URL", param="url")
+    enabled = body.get("enabled_events") or ["*"]
+    with emu.store.lock:
+        endpoint_id = emu.store.new_id("we")
+        endpoint: dict[str, Any] = {
+            "id": endpoint_id,
+            "object": "webhook_endpoint",
+            "url": url,
+            "secret": secret,
+            "enabled_events": list(enabled),
+        }
+        _endpoints(emu)[endpoint_id] = endpoint
+    return 200, endpoint
+
+
+@route("GET /_emulator/webhook_endpoints")
+def list_endpoints(emu: Emulator, p: dict[str, str], body: dict[str, Any], q: dict[str, str]) -> AdminResult:
+    with emu.store.lock:
+        return 200, {"object": "list", "data": list(_endpoints(emu).values())}
+
+
+@route("POST /_emulator/events/{id}/signed")
+def signed_event(emu: Emulator, p: dict[str, str], body: dict[str, Any], q: dict[str, str]) -> AdminResult:
+    with emu.store.lock:
+        event = json.loads(json.dumps(_event(emu, p["id"])))
+        secret = body.get("secret")
+        if secret is None:
+            registered = list(_endpoints(emu).values())
+            if not registered:
+                raise invalid("pass a secret or register a webhook endpoint first", param="secret")
+            secret = registered[0]["secret"]
+    timestamp = body.get("timestamp")
+    if timestamp is not None and not isinstance(timestamp, int):
+        raise invalid("timestamp must be unix seconds", param="timestamp")
+    return 200, signed_delivery(event, str(secret), timestamp)
+
+
+@route("POST /_emulator/webhook_endpoints/{id}/deliver")
+def deliver(emu: Emulator, p: dict[str, str], body: dict[str, Any], q: dict[str, str]) -> AdminResult:
+    with emu.store.lock:
+        endpoint = _endpoints(emu).get(p["id"])
+        if endpoint is None:
+            raise no_such("webhook_endpoint", p["id"])
+        if not endpoint["url"]:
+            raise invalid("the endpoint has no url", param="url")
+        ids = body.get("event_ids")
+        if ids is not None:
+            events = [json.loads(json.dumps(_event(emu, str(event_id)))) for event_id in ids]
+        else:
+            types = set(body.get("types") or [])
+            since = int(body.get("since") or 0)
+            enabled = set(endpoint["enabled_events"])
+            events = [
+                json.loads(json.dumps(event))
+                for event in sorted(emu.store.coll("events").values(), key=lambda e: (e["created"], e["id"]))
+                if event["created"] >= since
+                and (not types or event["type"] in types)
+                and ("*" in enabled or event["type"] in enabled)
+            ]
+    results = [_post(endpoint, event) for event in events]  # outside the lock: the receiver may call back
+    return 200, {"object": "list", "data": results}
+
+
+def _post(endpoint: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
+    delivery = signed_delivery(event, endpoint["secret"])
+    request = urllib.request.Request(
+        endpoint["url"], data=delivery["payload"].encode(), headers=delivery["headers"], method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=DELIVERY_TIMEOUT_SECONDS) as response:
+            status, answer = response.status, response.read().decode(errors="replace")
+    except urllib.error.HTTPError as error:
+        status, answer = error.code, error.read().decode(errors="replace")
+    except OSError as error:
+        status, answer = 0, str(error)
+    return {"event_id": event["id"], "type": event["type"], "status": status, "body": answer[:2000]}
