@@ -152,6 +152,7 @@ def stack_on(
     emulator = Emulator(emulator_url)
     emulator.admin("POST", "reset")
     emulator.seed_catalogue()
+    emulator.admin("DELETE", "requests")  # count only what the functions do
     resources = create_resources(moto_endpoint, stripe_api_key=TEST_KEY)
     capture = EventCapture(AwsClients(moto_endpoint, resources.region), resources.event_bus_name)
     handlers = function_handlers(resources.parameter_overrides(), resources.resource_names())

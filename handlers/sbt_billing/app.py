@@ -31,7 +31,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
 from .billing_state import BillingServices, GatePolicy
-from .errors import ConfigurationError, InvalidEvent, TransientBillingError
+from .errors import ConfigurationError, InvalidEvent, TransientBillingError, TransientBillingError
 from .lifecycle import Lifecycle
 from .models import Frozen, Operation, Outcome, Result, TenantFacts
 from .sbt_bus import EventBridgePublisher
@@ -427,6 +427,12 @@ def handle_event[M: EventBridgeModel](
         outcome = _idempotent_apply()(request=request, facts=facts)
     except _NotRemembered as failure:
         outcome = failure.outcome
+    except (TransientBillingError, ConfigurationError) as error:
+        # The platform retries the event, and dead-letters it when retries run out.
+        metrics.add_dimension(name="operation", value=operation.value)
+        metrics.add_metric(name="Result_retrying", unit=MetricUnit.Count, value=1)
+        logger.warning("event will be retried", error_type=type(error).__name__, reason=str(error))
+        raise
     except IdempotencyAlreadyInProgressError:
         # Another invocation holds this very fact; if it fails, the platform retries that one.
         outcome = Outcome(tenant_id=facts.tenant_id, operation=operation, result=Result.IN_FLIGHT)

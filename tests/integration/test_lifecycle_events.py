@@ -219,5 +219,5 @@ def test_every_order_with_a_delete_ends_closed_with_no_live_subscription(
     live = stack.emulator.client().v1.subscriptions.list(params={"status": "active"})
     assert live.data == []
     customers = stack.emulator.client().v1.customers.list()
-    assert all(c.metadata.get("offboarded") == "true" for c in customers.data)
+    assert all(c.to_dict()["metadata"].get("offboarded") == "true" for c in customers.data)
     assert len(customers.data) <= 1
