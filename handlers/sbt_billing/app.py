@@ -31,7 +31,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
 from .billing_state import BillingServices, GatePolicy
-from .errors import ConfigurationError, InvalidEvent, TransientBillingError, TransientBillingError
+from .errors import ConfigurationError, InvalidEvent, TransientBillingError
 from .lifecycle import Lifecycle
 from .models import Frozen, Operation, Outcome, Result, TenantFacts
 from .sbt_bus import EventBridgePublisher
