@@ -128,6 +128,9 @@ class OpeningSnapshot(Frozen):
     tier: str
     price_id: str
     started_at: datetime
+    seat_price_id: str | None = None
+    seat_quantity: int = 0
+    metered_price_ids: tuple[str, ...] = ()
 
 
 class Lease(Frozen):
@@ -234,6 +237,9 @@ class Account(Frozen):
     closed_at: datetime | None = None
     last_fact_at: datetime | None = None
     lease: Lease | None = None
+    seat_item_id: str | None = None  # the per-seat item, when the tier has a seat price
+    seat_price_id: str | None = None
+    metered_items: dict[str, str] = Field(default_factory=dict)  # metered price id -> item id
     reported: StripeReport | None = None  # Stripe's own facts, from webhooks
 
     def leased_to_other(self, owner: str, now: datetime) -> bool:
@@ -269,6 +275,9 @@ class Account(Frozen):
             "customer_deleted",
             "closed_at",
             "lease",
+            "seat_item_id",
+            "seat_price_id",
+            "metered_items",
         }
         return self.model_copy(update={name: getattr(driven, name) for name in owned})
 

@@ -43,7 +43,17 @@ class TierPlan(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     price: Annotated[str, Field(min_length=1)]
-    seat_price: str | None = None
+    seat_price: str | None = None  # per-seat price: its item's quantity follows the tenant's user count
+
+
+class UsageMeter(BaseModel):
+    """Where a usage name goes in Stripe: a Billing Meter's event name, and optionally the metered price
+    (by lookup key or id) that every subscription carries so that the meter's usage is invoiced."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_name: Annotated[str, Field(min_length=1, max_length=100)]
+    price: str | None = None
 
 
 class Settings(BaseModel):
@@ -72,6 +82,11 @@ class Settings(BaseModel):
     )
     idempotency_expiry_seconds: Annotated[int, Field(ge=60, alias="IDEMPOTENCY_EXPIRY_SECONDS")] = 86_400
     lease_seconds: Annotated[int, Field(ge=5, le=3600, alias="LEASE_SECONDS")] = 120
+    # Seats and metered usage.
+    usage_table: Annotated[str | None, Field(alias="USAGE_TABLE")] = None
+    usage_meters: Annotated[dict[str, UsageMeter], Field(alias="USAGE_METERS")] = Field(default_factory=dict)
+    seat_sync_queue_url: Annotated[str | None, Field(alias="SEAT_SYNC_QUEUE_URL")] = None
+    seat_sync_delay_seconds: Annotated[int, Field(ge=0, le=900, alias="SEAT_SYNC_DELAY_SECONDS")] = 20
     # The billing API and Stripe's webhooks.
     webhook_secret_name: Annotated[str | None, Field(alias="WEBHOOK_SECRET_NAME")] = None
     gate_allowed_states: Annotated[frozenset[BillingState], Field(alias="GATE_ALLOWED_STATES")] = frozenset(
@@ -114,6 +129,26 @@ class Settings(BaseModel):
             # A bare string is shorthand for {"price": "<lookup key>"}.
             return {tier: {"price": plan} if isinstance(plan, str) else plan for tier, plan in value.items()}
         return value
+
+    @field_validator("usage_meters", mode="before")
+    @classmethod
+    def _parse_meters(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if not value.strip():
+                return {}
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"not valid JSON ({error.msg})") from None
+        if isinstance(value, dict):
+            # A bare string is shorthand for {"event_name": "<meter event name>"}.
+            return {name: {"event_name": m} if isinstance(m, str) else m for name, m in value.items()}
+        return value
+
+    @field_validator("usage_table", "seat_sync_queue_url", mode="before")
+    @classmethod
+    def _blank_is_absent(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("stripe_api_key")
     @classmethod
