@@ -10,7 +10,8 @@
 ``GET  /_emulator/requests``             request log (``?route=POST /v1/customers``)
 ``GET  /_emulator/counts``               ``{"POST /v1/customers": 2}``; ``?detail=true`` adds
                                          ``executed`` and ``including_faults`` tables
-``GET  /_emulator/state``                customers, products, prices, subscriptions, invoices
+``GET  /_emulator/state``                customers, products, prices, subscriptions, invoices,
+                                         billing meters, meter events, sessions, error reports
 ``GET  /_emulator/events``               recorded events, oldest first
 ``GET/POST /_emulator/settings``         payment retry/failure settings
 ``GET  /_emulator/idempotency``          saved idempotency keys
@@ -27,7 +28,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
-from . import invoices
+from . import invoices, meters
 from .errors import StripeError, invalid
 from .faults import parse_fault
 
@@ -180,6 +181,7 @@ def state(emu: Emulator, p: dict[str, str], body: dict[str, Any], q: dict[str, s
         out: dict[str, Any] = {"now": emu.clock.now()}
         for name in ("customers", "products", "prices", "subscriptions", "invoices", "invoiceitems"):
             out[name] = [store.render(o) for o in store.coll(name).values()]
+        out.update(meters.state(emu))
     return 200, out
 
 

@@ -17,12 +17,13 @@ import string
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import admin, catalogue, customers, events, invoices, subscriptions, webhooks
+from . import admin, catalogue, customers, events, invoices, meters, subscriptions, webhooks
 from .clock import Clock
 from .errors import StripeError, api_error, rate_limited, redact_key
 from .faults import Fault, Faults
@@ -77,6 +78,7 @@ class Settings:
     payment_retry_attempts: int = 4  # failed attempts before the final outcome
     payment_retry_interval_days: int = 3
     payment_failure_outcome: str = "unpaid"  # unpaid | canceled | past_due
+    subscription_quantity_updates_per_hour: int = 200  # per subscription, rolling hour
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -101,8 +103,10 @@ class Emulator:
         self.counts: dict[str, int] = {}  # reached the API (past faults and rate limit)
         self.executed: dict[str, int] = {}  # endpoint ran (not a replay)
         self.totals: dict[str, int] = {}  # every routed request, including faults
+        # Per-path authentication other than API keys (the v2 meter event stream's session tokens).
+        self.authenticators: dict[str, Callable[[str | None], str]] = {}
         self.default_rate_limit = rate_limit
-        for module in (customers, catalogue, subscriptions, invoices, events, webhooks):
+        for module in (customers, catalogue, subscriptions, invoices, events, webhooks, meters):
             module.register(self)
         self.faults.set_rate_limit(rate_limit)
 
@@ -185,7 +189,7 @@ class Emulator:
 
         # 1. authentication
         try:
-            api_key = self._authenticate(lower.get("authorization"))
+            api_key = self.authenticators.get(path, self._authenticate)(lower.get("authorization"))
         except StripeError as err:
             return error(err)
 
@@ -216,7 +220,7 @@ class Emulator:
 
         # 5. params
         try:
-            raw_params = self._params(method, query, lower, body)
+            raw_params = self._params(method, query, lower, body, json_body=path.startswith("/v2/"))
         except StripeError as err:
             return error(err)
 
@@ -293,10 +297,21 @@ class Emulator:
             raise StripeError(401, f"Invalid API Key provided: {redact_key(key)}")
         return key
 
-    def _params(self, method: str, query: str, headers: dict[str, str], body: bytes) -> dict[str, Any]:
+    def _params(
+        self, method: str, query: str, headers: dict[str, str], body: bytes, json_body: bool = False
+    ) -> dict[str, Any]:
         params = decode(query) if query else {}
         if body:
             ctype = headers.get("content-type", "application/x-www-form-urlencoded")
+            if json_body:  # API v2 takes JSON bodies
+                try:
+                    data = json.loads(body)
+                except (ValueError, UnicodeDecodeError):
+                    raise StripeError(400, "Invalid request: the body is not valid JSON.") from None
+                if not isinstance(data, dict):
+                    raise StripeError(400, "Invalid request: the JSON body must be an object.")
+                params.update(data)
+                return params
             if "json" in ctype:
                 raise StripeError(
                     400,

@@ -36,9 +36,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
 
-from . import invoices
+from . import invoices, meters
 from .common import money, previous_attributes, snapshot
-from .errors import invalid, missing_param, no_such
+from .errors import StripeError, invalid, missing_param, no_such
 from .params import Params, apply_metadata
 from .store import Kind, Obj
 
@@ -273,15 +273,33 @@ def _item_amount(emu: Emulator, item: Obj) -> int:
     return 0 if _metered(price) else int(price["unit_amount"]) * int(item.get("quantity") or 0)
 
 
-def _period_line(emu: Emulator, sub: Obj, item: Obj, period: tuple[int, int], trial: bool = False) -> Obj:
+def _period_line(
+    emu: Emulator,
+    sub: Obj,
+    item: Obj,
+    period: tuple[int, int],
+    trial: bool = False,
+    usage_period: tuple[int, int] | None = None,
+) -> Obj:
+    """A line for ``period``; metered items bill usage in arrears over ``usage_period`` if given."""
     price = _price(emu, item["price"])
     qty = 0 if _metered(price) else int(item["quantity"])
     name = _product_name(emu, price)
+    amount = _item_amount(emu, item)
+    if _metered(price) and usage_period is not None and not trial:
+        # The meter's aggregation for the customer over the past period x unit price; usage
+        # before the item existed is not billed (usage-based/manage-billing-setup).
+        start = max(usage_period[0], int(item.get("created") or usage_period[0]))
+        usage = meters.billable_usage(
+            emu, price["recurring"].get("meter"), sub["customer"], start, usage_period[1]
+        )
+        qty = int(usage.to_integral_value())
+        amount = meters.usage_amount(price["unit_amount_decimal"], usage)
+        period = usage_period
     if trial:
         desc, amount = f"Trial period for {name}", 0
     else:
         desc = f"{qty} {TIMES} {name} (at {money(price['unit_amount'], price['currency'])} / {_interval_text(price)})"
-        amount = _item_amount(emu, item)
     return invoices.make_line(
         emu,
         amount=amount,
@@ -840,9 +858,33 @@ def _cancel_at(p: Params, sub: Obj, period_end: int) -> None:
         sub["cancel_at"] = period_end if flag else None
 
 
+def _quantity_limit(req: Request, sub: Obj, changes_quantity: bool) -> list[int] | None:
+    """Stripe limits how often a subscription's quantities change (the product brief: 200 per
+    subscription per hour; ``subscription_quantity_updates_per_hour`` in the admin settings).
+    Counts requests carrying a quantity, in a rolling hour of the emulator clock; beyond the
+    limit the answer is Stripe's rate-limit error (429, ``rate_limit``). Returns the list to
+    append to once the update has succeeded."""
+    if not changes_quantity:
+        return None
+    now = req.now
+    log: list[int] = req.store.extra.setdefault("quantity_updates", {}).setdefault(sub["id"], [])
+    log[:] = [t for t in log if t > now - 3600]
+    limit = req.emulator.settings.subscription_quantity_updates_per_hour
+    if len(log) >= limit:
+        raise StripeError(
+            429,
+            f"Too many quantity updates on subscription {sub['id']}: at most {limit} per hour are allowed. "
+            "Learn more about rate limits here https://stripe.com/docs/rate-limits.",
+            code="rate_limit",
+            headers={"Stripe-Should-Retry": "false"},
+        )
+    return log
+
+
 def update(req: Request) -> Obj:
     emu, store, p = req.emulator, req.store, req.params
     sub = store.get("subscriptions", req.id(), "subscription")
+    counted = _quantity_limit(req, sub, any(ip.has("quantity") for ip in p.items("items")))
     if sub["status"] in ("canceled", "incomplete_expired"):
         extra = set(p.data) - {"metadata", "cancellation_details", "expand"}
         if extra:
@@ -851,6 +893,8 @@ def update(req: Request) -> Obj:
                 param=sorted(extra)[0],
             )
     _update(emu, sub, p)
+    if counted is not None:
+        counted.append(req.now)
     return store.render(sub)
 
 
@@ -964,13 +1008,21 @@ def cancel(req: Request) -> Obj:
             if not _metered(price) and item.get("quantity"):
                 line = _proration_line(emu, sub, item["id"], price, int(item["quantity"]), now, period, True)
                 invoices.make_invoice_item(emu, sub["customer"], sub, line)
+    # invoice_now also bills the metered usage of the period so far (not while trialing).
+    metered = (
+        []
+        if sub["status"] == "trialing"
+        else [i for i in items_of(emu, sub) if _metered(_price(emu, i["price"]))]
+    )
     cancel_now(emu, sub, reason="cancellation_requested", comment=comment, feedback=feedback)
-    if invoice_now and invoices.pending_items(emu, sub["customer"], sub["id"]):
+    if invoice_now and (metered or invoices.pending_items(emu, sub["customer"], sub["id"])):
         inv = invoices.build_invoice(
             emu,
             customer=sub["customer"],
             sub=sub,
-            lines=[],
+            lines=[
+                _period_line(emu, sub, i, (period[0], now), usage_period=(period[0], now)) for i in metered
+            ],
             billing_reason="subscription_cycle",
             period=(period[0], now),
         )
@@ -1024,7 +1076,10 @@ def update_item(req: Request) -> Obj:
     sub = _item_sub(req, item)
     price = _resolve_price(req.emulator, p, "price") if p.has("price") else None
     qty = _quantity(p, price or _price(req.emulator, item["price"]), None)
+    counted = _quantity_limit(req, sub, qty is not None)
     _mutate_item(req, sub, Change(item, price, qty, metadata=p.metadata()))
+    if counted is not None:
+        counted.append(req.now)
     return req.store.render(item)
 
 
@@ -1096,7 +1151,8 @@ def _preview_invoice(emu: Emulator, sub: Obj, immediate: bool) -> Obj:
     if not ends and sub["status"] != "paused":
         rec = _price(emu, items_of(emu, sub)[0]["price"])["recurring"]
         nxt = (end, add_interval(end, rec["interval"], rec["interval_count"]))
-        lines = [_period_line(emu, sub, i, nxt) for i in items_of(emu, sub)]
+        usage = None if sub["status"] == "trialing" else (start, end)
+        lines = [_period_line(emu, sub, i, nxt, usage_period=usage) for i in items_of(emu, sub)]
     if ends and not invoices.pending_items(emu, sub["customer"], sub["id"]):
         raise invoices.no_upcoming(sub["customer"])
     inv = invoices.build_invoice(
@@ -1139,7 +1195,8 @@ def _start_period(emu: Emulator, sub: Obj, start: int, reason: str, before: Obj)
         sub["billing_cycle_anchor"] = start
     for item in items:
         item["current_period_start"], item["current_period_end"] = start, end
-    lines = [_period_line(emu, sub, i, (start, end)) for i in items]
+    usage = None if sub["trial_end"] == start else (prev_start, prev_end)
+    lines = [_period_line(emu, sub, i, (start, end), usage_period=usage) for i in items]
     inv = invoices.build_invoice(
         emu,
         customer=sub["customer"],
