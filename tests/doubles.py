@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from threading import RLock
 
 from sbt_billing.errors import RevisionConflict
 from sbt_billing.models import Account, CustomerDetails
-from sbt_billing.ports import SubscriptionState
+from sbt_billing.ports import MeterEvent, PlanChange, PlanPrices, SubscriptionState, UsageRecord
 
 
 class InMemoryAccountStore:
@@ -55,6 +55,18 @@ class FakeSubscription:
     customer_id: str
     price_id: str
     status: str = "active"
+    seat_item_id: str | None = None
+    seat_price_id: str | None = None
+    seat_quantity: int = 0
+
+    def state(self) -> SubscriptionState:
+        return SubscriptionState(
+            subscription_id=self.id,
+            item_id=self.item_id,
+            status=self.status,
+            price_id=self.price_id,
+            seat_item_id=self.seat_item_id,
+        )
 
 
 @dataclass
@@ -62,8 +74,15 @@ class FakeStripe:
     """Enough of Stripe for the domain: objects, idempotency keys replayed, calls counted."""
 
     prices: dict[str, str] = field(
-        default_factory=lambda: {"basic_key": "price_basic", "premium_key": "price_premium"}
+        default_factory=lambda: {
+            "basic_key": "price_basic",
+            "premium_key": "price_premium",
+            "seat_key": "price_seat",
+            "api_calls_key": "price_api_calls",
+        }
     )
+    meter_events: dict[str, MeterEvent] = field(default_factory=dict)
+    meter_batches: list[int] = field(default_factory=list)
     customers: dict[str, FakeCustomer] = field(default_factory=dict)
     subscriptions: dict[str, FakeSubscription] = field(default_factory=dict)
     calls: list[str] = field(default_factory=list)
@@ -99,12 +118,12 @@ class FakeBillingGateway:
         live = [c.id for c in self.stripe.customers.values() if c.tenant_id == tenant_id and not c.deleted]
         return live[0] if live else None
 
-    def find_subscription(self, customer_id: str) -> SubscriptionState | None:
+    def find_subscription(
+        self, customer_id: str, prices: PlanPrices | None = None
+    ) -> SubscriptionState | None:
         for sub in self.stripe.subscriptions.values():
             if sub.customer_id == customer_id and sub.status != "canceled":
-                return SubscriptionState(
-                    subscription_id=sub.id, item_id=sub.item_id, status=sub.status, price_id=sub.price_id
-                )
+                return sub.state()
         return None
 
     def create_customer(self, tenant_id: str, details: CustomerDetails, idempotency_key: str) -> str:
@@ -122,28 +141,62 @@ class FakeBillingGateway:
         self.stripe._write("update_customer", idempotency_key, update)
 
     def create_subscription(
-        self, tenant_id: str, customer_id: str, price_id: str, idempotency_key: str
+        self, tenant_id: str, customer_id: str, prices: PlanPrices, seat_quantity: int, idempotency_key: str
     ) -> SubscriptionState:
         def create() -> SubscriptionState:
             sub = FakeSubscription(
-                self.stripe._new_id("sub"), self.stripe._new_id("si"), customer_id, price_id
+                self.stripe._new_id("sub"), self.stripe._new_id("si"), customer_id, prices.base
             )
+            if prices.seats:
+                sub.seat_item_id = self.stripe._new_id("si")
+                sub.seat_price_id, sub.seat_quantity = prices.seats, seat_quantity
             self.stripe.subscriptions[sub.id] = sub
-            return SubscriptionState(
-                subscription_id=sub.id, item_id=sub.item_id, status=sub.status, price_id=price_id
-            )
+            return sub.state()
 
         result = self.stripe._write("create_subscription", idempotency_key, create)
         assert isinstance(result, SubscriptionState)
         return result
 
-    def change_price(self, item_id: str, price_id: str, idempotency_key: str) -> None:
-        def change() -> None:
-            for sub in self.stripe.subscriptions.values():
-                if sub.item_id == item_id:
-                    sub.price_id = price_id
+    def change_plan(self, change: PlanChange, idempotency_key: str) -> SubscriptionState:
+        def change_() -> SubscriptionState:
+            sub = self.stripe.subscriptions[change.subscription_id]
+            sub.price_id = change.base_price
+            if change.seat_price and not sub.seat_item_id:
+                sub.seat_item_id, sub.seat_quantity = self.stripe._new_id("si"), change.seat_quantity
+            if not change.seat_price:
+                sub.seat_item_id = None
+            sub.seat_price_id = change.seat_price
+            return sub.state()
 
-        self.stripe._write("change_price", idempotency_key, change)
+        result = self.stripe._write("change_plan", idempotency_key, change_)
+        assert isinstance(result, SubscriptionState)
+        return result
+
+    def _seat_subscription(self, item_id: str) -> FakeSubscription | None:
+        return next((s for s in self.stripe.subscriptions.values() if s.seat_item_id == item_id), None)
+
+    def item_quantity(self, item_id: str) -> int | None:
+        sub = self._seat_subscription(item_id)
+        return sub.seat_quantity if sub else None
+
+    def set_quantity(self, item_id: str, quantity: int, idempotency_key: str) -> bool:
+        def set_() -> bool:
+            sub = self._seat_subscription(item_id)
+            if sub is None:
+                return False
+            sub.seat_quantity = quantity
+            return True
+
+        return bool(self.stripe._write("set_quantity", idempotency_key, set_))
+
+    def send_meter_events(self, events: Sequence[MeterEvent]) -> None:
+        if "send_meter_events" in self.stripe.fail_next:
+            raise self.stripe.fail_next.pop("send_meter_events")
+        assert len(events) <= 100
+        self.stripe.calls.append("send_meter_events")
+        self.stripe.meter_batches.append(len(events))
+        for event in events:
+            self.stripe.meter_events.setdefault(event.identifier, event)
 
     def cancel_subscription(self, subscription_id: str, idempotency_key: str) -> str:
         def cancel() -> str:
@@ -180,3 +233,93 @@ class FixedClock:
 
     def advance(self, **delta: float) -> None:
         self.at += timedelta(**delta)
+
+
+class InMemorySeatLedger:
+    def __init__(self) -> None:
+        self.users: dict[tuple[str, str], tuple[bool, str]] = {}
+        self.version: dict[str, int] = {}
+        self.scheduled: dict[str, bool] = {}
+        self.applied: dict[str, tuple[int, str]] = {}
+        self._lock = RLock()
+
+    def record_user(self, tenant_id: str, user_id: str, present: bool, stamp: str) -> bool:
+        with self._lock:
+            old = self.users.get((tenant_id, user_id))
+            if old is not None and old[1] >= stamp:
+                return False
+            self.users[(tenant_id, user_id)] = (present, stamp)
+            return bool(old and old[0]) != present
+
+    def count(self, tenant_id: str) -> int:
+        with self._lock:
+            return sum(
+                1 for (tenant, _), (present, _) in self.users.items() if tenant == tenant_id and present
+            )
+
+    def claim_sync(self, tenant_id: str, changed: bool) -> bool:
+        with self._lock:
+            self.version[tenant_id] = self.version.get(tenant_id, 0) + (1 if changed else 0)
+            claimed = not self.scheduled.get(tenant_id, False)
+            self.scheduled[tenant_id] = True
+            return claimed
+
+    def release_claim(self, tenant_id: str) -> None:
+        with self._lock:
+            self.scheduled[tenant_id] = False
+
+    def sync_version(self, tenant_id: str) -> tuple[int, int | None, str | None]:
+        with self._lock:
+            applied = self.applied.get(tenant_id)
+            return (
+                self.version.get(tenant_id, 0),
+                applied[0] if applied else None,
+                applied[1] if applied else None,
+            )
+
+    def finish_sync(self, tenant_id: str, version: int, quantity: int | None, item_id: str | None) -> bool:
+        with self._lock:
+            if quantity is not None and item_id:
+                self.applied[tenant_id] = (quantity, item_id)
+            if self.version.get(tenant_id, 0) != version:
+                return False
+            self.scheduled[tenant_id] = False
+            return True
+
+
+class RecordingScheduler:
+    def __init__(self) -> None:
+        self.scheduled: list[str] = []
+
+    def schedule(self, tenant_id: str, delay_seconds: int) -> None:
+        self.scheduled.append(tenant_id)
+
+
+class InMemoryOutbox:
+    def __init__(self) -> None:
+        self.records: dict[str, tuple[UsageRecord, str, str | None]] = {}
+
+    def add(self, records: Sequence[UsageRecord]) -> list[UsageRecord]:
+        new = [r for r in records if r.identifier not in self.records]
+        for record in new:
+            self.records[record.identifier] = (record, "pending", None)
+        return new
+
+    def pending(self, tenant_id: str) -> list[UsageRecord]:
+        return [r for r, state, _ in self.records.values() if state == "pending" and r.tenant_id == tenant_id]
+
+    def pending_tenants(self) -> list[str]:
+        return sorted({r.tenant_id for r, state, _ in self.records.values() if state == "pending"})
+
+    def mark_sent(self, records: Sequence[UsageRecord]) -> None:
+        for record in records:
+            self.records[record.identifier] = (record, "sent", None)
+
+    def mark_rejected(self, record: UsageRecord, reason: str) -> None:
+        self.records[record.identifier] = (record, "rejected", reason)
+
+    def states(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for _, state, _ in self.records.values():
+            counts[state] = counts.get(state, 0) + 1
+        return counts

@@ -148,6 +148,8 @@ def publisher() -> EventBridgePublisher:
 
 def lifecycle() -> Lifecycle:
     """A lifecycle for one invocation: shared clients, its own lease owner."""
+    from . import usage_app
+
     config = settings()
     return Lifecycle(
         store=account_store(),
@@ -157,6 +159,9 @@ def lifecycle() -> Lifecycle:
         catalogue=config.tier_catalogue,
         lease_seconds=config.lease_seconds,
         owner=uuid4().hex,
+        metered_prices=usage_app.metered_price_refs(),
+        seats=usage_app.seats(),
+        usage=usage_app.usage(),
     )
 
 
@@ -358,7 +363,10 @@ def handle_webhook(
 def forget_clients() -> None:
     """Drops every cached setting and client, for a process that changes its environment between
     events (the tests and the local runner). Lambda never needs it."""
+    from . import usage_app
     from .settings import settings as cached_settings
+
+    usage_app.forget()
 
     for factory in (
         cached_settings,

@@ -6,7 +6,8 @@ Inbound models tolerate unknown fields: SBT adds fields over time and callers ad
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Annotated, Any
 
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
@@ -14,6 +15,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstrain
 
 from .errors import InvalidEvent
 from .models import Address, TenantFacts
+from .usage import RawUsage
 
 TenantId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=512)]
@@ -157,3 +159,77 @@ def _facts(tenant_id: str, fields: TenantFields, occurred_at: datetime) -> Tenan
         address=fields.address.to_domain() if fields.address else None,
         occurred_at=occurred_at,
     )
+
+
+# -- seats and usage ---------------------------------------------------------------------------------
+
+
+class TenantUserDetail(Inbound):
+    """`sbt_aws_tenantUserCreated` / `sbt_aws_tenantUserDeleted`: the user by `userId`, else `userName`."""
+
+    tenant_id: Annotated[TenantId, Field(alias="tenantId")]
+    user_id: Annotated[Text | None, Field(alias="userId")] = None
+    user_name: Annotated[Text | None, Field(alias="userName")] = None
+
+
+class TenantUserEvent(EventBridgeModel):
+    detail: TenantUserDetail
+
+
+class UsageItem(Inbound):
+    name: Annotated[Text, Field(validation_alias=AliasChoices("name", "usageName", "metric"))]
+    value: Annotated[Decimal, Field(validation_alias=AliasChoices("value", "quantity", "count"))]
+    timestamp: datetime | None = None
+    record_id: Annotated[Text | None, Field(validation_alias=AliasChoices("id", "recordId"))] = None
+
+
+class UsageDetail(Inbound):
+    """`sbt_aws_ingestUsage` (shape defined by this project; see README): a list of records under
+    `usage`, or one record's fields beside `tenantId`."""
+
+    tenant_id: Annotated[TenantId, Field(alias="tenantId")]
+    usage: list[UsageItem] | None = None
+    name: Annotated[Text | None, Field(validation_alias=AliasChoices("name", "usageName", "metric"))] = None
+    value: Annotated[Decimal | None, Field(validation_alias=AliasChoices("value", "quantity", "count"))] = (
+        None
+    )
+    timestamp: datetime | None = None
+    record_id: Annotated[Text | None, Field(validation_alias=AliasChoices("id", "recordId"))] = None
+
+
+class UsageEvent(EventBridgeModel):
+    detail: UsageDetail
+
+
+def user_fact(event: TenantUserEvent, present: bool) -> tuple[str, str, bool, str]:
+    """(tenant id, user id, present, stamp). Stamps compare as strings in time order; at the same
+    instant a deletion wins over a creation (a user is created before it is deleted)."""
+    user = event.detail.user_id or event.detail.user_name
+    if user is None:
+        raise InvalidEvent("detail.userId", "is required (or detail.userName)")
+    if event.time.tzinfo is None:
+        raise InvalidEvent("time", "has no time zone")
+    at = event.time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return event.detail.tenant_id, user, present, f"{at}|{0 if present else 1}"
+
+
+def usage_records(event: UsageEvent) -> list[RawUsage]:
+    detail = event.detail
+    if detail.usage is not None:
+        items = detail.usage
+    elif detail.name is not None and detail.value is not None:
+        items = [
+            UsageItem(name=detail.name, value=detail.value, timestamp=detail.timestamp, id=detail.record_id)
+        ]
+    else:
+        raise InvalidEvent(
+            "detail.usage", "is required (a list of {name, value, timestamp, id}) or name and value"
+        )
+    if not items:
+        raise InvalidEvent("detail.usage", "is empty")
+    return [
+        RawUsage(
+            name=item.name, value=item.value, timestamp=item.timestamp or event.time, record_id=item.record_id
+        )
+        for item in items
+    ]

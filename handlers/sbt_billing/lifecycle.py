@@ -20,8 +20,9 @@ its subscriptions before anything is created.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
+from typing import TYPE_CHECKING
 from uuid import uuid4
 
 from .errors import InvalidEvent, PermanentBillingError, RevisionConflict, TransientBillingError
@@ -35,8 +36,12 @@ from .models import (
     Result,
     TenantFacts,
 )
-from .ports import AccountStore, BillingGateway, Clock, EventPublisher
+from .ports import AccountStore, BillingGateway, Clock, EventPublisher, PlanChange, PlanPrices
 from .settings import TierPlan
+
+if TYPE_CHECKING:
+    from .seats import Seats
+    from .usage import Usage
 
 BILLING_SUCCESS = "sbt_aws_billingSuccess"
 BILLING_FAILURE = "sbt_aws_billingFailure"
@@ -55,7 +60,13 @@ class Lifecycle:
         catalogue: Mapping[str, TierPlan],
         lease_seconds: int,
         owner: str | None = None,
+        metered_prices: Sequence[str] = (),
+        seats: Seats | None = None,
+        usage: Usage | None = None,
     ) -> None:
+        self._metered_prices = tuple(metered_prices)
+        self._seats = seats
+        self._usage = usage
         self._store = store
         self._billing = billing
         self._publisher = publisher
@@ -157,10 +168,15 @@ class Lifecycle:
         tier = account.desired.tier_value
         if tier is None:
             raise InvalidEvent("tier", "is required to open an account and no event has named one")
+        prices = self.prices_for(tier)
+        seat_quantity = self._seats.count(account.tenant_id) if prices.seats and self._seats else 0
         snapshot = OpeningSnapshot(
             details=account.desired.details(),
             tier=tier,
-            price_id=self._billing.price_for(self._plan(tier, field="tier").price),
+            price_id=prices.base,
+            seat_price_id=prices.seats,
+            seat_quantity=seat_quantity,
+            metered_price_ids=prices.metered,
             started_at=self._clock.now(),
         )
         return account.model_copy(update={"status": AccountStatus.OPENING, "opening": snapshot})
@@ -210,6 +226,15 @@ class Lifecycle:
             return
 
     # -- helpers ----------------------------------------------------------------------------------
+
+    def prices_for(self, tier: str) -> PlanPrices:
+        """The price ids a subscription on `tier` carries (lookup keys resolved, cached per container)."""
+        plan = self._plan(tier, field="tier")
+        return PlanPrices(
+            base=self._billing.price_for(plan.price),
+            seats=self._billing.price_for(plan.seat_price) if plan.seat_price else None,
+            metered=tuple(self._billing.price_for(price) for price in self._metered_prices),
+        )
 
     def _plan(self, tier: str, field: str) -> TierPlan:
         plan = self._catalogue.get(tier)
@@ -287,13 +312,17 @@ class _Driver:
         if self.account.subscription_id is None:
             assert self.account.customer_id is not None
             subscription = None
+            prices = PlanPrices(
+                base=snapshot.price_id, seats=snapshot.seat_price_id, metered=snapshot.metered_price_ids
+            )
             if self._resumed:
-                subscription = self._billing.find_subscription(self.account.customer_id)
+                subscription = self._billing.find_subscription(self.account.customer_id, prices)
             if subscription is None:
                 subscription = self._billing.create_subscription(
                     self.account.tenant_id,
                     self.account.customer_id,
-                    snapshot.price_id,
+                    prices,
+                    snapshot.seat_quantity,
                     idempotency_key=self._key("subscription", "create"),
                 )
             self._progress(
@@ -303,6 +332,9 @@ class _Driver:
                 subscription_status=subscription.status,
                 price_id=subscription.price_id,
                 applied_tier=snapshot.tier,
+                seat_item_id=subscription.seat_item_id,
+                seat_price_id=snapshot.seat_price_id if subscription.seat_item_id else None,
+                metered_items=subscription.metered_items,
             )
 
     def _find_or_create_customer(self, snapshot: OpeningSnapshot) -> None:
@@ -328,16 +360,30 @@ class _Driver:
 
     def _sync_plan(self) -> None:
         tier = self.account.desired.tier_value
-        if tier is None or self.account.subscription_item_id is None or tier == self.account.applied_tier:
+        account = self.account
+        if tier is None or account.subscription_id is None or account.subscription_item_id is None:
             return
-        price_id = self._billing.price_for(self._lifecycle._plan(tier, field="tier").price)
-        if price_id != self.account.price_id:
-            self._billing.change_price(
-                self.account.subscription_item_id,
-                price_id,
-                idempotency_key=self._key("plan", self.account.revision, price_id),
+        if tier == account.applied_tier:
+            return
+        prices = self._lifecycle.prices_for(tier)
+        if prices.base != account.price_id or prices.seats != account.seat_price_id:
+            adds_seats = prices.seats is not None and account.seat_item_id is None
+            seats = self._lifecycle._seats
+            change = PlanChange(
+                subscription_id=account.subscription_id,
+                base_item_id=account.subscription_item_id,
+                base_price=prices.base,
+                seat_item_id=account.seat_item_id,
+                seat_price=prices.seats,
+                seat_quantity=seats.count(account.tenant_id) if adds_seats and seats else 0,
             )
-        self._progress(applied_tier=tier, price_id=price_id)
+            state = self._billing.change_plan(
+                change, idempotency_key=self._key("plan", account.revision, prices.base, prices.seats or "")
+            )
+            self._progress(
+                seat_item_id=state.seat_item_id, seat_price_id=prices.seats if state.seat_item_id else None
+            )
+        self._progress(applied_tier=tier, price_id=prices.base)
 
     def _close(self) -> None:
         snapshot = self.account.opening
@@ -349,6 +395,11 @@ class _Driver:
             if found is not None:
                 self._progress(subscription_id=found.subscription_id, subscription_item_id=found.item_id)
         if self.account.subscription_id is not None and self.account.subscription_status != "canceled":
+            # What the tenant used and its last seat count reach Stripe before the final invoice.
+            if self._lifecycle._usage is not None:
+                self._lifecycle._usage.flush(self.account.tenant_id, account=self.account)
+            if self._lifecycle._seats is not None:
+                self._lifecycle._seats.settle(self.account)
             status = self._billing.cancel_subscription(
                 self.account.subscription_id, idempotency_key=self._key("subscription", "cancel")
             )

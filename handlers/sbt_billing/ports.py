@@ -3,18 +3,49 @@ tests implement them with in-memory doubles."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
+
+from pydantic import Field
 
 from .models import Account, CustomerDetails, Frozen
 
 
+class PlanPrices(Frozen):
+    """The Stripe prices (ids) a subscription carries for a tier."""
+
+    base: str
+    seats: str | None = None
+    metered: tuple[str, ...] = ()
+
+
 class SubscriptionState(Frozen):
     subscription_id: str
-    item_id: str
+    item_id: str  # the base price's item
     status: str
     price_id: str
+    seat_item_id: str | None = None
+    metered_items: dict[str, str] = Field(default_factory=dict)  # metered price id -> item id
+
+
+class PlanChange(Frozen):
+    """One update of a subscription's items toward a tier's prices."""
+
+    subscription_id: str
+    base_item_id: str
+    base_price: str
+    seat_item_id: str | None = None  # the current seat item, if any
+    seat_price: str | None = None  # the target seat price, if the tier has one
+    seat_quantity: int = 0  # for a seat item that the change adds
+
+
+class MeterEvent(Frozen):
+    event_name: str
+    identifier: str
+    customer_id: str
+    value: str
+    timestamp: datetime
 
 
 class AccountStore(Protocol):
@@ -38,8 +69,10 @@ class BillingGateway(Protocol):
         """The live customer whose metadata.tenantId is tenant_id, if any (Stripe's search)."""
         ...
 
-    def find_subscription(self, customer_id: str) -> SubscriptionState | None:
-        """The customer's subscription that is not yet cancelled, if any."""
+    def find_subscription(
+        self, customer_id: str, prices: PlanPrices | None = None
+    ) -> SubscriptionState | None:
+        """The customer's subscription that is not yet cancelled, if any (items told apart by `prices`)."""
         ...
 
     def create_customer(self, tenant_id: str, details: CustomerDetails, idempotency_key: str) -> str: ...
@@ -47,10 +80,12 @@ class BillingGateway(Protocol):
     def update_customer(self, customer_id: str, details: CustomerDetails, idempotency_key: str) -> None: ...
 
     def create_subscription(
-        self, tenant_id: str, customer_id: str, price_id: str, idempotency_key: str
+        self, tenant_id: str, customer_id: str, prices: PlanPrices, seat_quantity: int, idempotency_key: str
     ) -> SubscriptionState: ...
 
-    def change_price(self, item_id: str, price_id: str, idempotency_key: str) -> None: ...
+    def change_plan(self, change: PlanChange, idempotency_key: str) -> SubscriptionState:
+        """Swaps the base price (and adds, re-prices or removes the seat item) in one update."""
+        ...
 
     def cancel_subscription(self, subscription_id: str, idempotency_key: str) -> str:
         """Cancels as the deployment's policy says; returns the subscription's status after."""
@@ -59,6 +94,73 @@ class BillingGateway(Protocol):
     def close_customer(self, customer_id: str, closed_at: datetime, idempotency_key: str) -> bool:
         """Marks the customer offboarded or deletes it, per policy; True when it was deleted."""
         ...
+
+    def item_quantity(self, item_id: str) -> int | None:
+        """The subscription item's quantity, or None when the item no longer exists."""
+        ...
+
+    def set_quantity(self, item_id: str, quantity: int, idempotency_key: str) -> bool:
+        """Sets a licensed item's quantity (prorated per policy); False when the item no longer exists."""
+        ...
+
+    def send_meter_events(self, events: Sequence[MeterEvent]) -> None:
+        """Sends usage to Stripe's meters, batched; Stripe ignores an identifier it has seen."""
+        ...
+
+
+class SeatLedger(Protocol):
+    """A tenant's users (one record per user, last fact wins) and the coalescing of seat syncs."""
+
+    def record_user(self, tenant_id: str, user_id: str, present: bool, stamp: str) -> bool:
+        """Records the fact; True when it changed the user's presence or stamp (False: old or duplicate)."""
+        ...
+
+    def count(self, tenant_id: str) -> int: ...
+
+    def claim_sync(self, tenant_id: str, changed: bool) -> bool:
+        """Notes a change (changed) and claims the scheduling of a sync; True when none was scheduled."""
+        ...
+
+    def release_claim(self, tenant_id: str) -> None:
+        """Undoes claim_sync when the sync could not be scheduled."""
+        ...
+
+    def sync_version(self, tenant_id: str) -> tuple[int, int | None, str | None]:
+        """(version of the users' changes, last quantity applied, item it was applied to)."""
+        ...
+
+    def finish_sync(self, tenant_id: str, version: int, quantity: int | None, item_id: str | None) -> bool:
+        """Records what a sync applied and ends it, if no change came since `version` (else False)."""
+        ...
+
+
+class SyncScheduler(Protocol):
+    def schedule(self, tenant_id: str, delay_seconds: int) -> None: ...
+
+
+class UsageRecord(Frozen):
+    tenant_id: str
+    identifier: str
+    usage_name: str
+    event_name: str
+    value: str
+    timestamp: datetime
+
+
+class UsageOutbox(Protocol):
+    """Usage kept until Stripe has it: added once per identifier, sent, or rejected with a reason."""
+
+    def add(self, records: Sequence[UsageRecord]) -> list[UsageRecord]:
+        """Keeps the records not seen before; returns those."""
+        ...
+
+    def pending(self, tenant_id: str) -> list[UsageRecord]: ...
+
+    def pending_tenants(self) -> list[str]: ...
+
+    def mark_sent(self, records: Sequence[UsageRecord]) -> None: ...
+
+    def mark_rejected(self, record: UsageRecord, reason: str) -> None: ...
 
 
 class EventPublisher(Protocol):

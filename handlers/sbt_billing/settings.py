@@ -87,6 +87,9 @@ class Settings(BaseModel):
     usage_meters: Annotated[dict[str, UsageMeter], Field(alias="USAGE_METERS")] = Field(default_factory=dict)
     seat_sync_queue_url: Annotated[str | None, Field(alias="SEAT_SYNC_QUEUE_URL")] = None
     seat_sync_delay_seconds: Annotated[int, Field(ge=0, le=900, alias="SEAT_SYNC_DELAY_SECONDS")] = 20
+    user_created_detail_types: Annotated[frozenset[str], Field(alias="USER_CREATED_DETAIL_TYPES")] = (
+        frozenset({"sbt_aws_tenantUserCreated", "tenantUserCreated"})
+    )
     # The billing API and Stripe's webhooks.
     webhook_secret_name: Annotated[str | None, Field(alias="WEBHOOK_SECRET_NAME")] = None
     gate_allowed_states: Annotated[frozenset[BillingState], Field(alias="GATE_ALLOWED_STATES")] = frozenset(
@@ -144,6 +147,15 @@ class Settings(BaseModel):
             # A bare string is shorthand for {"event_name": "<meter event name>"}.
             return {name: {"event_name": m} if isinstance(m, str) else m for name, m in value.items()}
         return value
+
+    @field_validator("user_created_detail_types", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        return (
+            frozenset(part.strip() for part in value.split(",") if part.strip())
+            if isinstance(value, str)
+            else value
+        )
 
     @field_validator("usage_table", "seat_sync_queue_url", mode="before")
     @classmethod

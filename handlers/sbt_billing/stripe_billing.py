@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from threading import Lock
 from typing import TYPE_CHECKING, TypeVar
 
@@ -19,7 +19,7 @@ import stripe
 
 from .errors import ConfigurationError, PermanentBillingError, TransientBillingError
 from .models import CustomerDetails
-from .ports import SubscriptionState
+from .ports import MeterEvent, PlanChange, PlanPrices, SubscriptionState
 from .settings import CancellationMode, CollectionMode, CustomerOnDelete, ProrationBehavior
 
 if TYPE_CHECKING:
@@ -28,11 +28,15 @@ if TYPE_CHECKING:
         CustomerCreateParamsAddress,
         CustomerUpdateParams,
         SubscriptionCreateParams,
+        SubscriptionCreateParamsItem,
+        SubscriptionUpdateParamsItem,
     )
+    from stripe.params.v2.billing import MeterEventStreamCreateParams
 
 T = TypeVar("T")
 
 PRICE_CACHE_SECONDS = 300.0
+SESSION_MARGIN_SECONDS = 60.0
 
 
 class BillingPolicy:
@@ -69,6 +73,7 @@ class StripeBillingGateway:
         self._sleep = sleep
         self._prices: dict[str, tuple[str, float]] = {}
         self._prices_lock = Lock()
+        self._session: tuple[str, float] | None = None
 
     # -- catalogue --------------------------------------------------------------------------------
 
@@ -152,7 +157,9 @@ class StripeBillingGateway:
 
     # -- subscriptions ----------------------------------------------------------------------------
 
-    def find_subscription(self, customer_id: str) -> SubscriptionState | None:
+    def find_subscription(
+        self, customer_id: str, prices: PlanPrices | None = None
+    ) -> SubscriptionState | None:
         found = self._call(
             lambda: self._client.v1.subscriptions.list(
                 params={"customer": customer_id, "status": "all", "limit": 10}
@@ -160,15 +167,20 @@ class StripeBillingGateway:
         )
         for subscription in found.data:
             if subscription.status not in ("canceled", "incomplete_expired"):
-                return _state(subscription)
+                first = subscription["items"].data[0].price.id
+                return _state(subscription, prices or PlanPrices(base=first))
         return None
 
     def create_subscription(
-        self, tenant_id: str, customer_id: str, price_id: str, idempotency_key: str
+        self, tenant_id: str, customer_id: str, prices: PlanPrices, seat_quantity: int, idempotency_key: str
     ) -> SubscriptionState:
+        items: list[SubscriptionCreateParamsItem] = [{"price": prices.base, "quantity": 1}]
+        if prices.seats is not None:
+            items.append({"price": prices.seats, "quantity": seat_quantity})
+        items.extend({"price": metered} for metered in prices.metered)
         params: SubscriptionCreateParams = {
             "customer": customer_id,
-            "items": [{"price": price_id}],
+            "items": items,
             "metadata": {"tenantId": tenant_id},
         }
         if self._policy.collection_mode is CollectionMode.SEND_INVOICE:
@@ -183,16 +195,97 @@ class StripeBillingGateway:
                 params=params, options={"idempotency_key": idempotency_key}
             )
         )
-        return _state(subscription)
+        return _state(subscription, prices)
 
-    def change_price(self, item_id: str, price_id: str, idempotency_key: str) -> None:
-        self._call(
-            lambda: self._client.v1.subscription_items.update(
-                item_id,
-                params={"price": price_id, "proration_behavior": self._policy.proration_behavior.value},
+    def change_plan(self, change: PlanChange, idempotency_key: str) -> SubscriptionState:
+        items: list[SubscriptionUpdateParamsItem] = [{"id": change.base_item_id, "price": change.base_price}]
+        if change.seat_price is not None and change.seat_item_id is not None:
+            items.append({"id": change.seat_item_id, "price": change.seat_price})
+        elif change.seat_price is not None:
+            items.append({"price": change.seat_price, "quantity": change.seat_quantity})
+        elif change.seat_item_id is not None:
+            items.append({"id": change.seat_item_id, "deleted": True})
+        subscription = self._call(
+            lambda: self._client.v1.subscriptions.update(
+                change.subscription_id,
+                params={"items": items, "proration_behavior": self._policy.proration_behavior.value},
                 options={"idempotency_key": idempotency_key},
             )
         )
+        return _state(subscription, PlanPrices(base=change.base_price, seats=change.seat_price))
+
+    # -- seats and usage --------------------------------------------------------------------------
+
+    def item_quantity(self, item_id: str) -> int | None:
+        try:
+            item = self._call(lambda: self._client.v1.subscription_items.retrieve(item_id))
+        except PermanentBillingError as error:
+            if "resource_missing" in str(error):
+                return None
+            raise
+        return int(item.quantity or 0)
+
+    def set_quantity(self, item_id: str, quantity: int, idempotency_key: str) -> bool:
+        try:
+            self._call(
+                lambda: self._client.v1.subscription_items.update(
+                    item_id,
+                    params={
+                        "quantity": quantity,
+                        "proration_behavior": self._policy.proration_behavior.value,
+                    },
+                    options={"idempotency_key": idempotency_key},
+                )
+            )
+        except PermanentBillingError as error:
+            if "resource_missing" in str(error):
+                return False
+            raise
+        return True
+
+    def send_meter_events(self, events: Sequence[MeterEvent]) -> None:
+        """Stripe's high-throughput meter event stream: up to 100 events a request, authenticated by a
+        short-lived session token that is cached until a minute before it expires."""
+        if not events:
+            return
+        token = self._meter_session_token()
+        payload: MeterEventStreamCreateParams = {
+            "events": [
+                {
+                    "event_name": event.event_name,
+                    "identifier": event.identifier,
+                    "payload": {"stripe_customer_id": event.customer_id, "value": event.value},
+                    "timestamp": event.timestamp.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+                }
+                for event in events
+            ]
+        }
+        try:
+            self._call(
+                lambda: self._client.v2.billing.meter_event_stream.create(payload, options={"api_key": token})
+            )
+        except ConfigurationError:
+            # The session expired early (or was revoked): one retry with a fresh token.
+            self._session = None
+            token = self._meter_session_token()
+            self._call(
+                lambda: self._client.v2.billing.meter_event_stream.create(payload, options={"api_key": token})
+            )
+
+    def _meter_session_token(self) -> str:
+        with self._prices_lock:
+            session = self._session
+        if session is not None and session[1] - time.time() > SESSION_MARGIN_SECONDS:
+            return session[0]
+        created = self._call(lambda: self._client.v2.billing.meter_event_session.create())
+        expires = (
+            created.expires_at.timestamp()
+            if isinstance(created.expires_at, datetime)
+            else float(created.expires_at)
+        )
+        with self._prices_lock:
+            self._session = (created.authentication_token, expires)
+        return created.authentication_token
 
     def cancel_subscription(self, subscription_id: str, idempotency_key: str) -> str:
         options: stripe.RequestOptions = {"idempotency_key": idempotency_key}
@@ -278,8 +371,15 @@ def _address(details: CustomerDetails) -> CustomerCreateParamsAddress:
     return address
 
 
-def _state(subscription: stripe.Subscription) -> SubscriptionState:
-    item = subscription["items"].data[0]
+def _state(subscription: stripe.Subscription, prices: PlanPrices) -> SubscriptionState:
+    """The subscription's items told apart by price: base, seats, metered."""
+    by_price = {item.price.id: item.id for item in subscription["items"].data}
+    base = by_price.get(prices.base) or subscription["items"].data[0].id
     return SubscriptionState(
-        subscription_id=subscription.id, item_id=item.id, status=subscription.status, price_id=item.price.id
+        subscription_id=subscription.id,
+        item_id=base,
+        status=subscription.status,
+        price_id=prices.base if prices.base in by_price else subscription["items"].data[0].price.id,
+        seat_item_id=by_price.get(prices.seats) if prices.seats else None,
+        metered_items={price: by_price[price] for price in prices.metered if price in by_price},
     )

@@ -105,7 +105,7 @@ def test_a_tier_change_swaps_the_price_on_the_same_subscription(world: World) ->
 
     world.lifecycle().update_account(update(T0 + timedelta(hours=1), tier="premium"))
 
-    assert world.stripe.calls[2:] == ["change_price"]
+    assert world.stripe.calls[2:] == ["change_plan"]
     assert [s.price_id for s in world.stripe.subscriptions.values()] == ["price_premium"]
     assert world.account().applied_tier == "premium"
 
@@ -115,7 +115,7 @@ def test_tier_a_then_b_then_a_again_is_three_changes(world: World) -> None:
     for hours, tier in ((1, "premium"), (2, "basic"), (3, "premium")):
         world.lifecycle().update_account(update(T0 + timedelta(hours=hours), tier=tier))
 
-    assert world.stripe.writes("change_price") == 3
+    assert world.stripe.writes("change_plan") == 3
     assert [s.price_id for s in world.stripe.subscriptions.values()] == ["price_premium"]
 
 
@@ -170,7 +170,7 @@ def test_a_closed_account_ignores_later_updates(world: World) -> None:
     outcome = world.lifecycle().update_account(update(T0 + timedelta(days=2), tier="premium"))
 
     assert outcome.result is Result.IGNORED
-    assert world.stripe.writes("change_price") == 0
+    assert world.stripe.writes("change_plan") == 0
 
 
 def test_a_transient_failure_after_the_customer_then_a_retry_makes_one_customer(world: World) -> None:
@@ -237,12 +237,12 @@ def test_facts_recorded_while_another_worker_holds_the_lease_are_applied_by_it(w
     world.store.items["t1"] = leased
     recorded = world.lifecycle(owner="other").update_account(update(T0 + timedelta(hours=1), tier="premium"))
     assert recorded.result is Result.RECORDED
-    assert world.stripe.writes("change_price") == 0
+    assert world.stripe.writes("change_plan") == 0
 
     # The holder finishes its own fact; before releasing it applies the one recorded meanwhile.
     holder.update_account(update(T0 + timedelta(hours=2), email="holder@acme.test"))
 
-    assert world.stripe.writes("change_price") == 1
+    assert world.stripe.writes("change_plan") == 1
     assert world.account().applied_tier == "premium"
     assert world.account().lease is None
 

@@ -1,0 +1,254 @@
+"""Seats and usage in DynamoDB: one partition per tenant in the usage table.
+
+    sk = "user#<id>"          a user: present (bool) and the stamp of the last fact applied
+    sk = "seats"              the seat sync's coordination: version, scheduled, applied quantity/item
+    sk = "usage#<identifier>" a usage record: state pending | sent | rejected (+ reason)
+
+Pending usage records also carry `pendingTenant`, the key of a sparse index (`pending`) that lists
+exactly the records still to send.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .errors import TransientBillingError
+from .ports import UsageRecord
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+
+PENDING_INDEX = "pending"
+SEATS = "seats"
+TRANSACTION_LIMIT = 100
+
+
+class DynamoTenantUsage:
+    """Implements SeatLedger and UsageOutbox."""
+
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    # -- seats --------------------------------------------------------------------------------------
+
+    def record_user(self, tenant_id: str, user_id: str, present: bool, stamp: str) -> bool:
+        try:
+            response = self._client.update_item(
+                TableName=self._table,
+                Key=_key(tenant_id, f"user#{user_id}"),
+                UpdateExpression="SET present = :present, stamp = :stamp",
+                ConditionExpression="attribute_not_exists(sk) OR stamp < :stamp",
+                ExpressionAttributeValues={":present": {"BOOL": present}, ":stamp": {"S": stamp}},
+                ReturnValues="ALL_OLD",
+            )
+        except ClientError as error:
+            if _conditional(error):
+                return False  # an older fact, or this one again
+            raise _transient("update_item", error) from None
+        except BotoCoreError as error:
+            raise _transient("update_item", error) from None
+        old = response.get("Attributes")
+        was_present = bool(old and old.get("present", {}).get("BOOL"))
+        return was_present != present
+
+    def count(self, tenant_id: str) -> int:
+        total = 0
+        for page in self._pages(
+            KeyConditionExpression="tenantId = :tenant AND begins_with(sk, :users)",
+            FilterExpression="present = :yes",
+            ExpressionAttributeValues={
+                ":tenant": {"S": tenant_id},
+                ":users": {"S": "user#"},
+                ":yes": {"BOOL": True},
+            },
+            Select="COUNT",
+            ConsistentRead=True,
+        ):
+            total += int(page.get("Count", 0))
+        return total
+
+    def claim_sync(self, tenant_id: str, changed: bool) -> bool:
+        response = self._update(
+            Key=_key(tenant_id, SEATS),
+            UpdateExpression="SET scheduled = :yes ADD version :change",
+            ExpressionAttributeValues={":yes": {"BOOL": True}, ":change": {"N": "1" if changed else "0"}},
+            ReturnValues="UPDATED_OLD",
+        )
+        old = response.get("Attributes", {})
+        return not old.get("scheduled", {}).get("BOOL", False)
+
+    def release_claim(self, tenant_id: str) -> None:
+        self._update(
+            Key=_key(tenant_id, SEATS),
+            UpdateExpression="SET scheduled = :no",
+            ExpressionAttributeValues={":no": {"BOOL": False}},
+        )
+
+    def sync_version(self, tenant_id: str) -> tuple[int, int | None, str | None]:
+        try:
+            item = self._client.get_item(
+                TableName=self._table, Key=_key(tenant_id, SEATS), ConsistentRead=True
+            ).get("Item", {})
+        except (ClientError, BotoCoreError) as error:
+            raise _transient("get_item", error) from None
+        version = int(item["version"]["N"]) if "version" in item else 0
+        quantity = int(item["appliedQuantity"]["N"]) if "appliedQuantity" in item else None
+        applied_item = item["appliedItem"]["S"] if "appliedItem" in item else None
+        return version, quantity, applied_item
+
+    def finish_sync(self, tenant_id: str, version: int, quantity: int | None, item_id: str | None) -> bool:
+        applied = (
+            "appliedQuantity = :quantity, appliedItem = :item" if quantity is not None and item_id else ""
+        )
+        values: dict[str, Any] = {":no": {"BOOL": False}, ":version": {"N": str(version)}}
+        if applied:
+            values |= {":quantity": {"N": str(quantity)}, ":item": {"S": item_id}}
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=_key(tenant_id, SEATS),
+                UpdateExpression="SET scheduled = :no" + (f", {applied}" if applied else ""),
+                ConditionExpression="version = :version"
+                if version
+                else "attribute_not_exists(version) OR version = :version",
+                ExpressionAttributeValues=values,
+            )
+            return True
+        except ClientError as error:
+            if not _conditional(error):
+                raise _transient("update_item", error) from None
+        except BotoCoreError as error:
+            raise _transient("update_item", error) from None
+        if applied:  # what Stripe now has stands, even though another sync must follow
+            self._update(
+                Key=_key(tenant_id, SEATS),
+                UpdateExpression=f"SET {applied}",
+                ExpressionAttributeValues={key: values[key] for key in (":quantity", ":item")},
+            )
+        return False
+
+    # -- usage --------------------------------------------------------------------------------------
+
+    def add(self, records: Sequence[UsageRecord]) -> list[UsageRecord]:
+        new = []
+        for record in records:
+            try:
+                self._client.put_item(
+                    TableName=self._table,
+                    Item={
+                        **_key(record.tenant_id, f"usage#{record.identifier}"),
+                        "usageName": {"S": record.usage_name},
+                        "eventName": {"S": record.event_name},
+                        "value": {"S": record.value},
+                        "timestamp": {"S": record.timestamp.isoformat()},
+                        "state": {"S": "pending"},
+                        "pendingTenant": {"S": record.tenant_id},
+                    },
+                    ConditionExpression="attribute_not_exists(sk)",
+                )
+                new.append(record)
+            except ClientError as error:
+                if not _conditional(error):
+                    raise _transient("put_item", error) from None
+            except BotoCoreError as error:
+                raise _transient("put_item", error) from None
+        return new
+
+    def pending(self, tenant_id: str) -> list[UsageRecord]:
+        records = []
+        for page in self._pages(
+            IndexName=PENDING_INDEX,
+            KeyConditionExpression="pendingTenant = :tenant",
+            ExpressionAttributeValues={":tenant": {"S": tenant_id}},
+        ):
+            records += [_record(item) for item in page.get("Items", [])]
+        return records
+
+    def pending_tenants(self) -> list[str]:
+        tenants: set[str] = set()
+        paginator = self._client.get_paginator("scan")
+        try:
+            for page in paginator.paginate(
+                TableName=self._table, IndexName=PENDING_INDEX, ProjectionExpression="pendingTenant"
+            ):
+                tenants.update(item["pendingTenant"]["S"] for item in page.get("Items", []))
+        except (ClientError, BotoCoreError) as error:
+            raise _transient("scan", error) from None
+        return sorted(tenants)
+
+    def mark_sent(self, records: Sequence[UsageRecord]) -> None:
+        for start in range(0, len(records), TRANSACTION_LIMIT):
+            batch = records[start : start + TRANSACTION_LIMIT]
+            try:
+                self._client.transact_write_items(
+                    TransactItems=[
+                        {
+                            "Update": {
+                                "TableName": self._table,
+                                "Key": _key(record.tenant_id, f"usage#{record.identifier}"),
+                                "UpdateExpression": "SET #state = :sent REMOVE pendingTenant",
+                                "ExpressionAttributeNames": {"#state": "state"},
+                                "ExpressionAttributeValues": {":sent": {"S": "sent"}},
+                            }
+                        }
+                        for record in batch
+                    ]
+                )
+            except (ClientError, BotoCoreError) as error:
+                raise _transient("transact_write_items", error) from None
+
+    def mark_rejected(self, record: UsageRecord, reason: str) -> None:
+        self._update(
+            Key=_key(record.tenant_id, f"usage#{record.identifier}"),
+            UpdateExpression="SET #state = :rejected, reason = :reason REMOVE pendingTenant",
+            ExpressionAttributeNames={"#state": "state"},
+            ExpressionAttributeValues={":rejected": {"S": "rejected"}, ":reason": {"S": reason}},
+        )
+
+    # -- plumbing -----------------------------------------------------------------------------------
+
+    def _update(self, **kwargs: Any) -> Any:
+        try:
+            return self._client.update_item(TableName=self._table, **kwargs)
+        except (ClientError, BotoCoreError) as error:
+            raise _transient("update_item", error) from None
+
+    def _pages(self, **kwargs: Any) -> Iterator[Any]:
+        paginator = self._client.get_paginator("query")
+        try:
+            yield from paginator.paginate(TableName=self._table, **kwargs)
+        except (ClientError, BotoCoreError) as error:
+            raise _transient("query", error) from None
+
+
+def _key(tenant_id: str, sort_key: str) -> dict[str, Any]:
+    return {"tenantId": {"S": tenant_id}, "sk": {"S": sort_key}}
+
+
+def _record(item: dict[str, Any]) -> UsageRecord:
+    return UsageRecord(
+        tenant_id=item["tenantId"]["S"],
+        identifier=item["sk"]["S"].removeprefix("usage#"),
+        usage_name=item["usageName"]["S"],
+        event_name=item["eventName"]["S"],
+        value=item["value"]["S"],
+        timestamp=datetime.fromisoformat(item["timestamp"]["S"]),
+    )
+
+
+def _conditional(error: ClientError) -> bool:
+    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+def _transient(operation: str, error: Exception) -> TransientBillingError:
+    code = (
+        error.response.get("Error", {}).get("Code", "unknown")
+        if isinstance(error, ClientError)
+        else type(error).__name__
+    )
+    return TransientBillingError(f"DynamoDB {operation} failed: {code}")

@@ -1,0 +1,159 @@
+"""Wiring for seats and metered usage: factories (cached per container) and the four entry points'
+bodies: user events, usage events, the seat sync (SQS) and the scheduled usage flush."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from .app import SystemClock, _aws_client, account_store, billing_gateway, logger, metrics, publisher
+from .errors import ConfigurationError, InvalidEvent
+from .events import TenantUserEvent, UsageEvent, parse, usage_records, user_fact
+from .seat_sync_queue import SqsSyncScheduler
+from .seats import Seats
+from .settings import settings
+from .tenant_accounts import DynamoAccountStore
+from .tenant_usage import DynamoTenantUsage
+from .usage import Usage
+
+
+@cache
+def tenant_usage() -> DynamoTenantUsage:
+    table = settings().usage_table
+    if not table:
+        raise ConfigurationError("USAGE_TABLE is not set: seats and usage are not deployed")
+    return DynamoTenantUsage(_aws_client("dynamodb"), table)
+
+
+def seats() -> Seats | None:
+    """Seats, when this deployment has the usage table and the sync queue (None otherwise)."""
+    config = settings()
+    if not config.usage_table or not config.seat_sync_queue_url:
+        return None
+    return Seats(
+        ledger=tenant_usage(),
+        scheduler=SqsSyncScheduler(_aws_client("sqs"), config.seat_sync_queue_url),
+        accounts=_accounts(),
+        billing=billing_gateway(),
+        delay_seconds=config.seat_sync_delay_seconds,
+    )
+
+
+def usage() -> Usage | None:
+    config = settings()
+    if not config.usage_table:
+        return None
+    return Usage(
+        outbox=tenant_usage(),
+        accounts=_accounts(),
+        billing=billing_gateway(),
+        publisher=publisher(),
+        clock=SystemClock(),
+        meters=config.usage_meters,
+    )
+
+
+def metered_price_refs() -> list[str]:
+    return [meter.price for meter in settings().usage_meters.values() if meter.price]
+
+
+def _accounts() -> DynamoAccountStore:
+    return account_store()
+
+
+def forget() -> None:
+    tenant_usage.cache_clear()
+
+
+# -- entry points ----------------------------------------------------------------------------------
+
+
+def _rejected(error: InvalidEvent, raw_event: Mapping[str, Any], operation: str) -> dict[str, Any]:
+    metrics.add_metric(name="EventRejected", unit=MetricUnit.Count, value=1)
+    logger.error("event rejected", field=error.field, problem=error.problem)
+    detail = raw_event.get("detail") if isinstance(raw_event, Mapping) else None
+    tenant = detail.get("tenantId") if isinstance(detail, Mapping) else None
+    response: dict[str, Any] = {"operation": operation, "result": "rejected", "reason": str(error)}
+    if isinstance(tenant, str):
+        response["tenant_id"] = tenant
+    return response
+
+
+def handle_user_event(raw_event: Mapping[str, Any], present: bool) -> dict[str, Any]:
+    operation = "add_seat" if present else "remove_seat"
+    try:
+        event = parse(TenantUserEvent, raw_event)
+        tenant_id, user_id, present, stamp = user_fact(event, present)
+    except InvalidEvent as error:
+        return _rejected(error, raw_event, operation)
+    logger.append_keys(tenant_id=tenant_id, event_id=event.id)
+    service = seats()
+    if service is None:
+        raise ConfigurationError("seats need USAGE_TABLE and SEAT_SYNC_QUEUE_URL")
+    outcome = service.record(tenant_id, user_id, present, stamp)
+    metrics.add_metric(name=f"Seat_{outcome.result.value}", unit=MetricUnit.Count, value=1)
+    logger.info("user recorded", result=outcome.result.value, sync_scheduled=outcome.sync_scheduled)
+    return {"operation": operation, **outcome.as_response()}
+
+
+def handle_usage_event(raw_event: Mapping[str, Any]) -> dict[str, Any]:
+    try:
+        event = parse(UsageEvent, raw_event)
+        records = usage_records(event)
+    except InvalidEvent as error:
+        return _rejected(error, raw_event, "ingest_usage")
+    logger.append_keys(tenant_id=event.detail.tenant_id, event_id=event.id)
+    service = usage()
+    if service is None:
+        raise ConfigurationError("usage needs USAGE_TABLE")
+    outcome = service.ingest(event.detail.tenant_id, records)
+    metrics.add_metric(name="UsageRecordsNew", unit=MetricUnit.Count, value=outcome.new)
+    metrics.add_metric(name="UsageRecordsSent", unit=MetricUnit.Count, value=outcome.sent)
+    if outcome.rejected:
+        metrics.add_metric(name="UsageRecordsRejected", unit=MetricUnit.Count, value=len(outcome.rejected))
+        logger.error("usage records rejected", reasons=[r.reason for r in outcome.rejected])
+    logger.info("usage recorded", new=outcome.new, sent=outcome.sent)
+    return {"operation": "ingest_usage", **outcome.as_response()}
+
+
+def handle_usage_flush() -> dict[str, Any]:
+    service = usage()
+    if service is None:
+        raise ConfigurationError("usage needs USAGE_TABLE")
+    sent = service.flush_all()
+    metrics.add_metric(name="UsageRecordsSent", unit=MetricUnit.Count, value=sent)
+    logger.info("pending usage flushed", sent=sent)
+    return {"operation": "flush_usage", "sent": sent}
+
+
+def handle_seat_sync(raw_event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """SQS batch: one sync per tenant named in the batch; a failed tenant's messages are retried."""
+    service = seats()
+    if service is None:
+        raise ConfigurationError("seats need USAGE_TABLE and SEAT_SYNC_QUEUE_URL")
+
+    def sync(record: SQSRecord) -> None:
+        body = json.loads(record.body)
+        outcome = service.sync(str(body["tenantId"]))
+        if outcome.updated:
+            metrics.add_metric(name="SeatQuantityUpdated", unit=MetricUnit.Count, value=1)
+        logger.info(
+            "seats synced",
+            tenant_id=outcome.tenant_id,
+            quantity=outcome.quantity,
+            updated=outcome.updated,
+            rescheduled=outcome.rescheduled,
+        )
+
+    processor = BatchProcessor(event_type=EventType.SQS)
+    response = process_partial_response(
+        event=dict(raw_event), record_handler=sync, processor=processor, context=context
+    )
+    return dict(response)

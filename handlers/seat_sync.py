@@ -1,0 +1,13 @@
+"""SQS (delayed): sets each named tenant's seat quantity to its user count, once per burst of changes."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from sbt_billing.app import logger, metrics
+from sbt_billing.usage_app import handle_seat_sync
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return handle_seat_sync(event, context)

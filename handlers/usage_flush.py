@@ -1,0 +1,14 @@
+"""Scheduled (the SBT put-usage pattern): sends the usage still pending, e.g. while Stripe was
+unavailable or before the tenant's customer existed."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from sbt_billing.app import logger, metrics
+from sbt_billing.usage_app import handle_usage_flush
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return handle_usage_flush()

@@ -1,0 +1,14 @@
+"""sbt_aws_ingestUsage → Stripe Billing Meter events, each usage record exactly once."""
+
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from sbt_billing.app import logger, metrics
+from sbt_billing.usage_app import handle_usage_event
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return handle_usage_event(event)
