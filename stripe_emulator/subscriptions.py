@@ -1016,13 +1016,16 @@ def cancel(req: Request) -> Obj:
     )
     cancel_now(emu, sub, reason="cancellation_requested", comment=comment, feedback=feedback)
     if invoice_now and (metered or invoices.pending_items(emu, sub["customer"], sub["id"])):
+        usage_lines = [
+            _period_line(emu, sub, i, (period[0], now), usage_period=(period[0], now + 1)) for i in metered
+        ]
+        for line in usage_lines:  # usage up to and including the cancellation second
+            line["period"]["end"] = now
         inv = invoices.build_invoice(
             emu,
             customer=sub["customer"],
             sub=sub,
-            lines=[
-                _period_line(emu, sub, i, (period[0], now), usage_period=(period[0], now)) for i in metered
-            ],
+            lines=usage_lines,
             billing_reason="subscription_cycle",
             period=(period[0], now),
         )

@@ -265,3 +265,35 @@ def test_metered_item_billed_from_usage_on_next_invoice(client: stripe.StripeCli
     assert metered[0].amount == 210
     assert (metered[0].period.start, metered[0].period.end) == (T0, T0 + 31 * DAY)
     assert invoice.total == 3000 + 210
+
+
+def test_cancel_with_invoice_now_bills_usage_so_far(client: stripe.StripeClient, admin: Admin) -> None:
+    # Given a metered subscription with usage reported at the very second it is cancelled
+    meter = _meter(client)
+    customer = _customer(client)
+    calls = client.v1.prices.create(
+        params={
+            "currency": "usd",
+            "unit_amount": 7,
+            "recurring": {"interval": "month", "usage_type": "metered", "meter": meter.id},
+            "product_data": {"name": "Calls"},
+        }
+    )
+    sub = client.v1.subscriptions.create(
+        params={
+            "customer": customer.id,
+            "items": [{"price": calls.id}],
+            "collection_method": "send_invoice",
+            "days_until_due": 30,
+        }
+    )
+    admin.set_time(T0 + DAY)
+    _event(client, customer.id, "3", timestamp=T0 + DAY - 60)
+    _event(client, customer.id, "2")  # timestamp defaults to now
+    # When it is cancelled with invoice_now
+    canceled = client.v1.subscriptions.cancel(sub.id, params={"invoice_now": True})
+    invoice = client.v1.invoices.retrieve(str(canceled.latest_invoice))
+    # Then the final invoice bills the usage so far: 5 x $0.07
+    [line] = invoice.lines.data
+    assert (line.quantity, line.amount) == (5, 35)
+    assert (line.period.start, line.period.end) == (T0, T0 + DAY)
