@@ -8,6 +8,7 @@
 ``POST/GET/DELETE /_emulator/faults``    queue faults / ``{"random": {...}}`` / list / clear
 ``POST /_emulator/rate_limit``           ``{"per_second": N}`` (null or 0 turns it off)
 ``GET  /_emulator/requests``             request log (``?route=POST /v1/customers``)
+``DELETE /_emulator/requests``           clear the request log and counts only
 ``GET  /_emulator/counts``               ``{"POST /v1/customers": 2}``; ``?detail=true`` adds
                                          ``executed`` and ``including_faults`` tables
 ``GET  /_emulator/state``                customers, products, prices, subscriptions, invoices,
@@ -160,6 +161,17 @@ def requests_log(emu: Emulator, p: dict[str, str], body: dict[str, Any], q: dict
     if "route" in q:
         log = [e for e in log if e["route"] == q["route"]]
     return 200, {"object": "list", "data": log}
+
+
+@route("DELETE /_emulator/requests")
+def clear_requests(emu: Emulator, p: dict[str, str], body: dict[str, Any], q: dict[str, str]) -> AdminResult:
+    """Forget the request log and counts only (e.g. after seeding a catalogue)."""
+    with emu.log_lock:
+        emu.request_log.clear()
+        emu.counts.clear()
+        emu.executed.clear()
+        emu.totals.clear()
+    return 200, {"cleared": True}
 
 
 @route("GET /_emulator/counts")

@@ -163,3 +163,12 @@ def test_cli_prints_listening_line_and_stops_on_sigterm() -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
+
+
+def test_clearing_requests_resets_counts_but_keeps_state(
+    no_retry_client: stripe.StripeClient, admin: Admin
+) -> None:
+    no_retry_client.v1.customers.create()
+    admin.call("DELETE", "/_emulator/requests")
+    assert admin.counts() == {}
+    assert len(no_retry_client.v1.customers.list().data) == 1
