@@ -105,6 +105,21 @@ def stripe_api_key(config: Settings) -> str:
     return value
 
 
+def stripe_client(config: Settings, key: str) -> stripe.StripeClient:
+    """A Stripe client: Stripe itself, or STRIPE_API_BASE (the emulator) for every API it reaches."""
+    base = (
+        {"api": config.stripe_api_base, "meter_events": config.stripe_api_base}
+        if config.stripe_api_base
+        else None
+    )
+    return stripe.StripeClient(
+        key,
+        base_addresses=base,  # type: ignore[arg-type]
+        max_network_retries=config.stripe_max_network_retries,
+        http_client=stripe.RequestsClient(timeout=STRIPE_TIMEOUT_SECONDS),
+    )
+
+
 _gateways: dict[str, StripeBillingGateway] = {}
 _gateways_lock = Lock()
 
@@ -115,13 +130,7 @@ def billing_gateway() -> StripeBillingGateway:
     with _gateways_lock:
         gateway = _gateways.get(key)
         if gateway is None:
-            base = {"api": config.stripe_api_base} if config.stripe_api_base else None
-            client = stripe.StripeClient(
-                key,
-                base_addresses=base,  # type: ignore[arg-type]
-                max_network_retries=config.stripe_max_network_retries,
-                http_client=stripe.RequestsClient(timeout=STRIPE_TIMEOUT_SECONDS),
-            )
+            client = stripe_client(config, key)
             policy = BillingPolicy(
                 collection_mode=config.collection_mode,
                 days_until_due=config.days_until_due,
@@ -226,13 +235,7 @@ def billing_reader() -> StripeBillingReader:
     with _gateways_lock:
         reader = _readers.get(key)
         if reader is None:
-            base = {"api": config.stripe_api_base} if config.stripe_api_base else None
-            client = stripe.StripeClient(
-                key,
-                base_addresses=base,  # type: ignore[arg-type]
-                max_network_retries=config.stripe_max_network_retries,
-                http_client=stripe.RequestsClient(timeout=STRIPE_TIMEOUT_SECONDS),
-            )
+            client = stripe_client(config, key)
             policy = BillingPolicy(
                 collection_mode=config.collection_mode,
                 days_until_due=config.days_until_due,

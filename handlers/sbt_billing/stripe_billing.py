@@ -264,7 +264,7 @@ class StripeBillingGateway:
             self._call(
                 lambda: self._client.v2.billing.meter_event_stream.create(payload, options={"api_key": token})
             )
-        except ConfigurationError:
+        except _SessionExpiredError:
             # The session expired early (or was revoked): one retry with a fresh token.
             self._session = None
             token = self._meter_session_token()
@@ -322,6 +322,8 @@ class StripeBillingGateway:
                 self._sleep(min(8.0, 0.5 * 2**attempt) * random.uniform(0.5, 1.0))  # noqa: S311 - jitter
             except (stripe.APIConnectionError, stripe.APIError) as error:
                 raise TransientBillingError(_describe(error)) from None
+            except stripe.TemporarySessionExpiredError:
+                raise _SessionExpiredError from None
             except (stripe.AuthenticationError, stripe.PermissionError) as error:
                 raise ConfigurationError(_describe(error)) from None
             except stripe.IdempotencyError as error:
@@ -334,6 +336,10 @@ class StripeBillingGateway:
                     raise TransientBillingError(_describe(error)) from None
                 raise PermanentBillingError(_describe(error)) from None
         raise AssertionError("unreachable")
+
+
+class _SessionExpiredError(Exception):
+    """The meter event session's token is no longer valid: a new session is needed."""
 
 
 def _describe(error: stripe.StripeError) -> str:
