@@ -5,7 +5,7 @@ The read side of StripeBillingGateway: the same client, and its errors translate
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,50 +28,50 @@ class StripeBillingReader(StripeBillingGateway):
     # -- BillingReader ----------------------------------------------------------------------------
 
     def customer(self, customer_id: str) -> CustomerView | None:
-        found = self._retrieve(lambda: self._client.v1.customers.retrieve(customer_id))
-        if found is None or getattr(found, "deleted", False):
+        found = self._object(lambda: self._client.v1.customers.retrieve(customer_id))
+        if found is None or found.get("deleted"):
             return None
         address = found.get("address")
         return CustomerView(
-            customer_id=found.id,
+            customer_id=str(found["id"]),
             name=found.get("name"),
             email=found.get("email"),
             address=Address.model_validate(
                 {key: address.get(key) for key in Address.model_fields if address.get(key) is not None}
             )
-            if address
+            if isinstance(address, dict)
             else None,
         )
 
     def subscription(self, subscription_id: str) -> SubscriptionView | None:
-        found = self._retrieve(lambda: self._client.v1.subscriptions.retrieve(subscription_id))
+        found = self._object(lambda: self._client.v1.subscriptions.retrieve(subscription_id))
         if found is None:
             return None
-        items = found["items"].data
-        item = items[0] if items else None
-        price = item.price if item is not None else None
-        recurring = price.get("recurring") if price is not None else None
+        items = (found.get("items") or {}).get("data") or []
+        item: dict[str, Any] = items[0] if items else {}
+        price = item.get("price")
+        recurring = (price.get("recurring") or {}) if isinstance(price, dict) else {}
         return SubscriptionView(
-            subscription_id=found.id,
-            status=found.status,
+            subscription_id=str(found["id"]),
+            status=str(found["status"]),
             price=PriceView(
-                price_id=price.id,
+                price_id=str(price["id"]),
                 lookup_key=price.get("lookup_key"),
                 amount=price.get("unit_amount"),
                 currency=price.get("currency"),
-                interval=recurring.get("interval") if recurring else None,
-                interval_count=recurring.get("interval_count") if recurring else None,
+                interval=recurring.get("interval"),
+                interval_count=recurring.get("interval_count"),
             )
-            if price is not None
+            if isinstance(price, dict)
             else None,
-            quantity=item.get("quantity") if item is not None else None,
-            current_period_start=_time(item.get("current_period_start") if item is not None else None),
-            current_period_end=_time(item.get("current_period_end") if item is not None else None),
+            quantity=item.get("quantity"),
+            current_period_start=_time(item.get("current_period_start") or found.get("current_period_start")),
+            current_period_end=_time(item.get("current_period_end") or found.get("current_period_end")),
             cancel_at_period_end=bool(found.get("cancel_at_period_end")),
         )
 
     def upcoming_invoice(self, customer_id: str, subscription_id: str) -> UpcomingInvoice | None:
-        preview = self._retrieve(
+        preview = self._object(
             lambda: self._client.v1.invoices.create_preview(
                 params={"customer": customer_id, "subscription": subscription_id}
             )
@@ -79,8 +79,8 @@ class StripeBillingReader(StripeBillingGateway):
         if preview is None:
             return None
         return UpcomingInvoice(
-            amount_due=preview.amount_due,
-            currency=preview.currency,
+            amount_due=int(preview.get("amount_due") or 0),
+            currency=str(preview.get("currency")),
             period_end=_time(preview.get("period_end")),
         )
 
@@ -110,25 +110,24 @@ class StripeBillingReader(StripeBillingGateway):
     # -- StripeLookup (webhooks) ------------------------------------------------------------------
 
     def tenant_of_customer(self, customer_id: str) -> str | None:
-        found = self._retrieve(lambda: self._client.v1.customers.retrieve(customer_id))
-        metadata = found.get("metadata") if found is not None else None
-        tenant = metadata.get("tenantId") if metadata else None
+        found = self._object(lambda: self._client.v1.customers.retrieve(customer_id))
+        tenant = (found.get("metadata") or {}).get("tenantId") if found is not None else None
         return tenant if isinstance(tenant, str) and tenant else None
 
     def subscription_object(self, subscription_id: str) -> Mapping[str, Any] | None:
-        found = self._retrieve(lambda: self._client.v1.subscriptions.retrieve(subscription_id))
-        return found.to_dict() if found is not None else None
+        return self._object(lambda: self._client.v1.subscriptions.retrieve(subscription_id))
 
     # -- helpers ----------------------------------------------------------------------------------
 
-    def _retrieve(self, request: Any) -> Any:
-        """The object, or None when Stripe has no such resource."""
+    def _object(self, request: Callable[[], stripe.StripeObject]) -> dict[str, Any] | None:
+        """The object as plain JSON data, or None when Stripe has no such resource."""
         try:
-            return self._call(request)
+            found = self._call(request)
         except PermanentBillingError as error:
-            if "resource_missing" in str(error) or " 404" in str(error):
+            if "resource_missing" in str(error):
                 return None
             raise
+        return found.to_dict(recursive=True)
 
 
 def _time(value: Any) -> datetime | None:

@@ -1,0 +1,200 @@
+"""The API's answers as frozen dataclasses (the wire is camelCase JSON; see docs/API.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+
+def _time(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) and value else None
+
+
+@dataclass(frozen=True)
+class BillingStatus:
+    tenant_id: str
+    state: str  # active, trialing, past_due, unpaid, canceled, offboarded, unknown
+    allowed: bool
+    reasons: tuple[str, ...]
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> BillingStatus:
+        return cls(
+            tenant_id=str(data["tenantId"]),
+            state=str(data["state"]),
+            allowed=bool(data["allowed"]),
+            reasons=tuple(str(reason) for reason in data.get("reasons") or ()),
+        )
+
+
+@dataclass(frozen=True)
+class Address:
+    line1: str | None = None
+    line2: str | None = None
+    city: str | None = None
+    state: str | None = None
+    postal_code: str | None = None
+    country: str | None = None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> Address | None:
+        if not data:
+            return None
+        return cls(
+            line1=data.get("line1"),
+            line2=data.get("line2"),
+            city=data.get("city"),
+            state=data.get("state"),
+            postal_code=data.get("postalCode"),
+            country=data.get("country"),
+        )
+
+
+@dataclass(frozen=True)
+class Customer:
+    id: str | None
+    name: str | None
+    email: str | None
+    address: Address | None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> Customer | None:
+        if data is None:
+            return None
+        return cls(
+            id=data.get("id"),
+            name=data.get("name"),
+            email=data.get("email"),
+            address=Address.from_json(data.get("address")),
+        )
+
+
+@dataclass(frozen=True)
+class Plan:
+    tier: str | None
+    price_id: str | None
+    lookup_key: str | None
+    amount: int | None  # in the currency's smallest unit
+    currency: str | None
+    interval: str | None
+    interval_count: int | None
+    quantity: int | None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> Plan | None:
+        if data is None:
+            return None
+        return cls(
+            tier=data.get("tier"),
+            price_id=data.get("priceId"),
+            lookup_key=data.get("lookupKey"),
+            amount=data.get("amount"),
+            currency=data.get("currency"),
+            interval=data.get("interval"),
+            interval_count=data.get("intervalCount"),
+            quantity=data.get("quantity"),
+        )
+
+
+@dataclass(frozen=True)
+class Subscription:
+    id: str
+    status: str
+    current_period_start: datetime | None
+    current_period_end: datetime | None
+    cancel_at_period_end: bool
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> Subscription | None:
+        if data is None:
+            return None
+        return cls(
+            id=str(data["id"]),
+            status=str(data["status"]),
+            current_period_start=_time(data.get("currentPeriodStart")),
+            current_period_end=_time(data.get("currentPeriodEnd")),
+            cancel_at_period_end=bool(data.get("cancelAtPeriodEnd")),
+        )
+
+
+@dataclass(frozen=True)
+class NextInvoice:
+    amount_due: int
+    currency: str
+    period_end: datetime | None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> NextInvoice | None:
+        if data is None:
+            return None
+        return cls(
+            amount_due=int(data["amountDue"]),
+            currency=str(data["currency"]),
+            period_end=_time(data.get("periodEnd")),
+        )
+
+
+@dataclass(frozen=True)
+class Invoice:
+    id: str
+    number: str | None
+    status: str | None
+    amount_due: int
+    amount_paid: int
+    currency: str | None
+    due_date: datetime | None
+    hosted_invoice_url: str | None
+    created: datetime | None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Invoice:
+        return cls(
+            id=str(data["id"]),
+            number=data.get("number"),
+            status=data.get("status"),
+            amount_due=int(data.get("amountDue") or 0),
+            amount_paid=int(data.get("amountPaid") or 0),
+            currency=data.get("currency"),
+            due_date=_time(data.get("dueDate")),
+            hosted_invoice_url=data.get("hostedInvoiceUrl"),
+            created=_time(data.get("created")),
+        )
+
+
+@dataclass(frozen=True)
+class InvoicePage:
+    invoices: tuple[Invoice, ...]
+    has_more: bool
+    next_cursor: str | None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> InvoicePage:
+        return cls(
+            invoices=tuple(Invoice.from_json(item) for item in data.get("data") or ()),
+            has_more=bool(data.get("hasMore")),
+            next_cursor=data.get("nextCursor"),
+        )
+
+
+@dataclass(frozen=True)
+class TenantBilling:
+    tenant_id: str
+    status: BillingStatus
+    customer: Customer | None
+    plan: Plan | None
+    subscription: Subscription | None
+    next_invoice: NextInvoice | None
+    invoices: InvoicePage
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TenantBilling:
+        return cls(
+            tenant_id=str(data["tenantId"]),
+            status=BillingStatus.from_json(data["status"]),
+            customer=Customer.from_json(data.get("customer")),
+            plan=Plan.from_json(data.get("plan")),
+            subscription=Subscription.from_json(data.get("subscription")),
+            next_invoice=NextInvoice.from_json(data.get("nextInvoice")),
+            invoices=InvoicePage.from_json(data.get("invoices") or {}),
+        )
