@@ -7,7 +7,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from sbt_billing.app import billing_services, logger, metrics
 from sbt_billing.billing_api import make_resolver
 
-resolver = make_resolver(billing_services)
+resolver = make_resolver(billing_services, metrics)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

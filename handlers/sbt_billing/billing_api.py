@@ -17,6 +17,7 @@ from datetime import datetime
 from http import HTTPStatus
 from typing import Annotated, Any
 
+from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
@@ -24,6 +25,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, Server
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
@@ -224,8 +226,11 @@ ERRORS: dict[int, OpenAPIResponse] = {
 }
 
 
-def make_resolver(services: Callable[[], BillingServices]) -> APIGatewayRestResolver:
-    """The API's routes over `services` (called per request; the caller caches)."""
+def make_resolver(
+    services: Callable[[], BillingServices], metrics: Metrics | None = None
+) -> APIGatewayRestResolver:
+    """The API's routes over `services` (called per request; the caller caches). With `metrics`, one
+    metric per answer: `Answered2xx`, `Answered4xx`, `Answered5xx`."""
     app = APIGatewayRestResolver(enable_validation=True)
     app.configure_openapi(
         title=TITLE,
@@ -241,7 +246,16 @@ def make_resolver(services: Callable[[], BillingServices]) -> APIGatewayRestReso
         security=[{"sigv4": []}],
         servers=[Server(url="/", description="The API's stage URL")],
     )
-    app.use(middlewares=[_require_iam_caller])
+
+    def count(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
+        response = next_middleware(app)
+        if metrics is not None:
+            metrics.add_metric(
+                name=f"Answered{response.status_code // 100}xx", unit=MetricUnit.Count, value=1
+            )
+        return response
+
+    app.use(middlewares=[count, _require_iam_caller])
 
     @app.get(
         "/tenants/<tenantId>/billing/status",
