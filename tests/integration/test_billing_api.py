@@ -199,3 +199,14 @@ def test_the_served_openapi_document_validates(client: BillingClient) -> None:
     status = document["paths"]["/tenants/{tenantId}/billing/status"]["get"]
     assert {"200", "400", "403", "404"} <= set(status["responses"])
     assert document["components"]["securitySchemes"]["sigv4"]["name"] == "Authorization"
+
+
+def test_the_documented_openapi_document_is_the_generated_one() -> None:
+    from sbt_billing.billing_api import make_resolver, openapi_document
+
+    from devtools.template import ROOT
+
+    generated = json.loads(openapi_document(make_resolver(lambda: None)))  # type: ignore[arg-type, return-value]
+    documented = json.loads((ROOT / "docs" / "openapi.json").read_text())
+
+    assert documented == generated, "regenerate docs/openapi.json (see docs/API.md, 'The OpenAPI document')"
