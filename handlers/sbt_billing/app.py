@@ -284,12 +284,22 @@ def webhook_secrets() -> list[str]:
     return secrets
 
 
+class _LazyLookup:
+    """Stripe look-ups for the webhook, reading the Stripe key only when one is needed."""
+
+    def tenant_of_customer(self, customer_id: str) -> str | None:
+        return billing_reader().tenant_of_customer(customer_id)
+
+    def subscription_object(self, subscription_id: str) -> Mapping[str, Any] | None:
+        return billing_reader().subscription_object(subscription_id)
+
+
 def webhook_processor() -> WebhookProcessor:
     config = settings()
     return WebhookProcessor(
         store=account_store(),
         publisher=publisher(),
-        lookup=billing_reader(),
+        lookup=_LazyLookup(),
         catalogue=config.tier_catalogue,
         policy=WebhookPolicy(
             gate=GatePolicy(allowed_states=config.gate_allowed_states),
