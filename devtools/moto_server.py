@@ -7,20 +7,22 @@ sends every DynamoDB, Secrets Manager and EventBridge call over real HTTP to mot
 from __future__ import annotations
 
 import json
-import logging
 import os
+import socket
+import subprocess
+import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import boto3
-from moto.server import ThreadedMotoServer
 
-from devtools.template import table_definitions
+from devtools.template import queue_ids, table_definitions
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -51,21 +53,45 @@ def aws_environment(endpoint: str, region: str = REGION) -> dict[str, str]:
 
 
 class MotoServer:
-    """moto's ThreadedMotoServer on 127.0.0.1 and a free port. Use as a context manager."""
+    """moto's server on 127.0.0.1 and a free port, in a process of its own (in a thread of this
+    process it would contend for the GIL with the code under test, and answer several times slower).
+    Use as a context manager."""
 
     def __init__(self) -> None:
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._process: subprocess.Popen[bytes] | None = None
         self.endpoint = ""
 
     def start(self) -> str:
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
-        self._server.start()
-        host, port = self._server.get_host_and_port()
-        self.endpoint = f"http://{host}:{port}"
-        return self.endpoint
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, **DUMMY_CREDENTIALS},
+        )
+        self.endpoint = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=1):
+                    return self.endpoint
+            except OSError:
+                if self._process.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError("moto's server did not start") from None
+                time.sleep(0.1)
 
     def stop(self) -> None:
-        self._server.stop()
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+            self._process = None
 
     def environment(self, region: str = REGION) -> dict[str, str]:
         return aws_environment(self.endpoint, region)
@@ -136,10 +162,11 @@ class LocalResources:
     event_bus_name: str
     secret_name: str
     secret_arn: str
+    queues: dict[str, str] = field(default_factory=dict)  # logical id -> queue URL
 
     def resource_names(self) -> dict[str, str]:
-        """For devtools.template.function_handlers(resource_names=...)."""
-        return dict(self.tables)
+        """For devtools.template.function_handlers(resource_names=...): what `Ref` gives each."""
+        return {**self.tables, **self.queues}
 
     def parameter_overrides(self) -> dict[str, str]:
         return {"EventBusName": self.event_bus_name, "StripeSecretName": self.secret_name}
@@ -176,7 +203,12 @@ def create_resources(
     clients.events().create_event_bus(Name=bus_name)
     secret_name = f"sbt/stripe{suffix}"
     secret = clients.secretsmanager().create_secret(Name=secret_name, SecretString=stripe_api_key)
-    return LocalResources(endpoint, region, tables, bus_name, secret_name, secret["ARN"])
+    sqs = clients.sqs()
+    queues = {
+        logical_id: sqs.create_queue(QueueName=f"{logical_id}{suffix}")["QueueUrl"]
+        for logical_id in queue_ids()
+    }
+    return LocalResources(endpoint, region, tables, bus_name, secret_name, secret["ARN"], queues)
 
 
 class EventCapture:

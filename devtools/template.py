@@ -12,7 +12,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml  # type: ignore[import-untyped]  # no types-PyYAML in the dev group
+import yaml  # no types-PyYAML in the dev group
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_PATH = ROOT / "template.yaml"
@@ -42,7 +42,7 @@ _INTRINSICS = {
 }
 
 
-class CloudFormationLoader(yaml.SafeLoader):  # type: ignore[misc]
+class CloudFormationLoader(yaml.SafeLoader):
     """A safe YAML loader that reads CloudFormation's short tags as their long, plain-data form."""
 
 
@@ -188,6 +188,16 @@ def table_definitions(
         ttl_attribute = ttl.get("AttributeName") if ttl.get("Enabled") in (True, "true") else None
         tables[logical_id] = TableDefinition(logical_id, kwargs, ttl_attribute)
     return tables
+
+
+def queue_ids(template: Mapping[str, Any] | None = None) -> list[str]:
+    """The logical ids of the template's SQS queues."""
+    template = template if template is not None else _template()
+    return [
+        logical_id
+        for logical_id, resource in template.get("Resources", {}).items()
+        if resource.get("Type") == "AWS::SQS::Queue"
+    ]
 
 
 def _index(index: Mapping[str, Any], billing_mode: str) -> dict[str, Any]:

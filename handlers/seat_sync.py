@@ -7,7 +7,7 @@ from sbt_billing.app import logger, metrics
 from sbt_billing.usage_app import handle_seat_sync
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return handle_seat_sync(event, context)

@@ -9,7 +9,7 @@ from sbt_billing.events import TenantDeletedEvent, deletion_facts
 from sbt_billing.models import Operation
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE, clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     return handle_event(event, context, TenantDeletedEvent, deletion_facts, Operation.CLOSE_ACCOUNT)

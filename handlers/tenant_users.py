@@ -10,7 +10,7 @@ from sbt_billing.settings import settings
 from sbt_billing.usage_app import handle_user_event
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE, clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     created = event.get("detail-type") in settings().user_created_detail_types

@@ -8,7 +8,7 @@ from sbt_billing.app import logger, metrics
 from sbt_billing.usage_app import handle_usage_flush
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return handle_usage_flush()

@@ -10,6 +10,7 @@ import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,35 @@ class Emulator:
     def client(self) -> stripe.StripeClient:
         return stripe.StripeClient(TEST_KEY, base_addresses={"api": self.url}, max_network_retries=0)
 
+    def seed_usage_catalogue(self) -> None:
+        """A per-seat price for premium, and a meter with a metered price for api_calls."""
+        client = self.client()
+        client.v1.prices.create(
+            params={
+                "currency": "usd",
+                "unit_amount": 500,
+                "recurring": {"interval": "month"},
+                "lookup_key": "sbt_premium_seat",
+                "product_data": {"name": "Premium seat"},
+            }
+        )
+        meter = client.v1.billing.meters.create(
+            params={
+                "display_name": "API calls",
+                "event_name": "sbt_api_calls",
+                "default_aggregation": {"formula": "sum"},
+            }
+        )
+        client.v1.prices.create(
+            params={
+                "currency": "usd",
+                "unit_amount": 1,
+                "recurring": {"interval": "month", "usage_type": "metered", "meter": meter.id},
+                "lookup_key": "sbt_api_calls_metered",
+                "product_data": {"name": "API calls"},
+            }
+        )
+
     def seed_catalogue(self) -> None:
         client = self.client()
         for name, amount, lookup_key in CATALOGUE.values():
@@ -105,12 +135,12 @@ class Stack:
     def clients(self) -> AwsClients:
         return AwsClients(self.resources.endpoint, self.resources.region)
 
-    def invoke(self, function_id: str, event: Mapping[str, Any]) -> dict[str, str]:
+    def invoke(self, function_id: str, event: Mapping[str, Any]) -> dict[str, Any]:
         handler = function_handlers(self.resources.parameter_overrides(), self.resources.resource_names())[
             function_id
         ]
         module = importlib.import_module(handler.module)
-        result: dict[str, str] = getattr(module, handler.function)(
+        result: dict[str, Any] = getattr(module, handler.function)(
             dict(event), FakeLambdaContext(function_id)
         )
         self.outcomes.append(result)
@@ -141,6 +171,38 @@ class Stack:
     def published(self) -> list[dict[str, Any]]:
         return self.capture.drain()
 
+    def run_seat_syncs(self) -> int:
+        """Plays Lambda's SQS poller for the seat sync queue until it is empty; returns the batches run."""
+        sqs = self.clients.sqs()
+        queue_url = self.resources.queues["SeatSyncQueue"]
+        batches = 0
+        while True:
+            messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+            if not messages:
+                return batches
+            event = {
+                "Records": [
+                    {
+                        "messageId": m["MessageId"],
+                        "receiptHandle": m["ReceiptHandle"],
+                        "body": m["Body"],
+                        "attributes": {},
+                        "messageAttributes": {},
+                        "md5OfBody": m["MD5OfBody"],
+                        "eventSource": "aws:sqs",
+                        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:seat-sync",
+                        "awsRegion": "us-east-1",
+                    }
+                    for m in messages
+                ]
+            }
+            result = self.invoke("SeatSyncFunction", event)
+            failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
+            for m in messages:
+                if m["MessageId"] not in failed:
+                    sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
+            batches += 1
+
 
 @contextmanager
 def stack_on(
@@ -154,11 +216,17 @@ def stack_on(
     emulator.seed_catalogue()
     emulator.admin("DELETE", "requests")  # count only what the functions do
     resources = create_resources(moto_endpoint, stripe_api_key=TEST_KEY)
-    capture = EventCapture(AwsClients(moto_endpoint, resources.region), resources.event_bus_name)
+    clients = AwsClients(moto_endpoint, resources.region)
+    capture = EventCapture(clients, resources.event_bus_name)
     handlers = function_handlers(resources.parameter_overrides(), resources.resource_names())
     environment = dict(next(iter(handlers.values())).environment)
     environment.update(
-        {"STRIPE_API_BASE": emulator_url, "STRIPE_MAX_NETWORK_RETRIES": "2", **(overrides or {})}
+        {
+            "STRIPE_API_BASE": emulator_url,
+            "STRIPE_MAX_NETWORK_RETRIES": "2",
+            "SEAT_SYNC_DELAY_SECONDS": "0",
+            **(overrides or {}),
+        }
     )
     previous = {name: os.environ.get(name) for name in environment}
     os.environ.update(environment)
@@ -172,3 +240,24 @@ def stack_on(
             else:
                 os.environ[name] = value
         forget_clients()
+
+
+SAMPLES_WRITTEN_AT = datetime(2026, 11, 24, tzinfo=UTC)
+
+
+def rebased(event: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
+    """The sample moved forward in time by as much as has passed since the samples were written, so
+    that usage timestamps stay inside Stripe's 35-day window whenever the tests run."""
+    shift = (now or datetime.now(UTC)) - SAMPLES_WRITTEN_AT
+
+    def moved(value: str) -> str:
+        at = datetime.fromisoformat(value.replace("Z", "+00:00")) + shift
+        return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+    event = json.loads(json.dumps(event))
+    event["time"] = moved(event["time"])
+    detail = event["detail"]
+    for record in [detail, *detail.get("usage", [])]:
+        if "timestamp" in record:
+            record["timestamp"] = moved(record["timestamp"])
+    return event

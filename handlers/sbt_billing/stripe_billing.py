@@ -278,11 +278,8 @@ class StripeBillingGateway:
         if session is not None and session[1] - time.time() > SESSION_MARGIN_SECONDS:
             return session[0]
         created = self._call(lambda: self._client.v2.billing.meter_event_session.create())
-        expires = (
-            created.expires_at.timestamp()
-            if isinstance(created.expires_at, datetime)
-            else float(created.expires_at)
-        )
+        # The v2 API gives times as RFC 3339 text.
+        expires = datetime.fromisoformat(str(created.expires_at).replace("Z", "+00:00")).timestamp()
         with self._prices_lock:
             self._session = (created.authentication_token, expires)
         return created.authentication_token

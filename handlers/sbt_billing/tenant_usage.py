@@ -77,7 +77,9 @@ class DynamoTenantUsage:
             Key=_key(tenant_id, SEATS),
             UpdateExpression="SET scheduled = :yes ADD version :change",
             ExpressionAttributeValues={":yes": {"BOOL": True}, ":change": {"N": "1" if changed else "0"}},
-            ReturnValues="UPDATED_OLD",
+            # ALL_OLD, not UPDATED_OLD: whether an attribute SET to its current value counts as
+            # "updated" is not something to depend on (moto, for one, leaves it out).
+            ReturnValues="ALL_OLD",
         )
         old = response.get("Attributes", {})
         return not old.get("scheduled", {}).get("BOOL", False)
