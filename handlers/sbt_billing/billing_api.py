@@ -247,13 +247,16 @@ def make_resolver(
         servers=[Server(url="/", description="The API's stage URL")],
     )
 
-    def count(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
-        response = next_middleware(app)
+    def answered(response: Response[Any]) -> Response[Any]:
         if metrics is not None:
             metrics.add_metric(
                 name=f"Answered{response.status_code // 100}xx", unit=MetricUnit.Count, value=1
             )
         return response
+
+    def count(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
+        # Errors raised in a route are answered (and counted) by the exception handlers below.
+        return answered(next_middleware(app))
 
     app.use(middlewares=[count, _require_iam_caller])
 
@@ -312,25 +315,29 @@ def make_resolver(
     @app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]
     def invalid_request(error: RequestValidationError) -> Response[dict[str, Any]]:
         details = [{"loc": list(e["loc"]), "type": e["type"]} for e in error.errors()]
-        return _error(HTTPStatus.BAD_REQUEST, "invalid_request", "The path or query is invalid.", details)
+        return answered(
+            _error(HTTPStatus.BAD_REQUEST, "invalid_request", "The path or query is invalid.", details)
+        )
 
     @app.exception_handler(ApiError)  # type: ignore[untyped-decorator]
     def api_error(error: ApiError) -> Response[dict[str, Any]]:
-        return _error(error.status, error.code, error.message)
+        return answered(_error(error.status, error.code, error.message))
 
     @app.exception_handler(TransientBillingError)  # type: ignore[untyped-decorator]
     def unavailable(error: TransientBillingError) -> Response[dict[str, Any]]:
-        return _error(HTTPStatus.SERVICE_UNAVAILABLE, "unavailable", "A dependency is unavailable; retry.")
+        return answered(
+            _error(HTTPStatus.SERVICE_UNAVAILABLE, "unavailable", "A dependency is unavailable; retry.")
+        )
 
     @app.exception_handler(ConfigurationError)  # type: ignore[untyped-decorator]
     def misconfigured(error: ConfigurationError) -> Response[dict[str, Any]]:
-        return _error(
-            HTTPStatus.INTERNAL_SERVER_ERROR, "misconfigured", "The billing service is misconfigured."
+        return answered(
+            _error(HTTPStatus.INTERNAL_SERVER_ERROR, "misconfigured", "The billing service is misconfigured.")
         )
 
     @app.not_found
     def not_found(error: NotFoundError) -> Response[dict[str, Any]]:
-        return _error(HTTPStatus.NOT_FOUND, "not_found", "No such route.")
+        return answered(_error(HTTPStatus.NOT_FOUND, "not_found", "No such route."))
 
     return app
 
