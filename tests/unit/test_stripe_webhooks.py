@@ -435,3 +435,27 @@ def test_billing_updates_can_be_switched_off() -> None:
     world.deliver("customer.subscription.created", subscription("active"), T0)
 
     assert world.types() == []
+
+
+def test_a_concurrent_write_is_merged_again_not_lost(world: World) -> None:
+    world.deliver("customer.subscription.created", subscription("active"), T0)
+    store = world.store
+    original_save = store.save
+    interfered = []
+
+    def save_after_someone_else(account, expected_revision):  # type: ignore[no-untyped-def]
+        if not interfered:
+            interfered.append(True)
+            current = store.items["t1"]
+            original_save(current.model_copy(update={"applied_tier": "basic"}), current.revision)
+        return original_save(account, expected_revision)
+
+    store.save = save_after_someone_else  # type: ignore[method-assign]
+    outcome = world.deliver("invoice.paid", invoice("paid"), T0 + 10)
+
+    account = store.items["t1"]
+    assert outcome.result is Result.APPLIED
+    assert account.applied_tier == "basic", "the other writer's change is kept"
+    assert account.reported is not None
+    assert account.reported.payment is not None
+    assert world.types().count(BILLING_SUCCESS) == 1, "published once despite the retry"
