@@ -2,8 +2,12 @@
 
 AWS is a moto server on loopback (tables from template.yaml, a bus, the Stripe secret); Stripe is the
 project's emulator, or real Stripe in test mode when STRIPE_API_KEY holds a test-mode key. Each
-event in events/ goes, in process, to the handler(s) whose EventBridge rule in the template matches
-it, exactly as the deployed rules would route it.
+EventBridge event in events/ goes, in process, to the handler(s) whose rule in the template matches
+it, exactly as the deployed rules would route it; its times are first moved forward by as much as has
+passed since the samples were written, so that usage stays inside Stripe's 35-day window. The API
+Gateway, SQS and schedule samples are for `sam local invoke` and are skipped. After the events, the
+seat sync queue is drained into SeatSyncFunction (as Lambda's poller would) and UsageFlushFunction
+runs once (as its schedule would). The local stack bills seats (standard and premium) and API calls.
 
     scripts/local-run                      # every file in events/, sorted by name
     scripts/local-run events/01_*.json     # chosen files
@@ -16,6 +20,7 @@ import argparse
 import importlib
 import json
 import os
+import re
 import sys
 import time
 import traceback
@@ -23,6 +28,7 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, redirect_stdout
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +59,28 @@ ACCOUNT_COLUMNS = (
     "revision",
     "last_fact_at",
 )
+
+
+# What the local stack bills: a base price per tier, a per-seat price for standard and premium, and API
+# calls through a Stripe Billing Meter with a metered price on every subscription.
+SEAT_PRICE = "sbt_premium_seat"
+LOCAL_TIER_CATALOGUE: dict[str, dict[str, str]] = {
+    "basic": {"price": "sbt_basic_monthly"},
+    "standard": {"price": "sbt_standard_monthly", "seat_price": SEAT_PRICE},
+    "premium": {"price": "sbt_premium_monthly", "seat_price": SEAT_PRICE},
+}
+LOCAL_USAGE_METERS: dict[str, dict[str, str]] = {
+    "api_calls": {"event_name": "sbt_api_calls", "price": "sbt_api_calls_metered"}
+}
+LOCAL_PARAMETERS = {
+    "TierCatalogue": json.dumps(LOCAL_TIER_CATALOGUE),
+    "UsageMeters": json.dumps(LOCAL_USAGE_METERS),
+    "SeatSyncDelaySeconds": "0",  # a burst is gathered by draining the queue after the events instead
+}
+# The samples' times are from around this day; a run moves them forward by the time since.
+SAMPLES_WRITTEN_AT = datetime(2026, 11, 24, tzinfo=UTC)
+_INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})")
+SKIPPED_PREFIXES = ("api_", "webhook_")
 
 
 class LocalRunError(Exception):
@@ -122,13 +150,15 @@ def seed_catalogue(client: stripe.StripeClient, catalogue: Mapping[str, Any]) ->
             if existing.data:
                 prices[lookup_key] = existing.data[0].id
                 continue
-            name = f"SBT {tier}" + (" seat" if role == "seat_price" else "")
+            seat = role == "seat_price"
+            name = "SBT seat" if seat else f"SBT {tier}"
             product = client.v1.products.create(params={"name": name, "metadata": {"sbtTier": tier}})
+            amount = 500 if seat else {"basic": 1900, "standard": 4900, "premium": 9900}.get(tier, 2900)
             price = client.v1.prices.create(
                 params={
                     "product": product.id,
                     "currency": "usd",
-                    "unit_amount": {"basic": 1900, "standard": 4900, "premium": 9900}.get(tier, 2900),
+                    "unit_amount": amount,
                     "recurring": {"interval": "month"},
                     "lookup_key": lookup_key,
                     "metadata": {"sbtTier": tier},
@@ -138,7 +168,75 @@ def seed_catalogue(client: stripe.StripeClient, catalogue: Mapping[str, Any]) ->
     return prices
 
 
+def seed_meters(client: stripe.StripeClient, meters: Mapping[str, Any]) -> dict[str, str]:
+    """A Billing Meter (sum) per event name the meters name, and its metered monthly price when a
+    lookup key is given (both kept if already there). Returns event name -> meter id."""
+    ids: dict[str, str] = {}
+    active = list(_all(client.v1.billing.meters.list(params={"status": "active", "limit": 100})))
+    for usage_name, meter in meters.items():
+        meter = {"event_name": meter} if isinstance(meter, str) else meter
+        event_name = str(meter["event_name"])
+        found = [item["id"] for item in active if item.get("event_name") == event_name]
+        meter_id = (
+            found[0]
+            if found
+            else client.v1.billing.meters.create(
+                params={
+                    "display_name": usage_name,
+                    "event_name": event_name,
+                    "default_aggregation": {"formula": "sum"},
+                }
+            ).id
+        )
+        ids[event_name] = meter_id
+        lookup_key = meter.get("price")
+        if not lookup_key or str(lookup_key).startswith("price_"):
+            continue
+        if client.v1.prices.list(params={"lookup_keys": [lookup_key], "active": True, "limit": 1}).data:
+            continue
+        client.v1.prices.create(
+            params={
+                "currency": "usd",
+                "unit_amount": 1,
+                "recurring": {"interval": "month", "usage_type": "metered", "meter": meter_id},
+                "lookup_key": lookup_key,
+                "product_data": {"name": f"SBT {usage_name}"},
+            }
+        )
+    return ids
+
+
 # --- Events ---------------------------------------------------------------------------------------------
+
+
+def rebased(event: Any, now: datetime | None = None) -> Any:
+    """The sample with every ISO-8601 instant in it moved forward by as much time as has passed since
+    the samples were written (the order of the facts is kept, usage stays in Stripe's window)."""
+    shift = (now or datetime.now(UTC)) - SAMPLES_WRITTEN_AT
+    return _shifted(event, shift)
+
+
+def _shifted(value: Any, shift: timedelta) -> Any:
+    if isinstance(value, dict):
+        return {key: _shifted(item, shift) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_shifted(item, shift) for item in value]
+    if isinstance(value, str) and _INSTANT.fullmatch(value):
+        at = datetime.fromisoformat(value.replace("Z", "+00:00")) + shift
+        return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return value
+
+
+def delivery(path: Path, event: Mapping[str, Any]) -> str:
+    """How the platform delivers the sample: "eventbridge" (a rule on the bus), "api" (API Gateway),
+    "sqs" (an SQS event source) or "schedule" (an EventBridge schedule)."""
+    if path.name.startswith(SKIPPED_PREFIXES) or "httpMethod" in event or "requestContext" in event:
+        return "api"
+    if "Records" in event:
+        return "sqs"
+    if event.get("source") == "aws.events" and event.get("detail-type") == "Scheduled Event":
+        return "schedule"
+    return "eventbridge"
 
 
 def event_files(paths: Sequence[str]) -> list[Path]:
@@ -174,8 +272,10 @@ class Invocation:
         if self.error is not None:
             return f"{where}\n    -> {self.function_id}: RAISED {self.error}"
         outcome = dict(self.outcome or {})
-        result = outcome.pop("result", "?")
-        details = ", ".join(f"{key}={value}" for key, value in outcome.items() if key != "operation")
+        result = outcome.pop("result", None)
+        details = ", ".join(f"{key}={_short(value)}" for key, value in outcome.items() if key != "operation")
+        if result is None:
+            return f"{where}\n    -> {self.function_id}: {details or 'returned nothing'}"
         return f"{where}\n    -> {self.function_id}: {result}" + (f" ({details})" if details else "")
 
 
@@ -193,11 +293,22 @@ def invoke(handler: FunctionHandler, event: dict[str, Any]) -> tuple[dict[str, A
 
 
 def run_events(
-    files: Sequence[Path], routes: list[EventRoute], handlers: Mapping[str, FunctionHandler]
+    files: Sequence[Path],
+    routes: list[EventRoute],
+    handlers: Mapping[str, FunctionHandler],
+    skipped: list[str] | None = None,
+    now: datetime | None = None,
 ) -> list[Invocation]:
+    """Routes each EventBridge sample (rebased to `now`) by the template's rules; the names of the other
+    samples go to `skipped`."""
     invocations: list[Invocation] = []
     for path in files:
-        for event in events_in(path):
+        for raw in events_in(path):
+            if delivery(path, raw) != "eventbridge":
+                if skipped is not None and path.name not in skipped:
+                    skipped.append(path.name)
+                continue
+            event = rebased(raw, now)
             file, event_id = path.name, str(event.get("id", ""))
             detail_type = str(event.get("detail-type", ""))
             matched = routes_for(event, routes)
@@ -207,6 +318,90 @@ def run_events(
                 outcome, error = invoke(handlers[route.function_id], event)
                 invocations.append(Invocation(file, event_id, detail_type, route.function_id, outcome, error))
     return invocations
+
+
+def sqs_event(messages: Sequence[Mapping[str, Any]], queue_arn: str, region: str) -> dict[str, Any]:
+    """The event Lambda's SQS poller hands a function for a batch of received messages."""
+    return {
+        "Records": [
+            {
+                "messageId": message["MessageId"],
+                "receiptHandle": message["ReceiptHandle"],
+                "body": message["Body"],
+                "attributes": dict(message.get("Attributes") or {}),
+                "messageAttributes": {},
+                "md5OfBody": message["MD5OfBody"],
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": region,
+            }
+            for message in messages
+        ]
+    }
+
+
+def drain_seat_syncs(
+    clients: AwsClients, queue_url: str, handler: FunctionHandler, max_batches: int = 100
+) -> list[Invocation]:
+    """Plays Lambda's SQS poller: batches of up to 10 to SeatSyncFunction until the queue is empty,
+    deleting what the function did not report as failed (failed ones stay, invisible for a while)."""
+    sqs = clients.sqs()
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    invocations: list[Invocation] = []
+    for _ in range(max_batches):
+        messages = sqs.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=10, AttributeNames=["All"], WaitTimeSeconds=0
+        ).get("Messages", [])
+        if not messages:
+            break
+        event = sqs_event(messages, queue_arn, clients.region)
+        outcome, error = invoke(handler, event)
+        tenants = sorted({str(json.loads(message["Body"]).get("tenantId")) for message in messages})
+        failed = {item["itemIdentifier"] for item in (outcome or {}).get("batchItemFailures", [])}
+        if error is None:
+            for message in messages:
+                if message["MessageId"] not in failed:
+                    sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+        shown = {"result": "synced" if not failed else "partly failed", "tenants": ",".join(tenants)}
+        if failed:
+            shown["failed_messages"] = str(len(failed))
+        invocations.append(
+            Invocation(
+                "(seat sync queue)",
+                messages[0]["MessageId"],
+                f"SQS batch of {len(messages)}",
+                handler.logical_id,
+                shown if error is None else None,
+                error,
+            )
+        )
+    return invocations
+
+
+def scheduled_event(now: datetime | None = None) -> dict[str, Any]:
+    """The flush schedule's event: the sample events/16_usage_flush_schedule.json when there is one."""
+    samples = sorted(EVENTS_DIR.glob("[0-9]*_usage_flush_schedule.json"))
+    if samples:
+        event: dict[str, Any] = rebased(events_in(samples[0])[0], now)
+        return event
+    at = (now or datetime.now(UTC)).isoformat().replace("+00:00", "Z")
+    return {"source": "aws.events", "detail-type": "Scheduled Event", "time": at, "detail": {}}
+
+
+def run_flush(handler: FunctionHandler, now: datetime | None = None) -> Invocation:
+    event = scheduled_event(now)
+    outcome, error = invoke(handler, event)
+    shown = None if outcome is None else {"result": "flushed", **outcome}
+    return Invocation(
+        "(usage flush schedule)",
+        str(event.get("id", "")),
+        "Scheduled Event",
+        handler.logical_id,
+        shown,
+        error,
+    )
 
 
 # --- What it all came to ----------------------------------------------------------------------------------
@@ -224,7 +419,7 @@ def stripe_state(
     tier_of = {}
     for tier, plan in catalogue.items():
         plan = {"price": plan} if isinstance(plan, str) else plan
-        tier_of.update({str(value): tier for value in plan.values() if value})
+        tier_of[str(plan["price"])] = tier  # seat and metered prices say nothing of the tier
     customers, subscriptions, invoices = [], [], []
     for customer in _all(client.v1.customers.list(params={"limit": 100})):
         metadata = dict(customer.get("metadata") or {})
@@ -251,7 +446,9 @@ def stripe_state(
                     "customer": customer["id"],
                     "status": subscription.get("status"),
                     "price": ",".join(str(key) for key in lookup_keys),
-                    "tier": ",".join(sorted({tier_of.get(str(key), "?") for key in lookup_keys})),
+                    "tier": ",".join(
+                        sorted({tier_of[str(key)] for key in lookup_keys if str(key) in tier_of})
+                    ),
                     "cancel_at_period_end": subscription.get("cancel_at_period_end"),
                 }
             )
@@ -275,6 +472,76 @@ def accounts(clients: AwsClients, table: str) -> list[dict[str, Any]]:
     return [{key: deserializer.deserialize(value) for key, value in item.items()} for item in items]
 
 
+def seats_and_usage(
+    account_rows: Sequence[Mapping[str, Any]],
+    usage_rows: Sequence[Mapping[str, Any]],
+    client: stripe.StripeClient,
+    catalogue: Mapping[str, Any],
+    meter_ids: Mapping[str, str],
+    now: datetime | None = None,
+    rejected_at_ingest: Mapping[str, int] | None = None,
+) -> list[dict[str, Any]]:
+    """Per tenant: its users and its seat item's quantity in Stripe; its usage records by state (those
+    rejected before they were stored counted from `rejected_at_ingest`) and each meter's total for its
+    customer (Stripe's event summaries over the last 40 days)."""
+    seat_prices = {
+        str(plan["seat_price"])
+        for plan in catalogue.values()
+        if isinstance(plan, Mapping) and plan.get("seat_price")
+    }
+    day = int((now or datetime.now(UTC)).timestamp()) // 86400
+    start_time, end_time = (day - 40) * 86400, (day + 1) * 86400
+    tenants = sorted(
+        {str(row["tenantId"]) for row in [*account_rows, *usage_rows]} | set(rejected_at_ingest or {})
+    )
+    summaries = []
+    for tenant in tenants:
+        rows = [row for row in usage_rows if row["tenantId"] == tenant]
+        account = next((row for row in account_rows if row["tenantId"] == tenant), {})
+        records = [row for row in rows if str(row["sk"]).startswith("usage#")]
+        summary: dict[str, Any] = {
+            "tenantId": tenant,
+            "users": sum(1 for row in rows if str(row["sk"]).startswith("user#") and row.get("present")),
+            "seat_quantity": None,
+            "usage_sent": sum(1 for row in records if row.get("state") == "sent"),
+            "usage_pending": sum(1 for row in records if row.get("state") == "pending"),
+            "usage_rejected": sum(1 for row in records if row.get("state") == "rejected")
+            + (rejected_at_ingest or {}).get(tenant, 0),
+        }
+        subscription_id = account.get("subscription_id")
+        if subscription_id and seat_prices:
+            subscription = client.v1.subscriptions.retrieve(str(subscription_id)).to_dict(recursive=True)
+            quantities = [
+                int(item.get("quantity") or 0)
+                for item in (subscription.get("items") or {}).get("data") or []
+                if {item["price"].get("lookup_key"), item["price"].get("id")} & seat_prices
+            ]
+            summary["seat_quantity"] = sum(quantities) if quantities else None
+        customer_id = account.get("customer_id")
+        for event_name, meter_id in meter_ids.items():
+            total = None
+            if customer_id:
+                listing = client.v1.billing.meters.event_summaries.list(
+                    meter_id,
+                    params={"customer": str(customer_id), "start_time": start_time, "end_time": end_time},
+                )
+                total = sum(float(item["aggregated_value"]) for item in _all(listing))
+            summary[f"meter:{event_name}"] = total
+        summaries.append(summary)
+    return summaries
+
+
+def rejected_at_ingest(invocations: Sequence[Invocation]) -> dict[str, int]:
+    """Per tenant, the usage records its ingest events carried that were rejected before being stored."""
+    counts: dict[str, int] = {}
+    for invocation in invocations:
+        outcome = invocation.outcome or {}
+        if outcome.get("operation") == "ingest_usage" and isinstance(outcome.get("rejected"), list):
+            tenant = str(outcome.get("tenant_id"))
+            counts[tenant] = counts.get(tenant, 0) + len(outcome["rejected"])
+    return counts
+
+
 def _table(title: str, rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
     lines = [f"{title} ({len(rows)})"]
     if not rows:
@@ -295,9 +562,13 @@ def render(
     state: dict[str, list[dict[str, Any]]],
     account_rows: list[dict[str, Any]],
     stripe_backend: str,
+    tenants: list[dict[str, Any]] | None = None,
+    skipped: Sequence[str] = (),
 ) -> str:
     out = [f"== Events -> functions -> outcomes (Stripe: {stripe_backend})"]
     out += [invocation.line() for invocation in invocations]
+    if skipped:
+        out.append(f"(skipped, for `sam local invoke`: {', '.join(skipped)})")
     out.append("")
     out.append(f"== Published to the SBT bus ({len(published)})")
     for event in published:
@@ -319,7 +590,30 @@ def render(
     present = {key for row in account_rows for key in row}
     columns = [column for column in ACCOUNT_COLUMNS if column in present]
     out.append(_table("accounts (all attributes in summary.json)", account_rows, columns))
+    if tenants is not None:
+        out.append("")
+        out.append("== Seats and usage per tenant")
+        if not tenants:
+            out.append("    (none)")
+        for tenant in tenants:
+            meters = "  ".join(
+                f"{key.removeprefix('meter:')}={_number(value)}"
+                for key, value in tenant.items()
+                if key.startswith("meter:")
+            )
+            out.append(
+                f"    {tenant['tenantId']}\n"
+                f"        seats: users={tenant['users']} seat_quantity={tenant['seat_quantity']}\n"
+                f"        usage: sent={tenant['usage_sent']} pending={tenant['usage_pending']}"
+                f" rejected={tenant['usage_rejected']}" + (f"  meter totals: {meters}" if meters else "")
+            )
     return "\n".join(out)
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 # --- Main -----------------------------------------------------------------------------------------------
@@ -375,7 +669,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         resources: LocalResources = create_resources(moto.endpoint, stripe_api_key=api_key, suffix="-local")
         clients = AwsClients(moto.endpoint, resources.region)
         capture = EventCapture(clients, resources.event_bus_name)
-        parameters = {**resources.parameter_overrides(), **overrides}
+        parameters = {**resources.parameter_overrides(), **LOCAL_PARAMETERS, **overrides}
         handlers = function_handlers(parameters, resources.resource_names())
         routes = event_routes(parameters)
 
@@ -393,8 +687,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             del os.environ["STRIPE_API_BASE"]  # real Stripe: never a leftover base address
 
         catalogue = json.loads(environment["TIER_CATALOGUE"])
+        meters = json.loads(environment.get("USAGE_METERS") or "{}")
         client = stripe_client(api_key, api_base)
         seed_catalogue(client, catalogue)
+        meter_ids = seed_meters(client, meters)
 
         code_dirs = {str((ROOT / handler.code_uri).resolve()) for handler in handlers.values()}
         sys.path[:0] = sorted(code_dirs)
@@ -403,7 +699,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         with environment_applied(environment), ExitStack() as logs:
             if not arguments.verbose:  # the functions' JSON logs and metrics go to a file
                 logs.enter_context(redirect_stdout(logs.enter_context(log_path.open("w", encoding="utf-8"))))
-            invocations = run_events(files, routes, handlers)
+            now = datetime.now(UTC)
+            skipped: list[str] = []
+            invocations = run_events(files, routes, handlers, skipped, now)
+            if "SeatSyncFunction" in handlers and "SeatSyncQueue" in resources.queues:
+                invocations += drain_seat_syncs(
+                    clients, resources.queues["SeatSyncQueue"], handlers["SeatSyncFunction"]
+                )
+            if "UsageFlushFunction" in handlers:
+                invocations.append(run_flush(handlers["UsageFlushFunction"], now))
         published = capture.drain()
 
         tenant_ids = {
@@ -411,7 +715,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         state = stripe_state(client, catalogue, tenant_ids if real_key else None)
         account_rows = accounts(clients, resources.tables["AccountsTable"])
-        print(render(invocations, published, state, account_rows, backend))
+        usage_rows = (
+            accounts(clients, resources.tables["UsageTable"]) if "UsageTable" in resources.tables else []
+        )
+        tenants = seats_and_usage(
+            account_rows, usage_rows, client, catalogue, meter_ids, now, rejected_at_ingest(invocations)
+        )
+        print(render(invocations, published, state, account_rows, backend, tenants, skipped))
 
         summary = {
             "stripe": backend,
@@ -419,6 +729,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "published": published,
             "stripe_state": state,
             "accounts": account_rows,
+            "seats_and_usage": tenants,
+            "skipped": skipped,
         }
         (arguments.output / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
         print(f"\n(summary written to {arguments.output / 'summary.json'}", end="")
