@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import importlib
 import json
 import os
 import re
 import subprocess
 import sys
+import time
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 import stripe
 
-from devtools.local_run import seed_catalogue
+from devtools.local_run import (
+    LOCAL_PARAMETERS,
+    LOCAL_TIER_CATALOGUE,
+    LOCAL_USAGE_METERS,
+    SEAT_PRICE,
+    rebased,
+    seed_catalogue,
+    seed_meters,
+)
 from devtools.moto_server import AwsClients, EventCapture, LocalResources, aws_environment, create_resources
 from devtools.template import (
     ROOT,
@@ -35,10 +47,40 @@ EVENTS = ROOT / "events"
 # so the budget is 30 MB rather than 25.
 ARTIFACT_LIMIT_BYTES = 30 * 1000 * 1000
 SECRET_PATTERN = re.compile(r"\b(sk|rk|pk)_(live|test)_[0-9A-Za-z]{4,}|\bwhsec_[0-9A-Za-z]{4,}")
+SEAT_TENANT = "8d2e4f60-1a3b-4c5d-8e9f-0a1b2c3d4e5f"
+Kind = Literal["lifecycle", "users", "usage", "seat_sync", "flush", "api", "webhook"]
+
+
+@dataclass(frozen=True)
+class Function:
+    handler: str
+    kind: Kind
+    sample: str  # the stem of its sample event (sample_event_path)
+
+
 FUNCTIONS = {
-    "ProvisionSuccessFunction": ("provision_success.lambda_handler", "provision_success"),
-    "TenantUpdatedFunction": ("tenant_updated.lambda_handler", "tenant_updated"),
-    "TenantDeletedFunction": ("tenant_deleted.lambda_handler", "tenant_deleted"),
+    "ProvisionSuccessFunction": Function(
+        "provision_success.lambda_handler", "lifecycle", "provision_success"
+    ),
+    "TenantUpdatedFunction": Function("tenant_updated.lambda_handler", "lifecycle", "tenant_updated"),
+    "TenantDeletedFunction": Function("tenant_deleted.lambda_handler", "lifecycle", "tenant_deleted"),
+    "TenantUsersFunction": Function("tenant_users.lambda_handler", "users", "tenant_user_created"),
+    "UsageIngestFunction": Function("usage_ingest.lambda_handler", "usage", "ingest_usage"),
+    "SeatSyncFunction": Function("seat_sync.lambda_handler", "seat_sync", "seat_sync_batch"),
+    "UsageFlushFunction": Function("usage_flush.lambda_handler", "flush", "usage_flush_schedule"),
+    "BillingApiFunction": Function("billing_api.lambda_handler", "api", "api_billing_status"),
+    "StripeWebhookFunction": Function("stripe_webhook.lambda_handler", "webhook", "webhook_malformed_body"),
+}
+RULE_KINDS = ("lifecycle", "users", "usage")  # functions an EventBridge rule on the SBT bus invokes
+RULE_FUNCTIONS = {name for name, function in FUNCTIONS.items() if function.kind in RULE_KINDS}
+HTTP_FUNCTIONS = {name for name, function in FUNCTIONS.items() if function.kind in ("api", "webhook")}
+# The SAM policy templates a function may use, all scoped by their parameters to one resource.
+POLICY_TEMPLATES = {
+    "DynamoDBCrudPolicy",
+    "DynamoDBReadPolicy",
+    "AWSSecretsManagerGetSecretValuePolicy",
+    "EventBridgePutEventsPolicy",
+    "SQSSendMessagePolicy",
 }
 
 
@@ -123,10 +165,18 @@ def test_sam_validate_lint_reports_nothing() -> None:
 # --- What the template says --------------------------------------------------------------------------
 
 
+RESOURCE_NAMES = {
+    "AccountsTable": "accounts",
+    "IdempotencyTable": "idempotency",
+    "UsageTable": "usage",
+    "SeatSyncQueue": "https://sqs.example/seat-sync",
+}
+
+
 def test_every_function_handler_imports_to_a_callable() -> None:
     handlers = function_handlers({"EventBusName": "bus", "StripeSecretName": "secret"})
     assert {name: handler.handler for name, handler in handlers.items()} == {
-        name: handler for name, (handler, _) in FUNCTIONS.items()
+        name: function.handler for name, function in FUNCTIONS.items()
     }
     for handler in handlers.values():
         assert (ROOT / handler.code_uri).resolve() == (ROOT / "handlers").resolve()
@@ -144,20 +194,69 @@ def test_functions_run_python313_on_x86_64_for_30_seconds(template: dict[str, An
         assert handler.memory_size == "512"
 
 
+def schedules(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each Schedule event source, as `<function id><event id>` (the rule's logical id): its properties."""
+    return {
+        f"{name}{event_id}": event["Properties"]
+        for name, resource in resources_of_type(template, "AWS::Serverless::Function").items()
+        for event_id, event in (resource["Properties"].get("Events") or {}).items()
+        if event["Type"] == "Schedule"
+    }
+
+
+def assert_retries_boundedly_then_dead_letters(rule_id: str, properties: dict[str, Any]) -> None:
+    assert properties.get("RetryPolicy") == {
+        "MaximumRetryAttempts": {"Ref": "RuleMaximumRetryAttempts"},
+        "MaximumEventAgeInSeconds": {"Ref": "RuleMaximumEventAgeSeconds"},
+    }, f"{rule_id} has no bounded RetryPolicy"
+    dead_letter = properties.get("DeadLetterConfig", {})
+    assert dead_letter == {"Arn": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}}, (
+        f"{rule_id} does not dead-letter"
+    )
+
+
 def test_every_rule_retries_boundedly_then_dead_letters(template: dict[str, Any]) -> None:
-    queues = resources_of_type(template, "AWS::SQS::Queue")
     routes = event_routes({"EventBusName": "bus"})
-    assert {route.function_id for route in routes} == set(FUNCTIONS)
+    assert {route.function_id for route in routes} == RULE_FUNCTIONS
     for route in routes:
-        retry = route.properties.get("RetryPolicy")
-        assert retry, f"{route.function_id}.{route.rule_id} has no RetryPolicy"
-        assert set(retry) == {"MaximumRetryAttempts", "MaximumEventAgeInSeconds"}
-        dead_letter = route.properties.get("DeadLetterConfig", {}).get("Arn", {})
-        assert dead_letter.get("Fn::GetAtt", [None])[0] in queues, f"{route.rule_id} has no DeadLetterConfig"
+        assert_retries_boundedly_then_dead_letters(f"{route.function_id}.{route.rule_id}", route.properties)
         assert route.event_bus == "bus"  # the existing SBT bus, by parameter
     parameters = template["Parameters"]
     assert int(parameters["RuleMaximumRetryAttempts"]["MaxValue"]) <= 185
     assert int(parameters["RuleMaximumEventAgeSeconds"]["MaxValue"]) <= 86400
+
+
+def test_the_usage_flush_runs_on_a_schedule_that_retries_boundedly_then_dead_letters(
+    template: dict[str, Any],
+) -> None:
+    rules = schedules(template)
+    assert set(rules) == {"UsageFlushFunctionFlushSchedule"}
+    for rule_id, properties in rules.items():
+        assert_retries_boundedly_then_dead_letters(rule_id, properties)
+        assert properties["Schedule"] == {"Ref": "UsageFlushSchedule"}
+    assert parameter_values(template)["UsageFlushSchedule"] == "rate(15 minutes)"
+
+
+def test_the_seat_sync_queue_redrives_to_the_dead_letter_queue_and_reports_batch_failures(
+    template: dict[str, Any],
+) -> None:
+    queue = template["Resources"]["SeatSyncQueue"]["Properties"]
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
+    assert 1 <= int(queue["RedrivePolicy"]["maxReceiveCount"]) <= 10
+    assert queue.get("SqsManagedSseEnabled") is True or "KmsMasterKeyId" in queue
+    # AWS's advice for an SQS event source: a visibility timeout of at least six function timeouts.
+    assert int(queue["VisibilityTimeout"]) >= 6 * template["Globals"]["Function"]["Timeout"]
+    sources = {
+        name: event["Properties"]
+        for name, resource in resources_of_type(template, "AWS::Serverless::Function").items()
+        for event in (resource["Properties"].get("Events") or {}).values()
+        if event["Type"] == "SQS"
+    }
+    assert set(sources) == {"SeatSyncFunction"}
+    source = sources["SeatSyncFunction"]
+    assert source["Queue"] == {"Fn::GetAtt": ["SeatSyncQueue", "Arn"]}
+    assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert 1 <= int(source["BatchSize"]) <= 10
 
 
 def test_failed_async_invocations_go_to_the_same_dead_letter_queue(template: dict[str, Any]) -> None:
@@ -181,16 +280,14 @@ def test_table_key_schemas_are_what_devtools_creates(template: dict[str, Any]) -
     assert (
         set(tables)
         == set(resources_of_type(template, "AWS::DynamoDB::Table"))
-        == {
-            "AccountsTable",
-            "IdempotencyTable",
-        }
+        == {"AccountsTable", "IdempotencyTable", "UsageTable"}
     )
     for logical_id, table in tables.items():
         properties = template["Resources"][logical_id]["Properties"]
         assert table.name == f"{logical_id}-suffix"
         assert table.create_table["KeySchema"] == properties["KeySchema"]
         assert table.create_table["AttributeDefinitions"] == properties["AttributeDefinitions"]
+        assert table.create_table.get("GlobalSecondaryIndexes") == properties.get("GlobalSecondaryIndexes")
         assert table.create_table["BillingMode"] == "PAY_PER_REQUEST"
         assert properties["SSESpecification"]["SSEEnabled"] is True
     assert tables["AccountsTable"].create_table["KeySchema"] == [
@@ -201,25 +298,105 @@ def test_table_key_schemas_are_what_devtools_creates(template: dict[str, Any]) -
         {"AttributeName": "id", "KeyType": "HASH"}
     ]
     assert tables["IdempotencyTable"].ttl_attribute == "expiration"
+    usage = tables["UsageTable"].create_table
+    assert usage["KeySchema"] == [
+        {"AttributeName": "tenantId", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
+    assert [(index["IndexName"], index["KeySchema"]) for index in usage["GlobalSecondaryIndexes"]] == [
+        (
+            "pending",
+            [
+                {"AttributeName": "pendingTenant", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+        )
+    ]
+    assert tables["UsageTable"].ttl_attribute is None
 
 
-def test_the_accounts_table_outlives_the_stack(template: dict[str, Any]) -> None:
-    accounts = template["Resources"]["AccountsTable"]
-    assert accounts["DeletionPolicy"] == accounts["UpdateReplacePolicy"] == "Retain"
-    assert accounts["Properties"]["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+def test_the_accounts_and_usage_tables_outlive_the_stack(template: dict[str, Any]) -> None:
+    for name in ("AccountsTable", "UsageTable"):
+        table = template["Resources"][name]
+        assert table["DeletionPolicy"] == table["UpdateReplacePolicy"] == "Retain", name
+        assert table["Properties"]["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+
+
+def test_each_function_has_its_sample_event() -> None:
+    for function in FUNCTIONS.values():
+        assert sample_event_path(function.sample).exists()
 
 
 def test_sample_events_route_to_their_functions() -> None:
     routes = event_routes({"EventBusName": "bus"})
-    for function_id, (_, stem) in FUNCTIONS.items():
+    for name, function in FUNCTIONS.items():
+        if function.kind in RULE_KINDS:
+            event = json.loads(sample_event_path(function.sample).read_text())
+            assert [route.function_id for route in routes_for(event, routes)] == [name]
+    for stem, name in {
+        "tenant_user_deleted": "TenantUsersFunction",
+        "ingest_usage_too_old": "UsageIngestFunction",
+    }.items():
         event = json.loads(sample_event_path(stem).read_text())
-        assert [route.function_id for route in routes_for(event, routes)] == [function_id]
+        assert [route.function_id for route in routes_for(event, routes)] == [name], stem
+
+
+def sample_kind(event: dict[str, Any]) -> str:
+    if "httpMethod" in event:
+        return "api"
+    if "Records" in event:
+        return "sqs"
+    if event.get("source") == "aws.events" and event.get("detail-type") == "Scheduled Event":
+        return "schedule"
+    return "eventbridge"
+
+
+def test_every_sample_event_reaches_exactly_one_function(template: dict[str, Any]) -> None:
+    """No orphan samples: each is routed by a bus rule, or is the SQS batch / schedule event of its
+    function, or an API Gateway request for one of the template's routes."""
+    routes = event_routes({"EventBusName": "bus"})
+    api_routes = {
+        (event["Properties"]["Path"], event["Properties"]["Method"].upper()): name
+        for name in HTTP_FUNCTIONS
+        for event in template["Resources"][name]["Properties"]["Events"].values()
+        if event["Type"] == "Api"
+    }
+    samples = sorted(EVENTS.glob("*.json"))
+    assert len(samples) >= 16
+    for path in samples:
+        event = json.loads(path.read_text())
+        kind = sample_kind(event)
+        matched = [route.function_id for route in routes_for(event, routes)] if kind == "eventbridge" else []
+        if kind == "eventbridge":
+            assert len(matched) == 1, path.name
+            assert matched[0] in RULE_FUNCTIONS, path.name
+        elif kind == "api":
+            assert (event["resource"], event["httpMethod"]) in api_routes, path.name
+            assert path.name.startswith(("api_", "webhook_")), path.name
+            target = api_routes[(event["resource"], event["httpMethod"])]
+            assert (target == "StripeWebhookFunction") == path.name.startswith("webhook_"), path.name
+        else:
+            assert routes_for(event, routes) == [], path.name  # never delivered by a rule on the SBT bus
+
+
+def test_the_seat_sync_sample_is_an_sqs_batch_naming_the_tenant() -> None:
+    event = json.loads(sample_event_path("seat_sync_batch").read_text())
+    [record] = event["Records"]
+    assert record["eventSource"] == "aws:sqs"
+    assert json.loads(record["body"]) == {"tenantId": SEAT_TENANT}
+    assert record["md5OfBody"] == hashlib.md5(record["body"].encode()).hexdigest()  # SQS's body checksum
+
+
+def test_the_usage_flush_sample_is_a_scheduled_event() -> None:
+    event = json.loads(sample_event_path("usage_flush_schedule").read_text())
+    assert (event["source"], event["detail-type"], event["detail"]) == ("aws.events", "Scheduled Event", {})
+    assert [arn.split(":")[2] for arn in event["resources"]] == ["events"]
 
 
 def test_offboarding_request_and_tenant_deleted_both_reach_the_delete_function() -> None:
     routes = event_routes({"EventBusName": "bus"})
     for detail_type in ("sbt_aws_offboardingRequest", "sbt_aws_tenantDeleted"):
-        event = {"source": "sbt.control.plane", "detail-type": detail_type, "detail": {}}
+        event: dict[str, Any] = {"source": "sbt.control.plane", "detail-type": detail_type, "detail": {}}
         assert [route.function_id for route in routes_for(event, routes)] == ["TenantDeletedFunction"]
     ours = {"source": "sbt.control.plane", "detail-type": "sbt_aws_billingSuccess", "detail": {}}
     assert routes_for(ours, routes) == []  # never our own answers
@@ -236,8 +413,9 @@ def test_older_sbt_detail_types_are_a_parameter_away() -> None:
 def test_every_setting_reaches_every_function() -> None:
     from sbt_billing.settings import Settings
 
-    names = {"AccountsTable": "accounts", "IdempotencyTable": "idempotency"}
+    names = RESOURCE_NAMES
     handlers = function_handlers({"EventBusName": "bus", "StripeSecretName": "secret"}, names)
+    assert set(handlers) == set(FUNCTIONS)
     local_only = {"STRIPE_API_KEY", "STRIPE_API_BASE"}
     expected = {field.alias for field in Settings.model_fields.values() if field.alias} - local_only
     for handler in handlers.values():
@@ -250,6 +428,19 @@ def test_every_setting_reaches_every_function() -> None:
         settings = Settings.from_environment(handler.environment)
         assert settings.lease_seconds > handler.timeout
         assert set(settings.tier_catalogue) == {"basic", "standard", "premium"}
+        assert (settings.usage_table, settings.seat_sync_queue_url) == ("usage", names["SeatSyncQueue"])
+        assert settings.user_created_detail_types == {"sbt_aws_tenantUserCreated"}
+
+
+def test_the_user_rule_and_the_created_detail_types_agree() -> None:
+    from sbt_billing.settings import Settings
+
+    overrides = {"EventBusName": "bus", "TenantUserCreatedDetailType": "tenantUserCreated"}
+    [route] = [route for route in event_routes(overrides) if route.function_id == "TenantUsersFunction"]
+    handler = function_handlers(overrides, RESOURCE_NAMES)["TenantUsersFunction"]
+    created = Settings.from_environment(handler.environment).user_created_detail_types
+    assert created == {"tenantUserCreated"}
+    assert set(route.pattern["detail-type"]) == created | {"sbt_aws_tenantUserDeleted"}
 
 
 def test_lease_cannot_be_set_below_the_function_timeout(template: dict[str, Any]) -> None:
@@ -298,27 +489,104 @@ def test_no_parameter_environment_variable_or_samconfig_holds_a_secret(template:
     assert not SECRET_PATTERN.search(samconfig)
 
 
-def test_functions_get_least_privilege(template: dict[str, Any]) -> None:
-    secret_arn = {
-        "Fn::If": [
-            "StripeSecretIsArn",
-            {"Ref": "StripeSecretName"},
-            {
-                "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}"
-                ":secret:${StripeSecretName}-??????"
-            },
-        ]
-    }
-    expected = [
-        {"DynamoDBCrudPolicy": {"TableName": {"Ref": "AccountsTable"}}},
-        {"DynamoDBCrudPolicy": {"TableName": {"Ref": "IdempotencyTable"}}},
-        {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": secret_arn}},
-        {"EventBridgePutEventsPolicy": {"EventBusName": {"Ref": "EventBusName"}}},
+SECRET_ARN = {
+    "Fn::If": [
+        "StripeSecretIsArn",
+        {"Ref": "StripeSecretName"},
+        {
+            "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}"
+            ":secret:${StripeSecretName}-??????"
+        },
     ]
-    for name in FUNCTIONS:
+}
+ACCOUNTS_CRUD = {"DynamoDBCrudPolicy": {"TableName": {"Ref": "AccountsTable"}}}
+IDEMPOTENCY_CRUD = {"DynamoDBCrudPolicy": {"TableName": {"Ref": "IdempotencyTable"}}}
+USAGE_CRUD = {"DynamoDBCrudPolicy": {"TableName": {"Ref": "UsageTable"}}}
+STRIPE_SECRET = {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": SECRET_ARN}}
+PUT_EVENTS = {"EventBridgePutEventsPolicy": {"EventBusName": {"Ref": "EventBusName"}}}
+SEND_SEAT_SYNC = {"SQSSendMessagePolicy": {"QueueName": {"Fn::GetAtt": ["SeatSyncQueue", "QueueName"]}}}
+# Lifecycle functions apply each event once (Powertools idempotency); seats and usage are idempotent
+# by their own keys in the usage table. Only the functions that schedule seat syncs may send to its queue.
+EXPECTED_POLICIES = {
+    "lifecycle": [ACCOUNTS_CRUD, IDEMPOTENCY_CRUD, USAGE_CRUD, STRIPE_SECRET, PUT_EVENTS],
+    "users": [ACCOUNTS_CRUD, USAGE_CRUD, STRIPE_SECRET, PUT_EVENTS, SEND_SEAT_SYNC],
+    "seat_sync": [ACCOUNTS_CRUD, USAGE_CRUD, STRIPE_SECRET, PUT_EVENTS, SEND_SEAT_SYNC],
+    "usage": [ACCOUNTS_CRUD, USAGE_CRUD, STRIPE_SECRET, PUT_EVENTS],
+    "flush": [ACCOUNTS_CRUD, USAGE_CRUD, STRIPE_SECRET, PUT_EVENTS],
+}
+
+
+def wildcard_grants(policy: Any, where: str) -> list[str]:
+    """What in one entry of a function's Policies grants more than named actions on named resources:
+    managed policies, inline statements with `*`, policy templates outside POLICY_TEMPLATES or with a
+    literal (rather than a reference to this stack's resources or parameters) for a resource."""
+    if isinstance(policy, str):
+        return [f"{where}: managed policy {policy}"]
+    if not isinstance(policy, dict) or len(policy) != 1:
+        return [f"{where}: not a policy: {policy!r}"]
+    ((name, argument),) = policy.items()
+    if name == "Fn::If":
+        _, *branches = argument
+        return [
+            problem
+            for branch in branches
+            if branch != {"Ref": "AWS::NoValue"}
+            for problem in wildcard_grants(branch, f"{where} (Fn::If)")
+        ]
+    if name == "Statement" or "Statement" in (argument if isinstance(argument, dict) else {}):
+        statements = argument if name == "Statement" else argument["Statement"]
+        problems = []
+        for statement in statements if isinstance(statements, list) else [statements]:
+            actions = statement.get("Action", [])
+            resources = statement.get("Resource", [])
+            for value in (actions if isinstance(actions, list) else [actions]) + (
+                resources if isinstance(resources, list) else [resources]
+            ):
+                if isinstance(value, str) and "*" in value:
+                    problems.append(f"{where}: wildcard {value}")
+        return problems
+    if name not in POLICY_TEMPLATES:
+        return [f"{where}: policy template {name} is not one this stack uses"]
+    return [
+        f"{where}: {name}.{parameter} is the literal {value!r}"
+        for parameter, value in argument.items()
+        if not isinstance(value, dict)
+    ]
+
+
+def test_functions_get_least_privilege(template: dict[str, Any]) -> None:
+    for name, function in FUNCTIONS.items():
         properties = template["Resources"][name]["Properties"]
-        assert "Role" not in properties
-        assert properties["Policies"] == expected, name
+        assert "Role" not in properties, name
+        assert "PermissionsBoundary" not in properties or properties["PermissionsBoundary"], name
+        if function.kind in EXPECTED_POLICIES:
+            assert properties["Policies"] == EXPECTED_POLICIES[function.kind], name
+
+
+def test_no_function_is_granted_wildcard_actions_or_resources(template: dict[str, Any]) -> None:
+    problems = [
+        problem
+        for name in FUNCTIONS
+        for index, policy in enumerate(template["Resources"][name]["Properties"]["Policies"])
+        for problem in wildcard_grants(policy, f"{name}.Policies[{index}]")
+    ]
+    assert problems == []
+    for name in HTTP_FUNCTIONS:  # whatever else they need, never another queue or an unnamed secret
+        assert STRIPE_SECRET in template["Resources"][name]["Properties"]["Policies"], name
+
+
+def test_the_wildcard_check_catches_broad_grants() -> None:
+    assert wildcard_grants("arn:aws:iam::aws:policy/AdministratorAccess", "p")
+    assert wildcard_grants({"Statement": [{"Effect": "Allow", "Action": "dynamodb:*", "Resource": "x"}]}, "p")
+    assert wildcard_grants(
+        {"Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}, "p"
+    )
+    assert wildcard_grants({"DynamoDBCrudPolicy": {"TableName": "*"}}, "p")
+    assert wildcard_grants({"AmazonDynamoDBFullAccess": {}}, "p")
+    assert wildcard_grants(
+        {"Fn::If": ["C", {"S3FullAccessPolicy": {"BucketName": "*"}}, {"Ref": "AWS::NoValue"}]}, "p"
+    )
+    assert not wildcard_grants(ACCOUNTS_CRUD, "p")
 
 
 def test_queue_policy_lets_only_this_stacks_rules_send(template: dict[str, Any]) -> None:
@@ -327,21 +595,35 @@ def test_queue_policy_lets_only_this_stacks_rules_send(template: dict[str, Any])
     assert statement["Action"] == "sqs:SendMessage"
     rules = statement["Condition"]["ArnEquals"]["aws:SourceArn"]
     assert sorted(rule["Fn::GetAtt"][0] for rule in rules) == sorted(
-        f"{route.function_id}{route.rule_id}" for route in event_routes({"EventBusName": "bus"})
+        [f"{route.function_id}{route.rule_id}" for route in event_routes({"EventBusName": "bus"})]
+        + list(schedules(template))
     )
 
 
-def test_outputs_name_the_tables_queue_and_functions(template: dict[str, Any]) -> None:
+def test_outputs_name_the_tables_queues_api_and_functions(template: dict[str, Any]) -> None:
     outputs = template["Outputs"]
-    assert {"AccountsTableName", "IdempotencyTableName", "DeadLetterQueueUrl"} <= set(outputs)
-    assert {f"{name}Arn" for name in FUNCTIONS} <= set(outputs)
+    assert {
+        "AccountsTableName",
+        "IdempotencyTableName",
+        "UsageTableName",
+        "DeadLetterQueueUrl",
+        "SeatSyncQueueUrl",
+        "BillingApiUrl",
+        "StripeWebhookUrl",
+    } <= set(outputs)
+    missing = {f"{name}Arn" for name in FUNCTIONS} - set(outputs)
+    assert not missing, f"no output for {sorted(missing)}"
+    for name in FUNCTIONS:
+        assert outputs[f"{name}Arn"]["Value"] == {"Fn::GetAtt": [name, "Arn"]}
 
 
 def test_functions_keep_their_logs_for_a_bounded_time(template: dict[str, Any]) -> None:
     log_groups = resources_of_type(template, "AWS::Logs::LogGroup")
     for name in FUNCTIONS:
-        group = template["Resources"][name]["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
-        assert log_groups[group]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+        logging = template["Resources"][name]["Properties"]["LoggingConfig"]
+        assert logging["LogFormat"] == "JSON", name
+        group = logging["LogGroup"]["Ref"]
+        assert log_groups[group]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}, name
 
 
 def test_parameter_defaults_resolve_as_cloudformation_passes_them(template: dict[str, Any]) -> None:
@@ -448,13 +730,39 @@ def tree_size(path: Path) -> int:
     return sum(item.stat().st_size for item in path.rglob("*") if item.is_file() and not item.is_symlink())
 
 
+@dataclass(frozen=True)
+class ArtifactStack:
+    resources: LocalResources
+    emulator_url: str
+    parameters: dict[str, str]  # the template's, for the local stack: seats, a meter, a webhook secret
+    webhook_signing_secret: str
+
+    def stripe(self) -> stripe.StripeClient:
+        return stripe.StripeClient(ARTIFACT_STRIPE_KEY, base_addresses={"api": self.emulator_url})
+
+
+ARTIFACT_STRIPE_KEY = "sk_test_artifact_0000000000000000"
+
+
 @pytest.fixture(scope="module")
-def stack(moto_endpoint: str, emulator_url: str) -> tuple[LocalResources, str]:
-    key = "sk_test_artifact_0000000000000000"
-    resources = create_resources(moto_endpoint, stripe_api_key=key)
-    catalogue = json.loads(parameter_values(load_template(TEMPLATE))["TierCatalogue"])
-    seed_catalogue(stripe.StripeClient(key, base_addresses={"api": emulator_url}), catalogue)
-    return resources, emulator_url
+def stack(moto_endpoint: str, emulator_url: str) -> ArtifactStack:
+    """The local stack of scripts/local-run: per-seat prices for standard and premium, the API-call
+    meter and its metered price, no delay before a seat sync; plus a webhook signing secret."""
+    resources = create_resources(moto_endpoint, stripe_api_key=ARTIFACT_STRIPE_KEY)
+    signing_secret = "whsec_" + os.urandom(16).hex()
+    webhook_secret_name = f"{resources.secret_name}-webhook"
+    AwsClients(moto_endpoint, resources.region).secretsmanager().create_secret(
+        Name=webhook_secret_name, SecretString=signing_secret
+    )
+    client = stripe.StripeClient(ARTIFACT_STRIPE_KEY, base_addresses={"api": emulator_url})
+    seed_catalogue(client, LOCAL_TIER_CATALOGUE)
+    seed_meters(client, LOCAL_USAGE_METERS)
+    parameters = {
+        **resources.parameter_overrides(),
+        **LOCAL_PARAMETERS,
+        "WebhookSecretName": webhook_secret_name,
+    }
+    return ArtifactStack(resources, emulator_url, parameters, signing_secret)
 
 
 @pytest.mark.slow
@@ -470,25 +778,35 @@ def test_built_artifacts_are_small(build_dir: Path, record_property: Any) -> Non
         assert not (artifact / "tests").exists()
 
 
-@pytest.mark.slow
-def test_built_artifacts_handle_the_sample_events(
-    build_dir: Path, runtime_dir: Path, stack: tuple[LocalResources, str], tmp_path: Path
-) -> None:
-    resources, emulator_url = stack
-    capture = EventCapture(AwsClients(resources.endpoint, resources.region), resources.event_bus_name)
-    handlers = function_handlers(resources.parameter_overrides(), resources.resource_names())
-    for name, (handler, stem) in FUNCTIONS.items():  # in lifecycle order: provision, update, delete
-        artifact = build_dir / name
+@dataclass
+class BuiltFunctions:
+    """Invokes a built function, each time in a fresh interpreter that sees only its artifact and
+    what Lambda's runtime adds, against the local stack."""
+
+    build_dir: Path
+    runtime_dir: Path
+    stack: ArtifactStack
+    work: Path
+    runs: int = 0
+
+    def invoke(self, name: str, event: dict[str, Any]) -> Any:
+        resources = self.stack.resources
+        handler = function_handlers(self.stack.parameters, resources.resource_names())[name]
+        assert handler.unresolved == {}, name
+        artifact = self.build_dir / name
         environment = {
             "PATH": os.environ.get("PATH", ""),
             "LANG": "C.UTF-8",
-            "PYTHONPATH": os.pathsep.join([str(artifact), str(runtime_dir)]),
+            "PYTHONPATH": os.pathsep.join([str(artifact), str(self.runtime_dir)]),
             **aws_environment(resources.endpoint, resources.region),
-            **handlers[name].environment,
+            **handler.environment,
             # The key comes from the Secrets Manager secret (on moto), as in AWS; Stripe is the emulator.
-            "STRIPE_API_BASE": emulator_url,
+            "STRIPE_API_BASE": self.stack.emulator_url,
         }
-        result_path = tmp_path / f"{name}.json"
+        self.runs += 1
+        event_path = self.work / f"{self.runs:02d}-{name}-event.json"
+        result_path = self.work / f"{self.runs:02d}-{name}-result.json"
+        event_path.write_text(json.dumps(event))
         run = subprocess.run(
             [
                 sys.executable,
@@ -496,11 +814,11 @@ def test_built_artifacts_handle_the_sample_events(
                 "-P",
                 "-c",
                 INVOKE,
-                handler,
-                str(sample_event_path(stem)),
+                FUNCTIONS[name].handler,
+                str(event_path),
                 str(result_path),
             ],
-            cwd=tmp_path,
+            cwd=self.work,
             env=environment,
             capture_output=True,
             text=True,
@@ -510,10 +828,108 @@ def test_built_artifacts_handle_the_sample_events(
         assert run.returncode == 0, f"{name}:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
         report = json.loads(result_path.read_text())
         for module, origin in report["origins"].items():
-            where = runtime_dir if module in ("boto3", "botocore") else artifact
-            assert origin is not None, f"{module} was not imported"
-            assert Path(origin).is_relative_to(where), f"{module} came from {origin}"
+            where = self.runtime_dir if module in ("boto3", "botocore") else artifact
+            assert origin is not None, f"{name}: {module} was not imported"
+            assert Path(origin).is_relative_to(where), f"{name}: {module} came from {origin}"
         assert not any(".venv" in entry or entry.startswith(str(ROOT)) for entry in report["path"])
-        assert report["result"].get("result") == "applied", f"{name}: {report['result']}"
-        published = capture.drain()
-        assert [event["detail-type"] for event in published] == ["sbt_aws_billingSuccess"], name
+        return report["result"]
+
+
+def sample(function: str) -> dict[str, Any]:
+    """The function's sample event, its times moved to now as scripts/local-run moves them."""
+    event: dict[str, Any] = rebased(json.loads(sample_event_path(FUNCTIONS[function].sample).read_text()))
+    return event
+
+
+def signed(event: dict[str, Any], secret: str, replacements: dict[str, str]) -> dict[str, Any]:
+    """The webhook sample with its body's placeholder ids replaced and a fresh Stripe-Signature."""
+    body = str(event["body"])
+    for placeholder, value in replacements.items():
+        body = body.replace(placeholder, value)
+    timestamp = int(time.time())
+    digest = hmac.new(secret.encode(), f"{timestamp}.{body}".encode(), hashlib.sha256).hexdigest()
+    header = f"t={timestamp},v1={digest}"
+    return {
+        **event,
+        "body": body,
+        "headers": {**event["headers"], "Stripe-Signature": header},
+        "multiValueHeaders": {**event["multiValueHeaders"], "Stripe-Signature": [header]},
+    }
+
+
+def seat_quantity(client: stripe.StripeClient, subscription_id: str) -> int:
+    subscription = client.v1.subscriptions.retrieve(subscription_id)
+    [seat_item] = [item for item in subscription["items"].data if item.price.lookup_key == SEAT_PRICE]
+    return int(seat_item.quantity or 0)
+
+
+@pytest.mark.slow
+def test_built_artifacts_handle_the_sample_events(
+    build_dir: Path, runtime_dir: Path, stack: ArtifactStack, tmp_path: Path
+) -> None:
+    resources = stack.resources
+    capture = EventCapture(AwsClients(resources.endpoint, resources.region), resources.event_bus_name)
+    built = BuiltFunctions(build_dir, runtime_dir, stack, tmp_path)
+    invoked: set[str] = set()
+
+    def invoke(name: str, event: dict[str, Any]) -> Any:
+        invoked.add(name)
+        return built.invoke(name, event)
+
+    def published() -> list[str]:
+        return [event["detail-type"] for event in capture.drain()]
+
+    # Lifecycle: a tenant opens (acme, basic) and its customer details change.
+    opened = invoke("ProvisionSuccessFunction", sample("ProvisionSuccessFunction"))
+    assert opened.get("result") == "applied", opened
+    assert published() == ["sbt_aws_billingSuccess"]
+    updated = invoke("TenantUpdatedFunction", sample("TenantUpdatedFunction"))
+    assert updated.get("result") == "applied", updated
+    assert published() == ["sbt_aws_billingSuccess"]
+
+    # Usage for globex before its account opens is kept; the scheduled flush sends it once it is open.
+    usage = invoke("UsageIngestFunction", sample("UsageIngestFunction"))
+    assert (usage["new"], usage["sent"], usage["rejected"]) == (2, 0, []), usage
+    globex = invoke(
+        "ProvisionSuccessFunction",
+        rebased(json.loads(sample_event_path("provision_success_flat_missing_email").read_text())),
+    )
+    assert (globex.get("result"), globex.get("tenant_id")) == ("applied", SEAT_TENANT), globex
+    assert published() == ["sbt_aws_billingSuccess"]
+    flushed = invoke("UsageFlushFunction", sample("UsageFlushFunction"))
+    assert flushed == {"operation": "flush_usage", "sent": 2}
+
+    # Seats: a user is recorded, and the seat sync batch (naming globex) sets its seat quantity.
+    user = invoke("TenantUsersFunction", sample("TenantUsersFunction"))
+    assert user.get("result") == "recorded", user
+    synced = invoke("SeatSyncFunction", sample("SeatSyncFunction"))
+    assert synced == {"batchItemFailures": []}
+    assert seat_quantity(stack.stripe(), globex["subscription_id"]) == 1
+    assert "sbt_aws_billingFailure" not in published()
+
+    # The billing API answers for the tenant that now exists.
+    status = invoke("BillingApiFunction", sample("BillingApiFunction"))
+    assert status["statusCode"] == 200, status
+    assert json.loads(status["body"])["tenantId"] == opened["tenant_id"]
+
+    # The webhook: a delivery signed with the endpoint's secret is applied, a malformed one refused.
+    delivery = signed(
+        json.loads(sample_event_path("webhook_invoice_paid").read_text()),
+        stack.webhook_signing_secret,
+        {
+            "cus_SbtSampleCustomer1": opened["customer_id"],
+            "sub_SbtSampleSubscription1": opened["subscription_id"],
+        },
+    )
+    paid = invoke("StripeWebhookFunction", delivery)
+    assert paid["statusCode"] == 200, paid
+    malformed = invoke("StripeWebhookFunction", sample("StripeWebhookFunction"))
+    assert malformed["statusCode"] == 400, malformed
+    capture.drain()
+
+    # And acme is offboarded.
+    closed = invoke("TenantDeletedFunction", sample("TenantDeletedFunction"))
+    assert closed.get("result") == "applied", closed
+    assert published() == ["sbt_aws_billingSuccess"]
+
+    assert invoked == set(FUNCTIONS)
