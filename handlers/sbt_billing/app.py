@@ -251,12 +251,16 @@ def billing_reader() -> StripeBillingReader:
 
 @cache
 def billing_services() -> BillingServices:
+    from . import usage_app
+
     config = settings()
     return BillingServices(
         store=account_store(),
         reader=billing_reader,
         catalogue=config.tier_catalogue,
         gate=GatePolicy(allowed_states=config.gate_allowed_states),
+        seat_count=usage_app.tenant_usage().count if config.usage_table else None,
+        meters={name: meter.event_name for name, meter in config.usage_meters.items()},
     )
 
 

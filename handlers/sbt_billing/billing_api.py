@@ -139,6 +139,18 @@ class InvoicesOut(Model):
     next_cursor: str | None = Field(description="Pass as startingAfter to read the next page.")
 
 
+class SeatsOut(Model):
+    users: int = Field(description="The tenant's users, from SBT's user events.")
+    quantity: int | None = Field(description="The per-seat item's quantity in Stripe (null: no seat price).")
+
+
+class UsageOut(Model):
+    usage_name: str
+    event_name: str = Field(description="The Stripe Billing Meter's event name.")
+    total: float = Field(description="The meter's aggregate for this tenant since the period started.")
+    since: datetime
+
+
 class TenantBillingOut(Model):
     tenant_id: str
     status: GateStatus
@@ -147,6 +159,8 @@ class TenantBillingOut(Model):
     subscription: SubscriptionOut | None
     next_invoice: NextInvoiceOut | None
     invoices: InvoicesOut
+    seats: SeatsOut | None = None
+    usage: list[UsageOut] = Field(default_factory=list, description="This period's usage per meter.")
 
     @classmethod
     def of(cls, billing: TenantBilling) -> TenantBillingOut:
@@ -189,6 +203,8 @@ class TenantBillingOut(Model):
             if billing.next_invoice
             else None,
             invoices=_invoices(billing.invoices),
+            seats=SeatsOut(**billing.seats.model_dump()) if billing.seats else None,
+            usage=[UsageOut(**usage.model_dump()) for usage in billing.usage],
         )
 
 
@@ -294,7 +310,14 @@ def make_resolver(
             raise _unknown(tenantId)
         try:
             billing = read_billing(
-                account, current.reader(), current.catalogue, current.gate, limit, startingAfter
+                account,
+                current.reader(),
+                current.catalogue,
+                current.gate,
+                limit,
+                startingAfter,
+                seat_count=current.seat_count,
+                meters=current.meters,
             )
         except PermanentBillingError as error:
             if startingAfter is not None and "resource_missing" in str(error):

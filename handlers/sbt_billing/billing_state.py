@@ -19,9 +19,9 @@ trialing and past_due: past_due is the grace period while Stripe retries the pay
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Protocol
 
 from .models import (
@@ -172,8 +172,26 @@ class InvoicePage(Frozen):
         return self.invoices[-1].invoice_id if self.has_more and self.invoices else None
 
 
+class SeatsView(Frozen):
+    users: int  # the tenant's users as this service counts them
+    quantity: int | None  # the per-seat item's quantity in Stripe (None: the plan has no seat price)
+
+
+class MeterUsage(Frozen):
+    usage_name: str
+    event_name: str
+    total: float  # the meter's aggregate for the customer since the period started
+    since: datetime
+
+
 class BillingReader(Protocol):
     """Stripe's current objects, read-only."""
+
+    def item_quantity(self, item_id: str) -> int | None: ...
+
+    def meter_totals(
+        self, customer_id: str, event_names: Sequence[str], start: datetime, end: datetime
+    ) -> dict[str, float]: ...
 
     def customer(self, customer_id: str) -> CustomerView | None: ...
 
@@ -198,6 +216,8 @@ class BillingServices:
     reader: Callable[[], BillingReader]
     catalogue: Mapping[str, TierPlan]
     gate: GatePolicy
+    seat_count: Callable[[str], int] | None = None  # None: seats are not deployed
+    meters: Mapping[str, str] = field(default_factory=dict)  # usage name -> meter event name
 
 
 class TenantBilling(Frozen):
@@ -208,6 +228,8 @@ class TenantBilling(Frozen):
     subscription: SubscriptionView | None
     next_invoice: UpcomingInvoice | None
     invoices: InvoicePage
+    seats: SeatsView | None = None
+    usage: tuple[MeterUsage, ...] = ()
 
 
 def read_billing(
@@ -217,6 +239,9 @@ def read_billing(
     policy: GatePolicy,
     limit: int,
     starting_after: str | None,
+    seat_count: Callable[[str], int] | None = None,
+    meters: Mapping[str, str] | None = None,
+    now: datetime | None = None,
 ) -> TenantBilling:
     """The account's gate with Stripe's customer, subscription, next invoice and a page of invoices.
     An account Stripe does not hold yet answers with what the facts say (customer details, tier)."""
@@ -249,6 +274,18 @@ def read_billing(
     else:
         tier = account.applied_tier or account.desired.tier_value
         plan = Plan(tier=tier) if tier else None
+    seats = None
+    if seat_count is not None:
+        quantity = reader.item_quantity(account.seat_item_id) if account.seat_item_id else None
+        seats = SeatsView(users=seat_count(account.tenant_id), quantity=quantity)
+    usage: tuple[MeterUsage, ...] = ()
+    if meters and customer_id and subscription is not None and subscription.current_period_start:
+        since = subscription.current_period_start
+        totals = reader.meter_totals(customer_id, list(meters.values()), since, now or datetime.now(UTC))
+        usage = tuple(
+            MeterUsage(usage_name=name, event_name=event, total=totals.get(event, 0.0), since=since)
+            for name, event in sorted(meters.items())
+        )
     return TenantBilling(
         tenant_id=account.tenant_id,
         gate=decide(account, policy),
@@ -257,4 +294,6 @@ def read_billing(
         subscription=subscription,
         next_invoice=next_invoice,
         invoices=page,
+        seats=seats,
+        usage=usage,
     )

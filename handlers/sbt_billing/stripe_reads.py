@@ -5,8 +5,10 @@ The read side of StripeBillingGateway: the same client, and its errors translate
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import stripe
@@ -23,8 +25,12 @@ from .errors import PermanentBillingError
 from .models import Address
 from .stripe_billing import StripeBillingGateway
 
+METER_CACHE_SECONDS = 300.0
+
 
 class StripeBillingReader(StripeBillingGateway):
+    _meters: tuple[dict[str, str], float] | None = None
+
     # -- BillingReader ----------------------------------------------------------------------------
 
     def customer(self, customer_id: str) -> CustomerView | None:
@@ -106,6 +112,39 @@ class StripeBillingReader(StripeBillingGateway):
             ),
             has_more=page.has_more,
         )
+
+    def meter_totals(
+        self, customer_id: str, event_names: Sequence[str], start: datetime, end: datetime
+    ) -> dict[str, float]:
+        """Each meter's aggregate for the customer over [start, end), the bounds widened to whole
+        minutes as Stripe's event summaries require."""
+        meters = self._meter_ids()
+        first = int(start.timestamp()) // 60 * 60
+        last = -(-int(end.timestamp()) // 60) * 60
+        totals: dict[str, float] = {}
+        for event_name in event_names:
+            meter_id = meters.get(event_name)
+            if meter_id is None:
+                continue
+            params: stripe.params.billing.MeterEventSummaryListParams = {
+                "customer": customer_id,
+                "start_time": first,
+                "end_time": max(last, first + 60),
+            }
+            listing = partial(self._client.v1.billing.meters.event_summaries.list, meter_id, params=params)
+            summaries = self._call(listing)
+            totals[event_name] = float(sum(summary.aggregated_value for summary in summaries.data))
+        return totals
+
+    def _meter_ids(self) -> dict[str, str]:
+        """Active meters by event name, cached for a few minutes per container."""
+        now = time.monotonic()
+        if self._meters is None or now - self._meters[1] > METER_CACHE_SECONDS:
+            listed = self._call(
+                lambda: self._client.v1.billing.meters.list(params={"status": "active", "limit": 100})
+            )
+            self._meters = ({meter.event_name: meter.id for meter in listed.data}, now)
+        return self._meters[0]
 
     # -- StripeLookup (webhooks) ------------------------------------------------------------------
 

@@ -171,3 +171,25 @@ def test_offboarding_sends_pending_usage_before_the_final_invoice(stack: Stack) 
     invoices = stack.emulator.client().v1.invoices.list(params={"subscription": opened["subscription_id"]})
     final = invoices.data[0]
     assert any("API calls" in (line.description or "") for line in final.lines.data)
+
+
+def test_the_billing_read_shows_this_periods_usage_per_meter_and_the_seat_count(stack: Stack) -> None:
+    provision(stack)
+    for n in range(3):
+        stack.deliver(user_event(n))
+    stack.run_seat_syncs()
+    usage = rebased(sample("13_ingest_usage.json"))
+    for record in usage["detail"]["usage"]:  # used within the subscription's first period
+        record["timestamp"] = datetime.now(UTC).isoformat()
+    stack.deliver(usage)
+    request = sample("api_billing.json")
+    request["path"] = request["path"].replace(request["pathParameters"]["tenantId"], TENANT)
+    request["pathParameters"] = {"tenantId": TENANT}
+
+    response = stack.invoke("BillingApiFunction", request)
+
+    assert response["statusCode"] == 200
+    body = json.loads(response["body"])
+    assert body["seats"] == {"users": 3, "quantity": 3}
+    [usage] = body["usage"]
+    assert (usage["usageName"], usage["eventName"], usage["total"]) == ("api_calls", "sbt_api_calls", 2000.0)
