@@ -95,19 +95,23 @@ class Usage:
         if not pending:
             return 0
         account = account or self._accounts.get(tenant_id)
+        if account is not None and account.status is AccountStatus.CLOSED:
+            self._reject(
+                list(pending.values()), "the tenant was offboarded before this usage could be billed"
+            )
+            return 0
         if account is None or account.customer_id is None:
             return 0  # kept until the tenant's customer exists
-        if account.status is AccountStatus.CLOSED:
-            for record in pending.values():
-                self._reject(record, "the tenant was offboarded before this usage could be billed")
-            return 0
         now = self._clock.now()
-        ready: list[UsageRecord] = []
-        for record in pending.values():
-            if record.timestamp < now - PAST_WINDOW:
-                self._reject(record, "is older than Stripe's 35-day window for meter events")
-            elif record.timestamp <= now + FUTURE_WINDOW:
-                ready.append(record)
+        ready = [
+            record
+            for record in pending.values()
+            if now - PAST_WINDOW <= record.timestamp <= now + FUTURE_WINDOW
+        ]
+        self._reject(
+            [record for record in pending.values() if record.timestamp < now - PAST_WINDOW],
+            "is older than Stripe's 35-day window for meter events",
+        )
         for start in range(0, len(ready), STRIPE_BATCH):
             batch = ready[start : start + STRIPE_BATCH]
             self._billing.send_meter_events(
@@ -151,9 +155,15 @@ class Usage:
             timestamp=raw.timestamp,
         )
 
-    def _reject(self, record: UsageRecord, reason: str) -> None:
-        self._outbox.mark_rejected(record, reason)
-        self._fail(record.tenant_id, f"usage {record.identifier} ({record.usage_name}): {reason}")
+    def _reject(self, records: Sequence[UsageRecord], reason: str) -> None:
+        """Keeps the records as rejected, with the reason, and reports them once on the bus."""
+        if not records:
+            return
+        for record in records:
+            self._outbox.mark_rejected(record, reason)
+        first = records[0]
+        more = f" (and {len(records) - 1} more records)" if len(records) > 1 else ""
+        self._fail(first.tenant_id, f"usage {first.identifier} ({first.usage_name}){more}: {reason}")
 
     def _fail(self, tenant_id: str, reason: str) -> None:
         self._publisher.publish(

@@ -238,3 +238,20 @@ def test_a_tier_change_adds_the_seat_item_in_the_same_single_update(world: World
 
     assert world.stripe.writes() - before == 1
     assert world.seat_quantity() == 2
+
+
+def test_usage_arriving_after_offboarding_is_refused_with_one_report(world: World) -> None:
+    world.open()
+    world.lifecycle().close_account(TenantFacts(tenant_id="t1", occurred_at=T0 + timedelta(days=1)))
+    late = [
+        RawUsage(name="api_calls", value=Decimal(1), timestamp=T0, record_id=f"late-{n}") for n in range(3)
+    ]
+
+    outcome = world.usage.ingest("t1", late)
+
+    assert outcome.sent == 0
+    assert world.outbox.states() == {"rejected": 3}
+    [failure] = [e for e in world.publisher.of_type(BILLING_FAILURE) if e["operation"] == "ingest_usage"]
+    assert str(failure["reason"]).endswith(
+        "(and 2 more records): the tenant was offboarded before this usage could be billed"
+    )
