@@ -922,9 +922,13 @@ def test_built_artifacts_handle_the_sample_events(
         },
     )
     paid = invoke("StripeWebhookFunction", delivery)
-    assert paid["statusCode"] == 200, paid
+    assert (paid["statusCode"], json.loads(paid["body"]).get("result")) == (200, "applied"), paid
     malformed = invoke("StripeWebhookFunction", sample("StripeWebhookFunction"))
-    assert malformed["statusCode"] == 400, malformed
+    assert (malformed["statusCode"], json.loads(malformed["body"])) == (400, {"error": "invalid_signature"})
+    malformed = invoke(
+        "StripeWebhookFunction", signed(sample("StripeWebhookFunction"), stack.webhook_signing_secret, {})
+    )
+    assert (malformed["statusCode"], json.loads(malformed["body"])) == (400, {"error": "invalid_event"})
     capture.drain()
 
     # And acme is offboarded.
