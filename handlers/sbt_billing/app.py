@@ -36,7 +36,7 @@ from .lifecycle import Lifecycle
 from .models import Frozen, Operation, Outcome, Result, TenantFacts
 from .sbt_bus import EventBridgePublisher
 from .settings import Settings, settings
-from .stripe_billing import BillingPolicy, StripeBillingGateway
+from .stripe_billing import BillingPolicy
 from .stripe_reads import StripeBillingReader
 from .stripe_webhooks import (
     InvalidSignature,
@@ -120,17 +120,18 @@ def stripe_client(config: Settings, key: str) -> stripe.StripeClient:
     )
 
 
-_gateways: dict[str, StripeBillingGateway] = {}
+_gateways: dict[str, StripeBillingReader] = {}
 _gateways_lock = Lock()
 
 
-def billing_gateway() -> StripeBillingGateway:
+def billing_gateway() -> StripeBillingReader:
+    """Stripe for every function: the lifecycle's writes and the API's and webhook's reads share one
+    client per key (a rotated key replaces it)."""
     config = settings()
     key = stripe_api_key(config)
     with _gateways_lock:
         gateway = _gateways.get(key)
         if gateway is None:
-            client = stripe_client(config, key)
             policy = BillingPolicy(
                 collection_mode=config.collection_mode,
                 days_until_due=config.days_until_due,
@@ -139,8 +140,8 @@ def billing_gateway() -> StripeBillingGateway:
                 cancellation_mode=config.cancellation_mode,
                 customer_on_delete=config.customer_on_delete,
             )
-            _gateways.clear()  # a rotated key replaces the old client
-            gateway = _gateways[key] = StripeBillingGateway(client, policy)
+            _gateways.clear()
+            gateway = _gateways[key] = StripeBillingReader(stripe_client(config, key), policy)
         return gateway
 
 
@@ -225,28 +226,10 @@ def _idempotent_apply() -> Callable[..., Outcome]:
 
 # -- the billing API and Stripe's webhooks ------------------------------------------------------------
 
-_readers: dict[str, StripeBillingReader] = {}
-
 
 def billing_reader() -> StripeBillingReader:
-    """Stripe, read-only, for the billing API and the webhook's look-ups (same key rotation rule)."""
-    config = settings()
-    key = stripe_api_key(config)
-    with _gateways_lock:
-        reader = _readers.get(key)
-        if reader is None:
-            client = stripe_client(config, key)
-            policy = BillingPolicy(
-                collection_mode=config.collection_mode,
-                days_until_due=config.days_until_due,
-                trial_days=config.trial_days,
-                proration_behavior=config.proration_behavior,
-                cancellation_mode=config.cancellation_mode,
-                customer_on_delete=config.customer_on_delete,
-            )
-            _readers.clear()
-            reader = _readers[key] = StripeBillingReader(client, policy)
-        return reader
+    """Stripe, read-only, for the billing API and the webhook's look-ups."""
+    return billing_gateway()
 
 
 @cache
@@ -400,7 +383,6 @@ def forget_clients() -> None:
         factory.cache_clear()
     with _gateways_lock:
         _gateways.clear()
-        _readers.clear()
 
 
 # -- one event, end to end -----------------------------------------------------------------------
