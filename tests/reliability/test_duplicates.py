@@ -1,0 +1,76 @@
+"""Duplicates and concurrency: however often, and however simultaneously, a provisioning fact arrives,
+each tenant ends with one customer and one subscription."""
+
+from __future__ import annotations
+
+import random
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from tests.harness import Stack
+from tests.reliability.conftest import customers_by_tenant, for_tenant, republished, subscriptions
+
+pytestmark = pytest.mark.reliability
+
+PROVISION = "01_provision_success.json"
+
+
+def test_n_tenants_times_k_deliveries_make_exactly_n_customers_and_subscriptions(stack: Stack) -> None:
+    tenants, deliveries = 20, 5
+    events: list[dict[str, Any]] = []
+    for n in range(tenants):
+        first = for_tenant(PROVISION, f"dup-tenant-{n:02d}")
+        # The same id again (EventBridge at-least-once), and the fact re-published under new ids.
+        events += [first, first, *(republished(first, k) for k in range(1, deliveries - 1))]
+    random.Random(5).shuffle(events)
+
+    outcomes = [stack.deliver(event)[0] for event in events]
+
+    customers = customers_by_tenant(stack)
+    subscribed = subscriptions(stack)
+    print(
+        f"\nduplicates: {tenants} tenants x {deliveries} deliveries ({len(events)} events) -> "
+        f"{sum(len(c) for c in customers.values())} customers, {len(subscribed)} subscriptions"
+    )
+    assert {o["result"] for o in outcomes} == {"applied"}, "duplicates replay the first outcome"
+    assert sorted(customers) == sorted(f"dup-tenant-{n:02d}" for n in range(tenants))
+    assert all(len(found) == 1 for found in customers.values())
+    assert len(subscribed) == tenants
+    assert len({s["customer"] for s in subscribed}) == tenants
+    counts = stack.emulator.counts()
+    assert (counts.get("POST /v1/customers"), counts.get("POST /v1/subscriptions")) == (tenants, tenants)
+
+
+def test_twenty_simultaneous_deliveries_make_one_customer_and_none_raises(stack: Stack) -> None:
+    event = for_tenant(PROVISION, "concurrent-tenant")
+    copies = [event if n % 2 == 0 else republished(event, n) for n in range(20)]
+    start = threading.Barrier(len(copies))
+    errors: list[BaseException] = []
+
+    def deliver(copy: dict[str, Any]) -> dict[str, Any] | None:
+        start.wait()
+        try:
+            return stack.deliver(copy)[0]
+        except BaseException as error:  # a raise would send the event to the DLQ wrongly
+            errors.append(error)
+            return None
+
+    with ThreadPoolExecutor(max_workers=len(copies)) as pool:
+        outcomes = list(pool.map(deliver, copies))
+
+    results = sorted(str(o["result"]) for o in outcomes if o is not None)
+    customers = customers_by_tenant(stack)
+    print(
+        f"\nconcurrency: {len(copies)} simultaneous deliveries -> "
+        f"{len(customers.get('concurrent-tenant', []))} customer, {len(subscriptions(stack))} subscription, "
+        f"{len(errors)} raised; results {dict((r, results.count(r)) for r in set(results))}"
+    )
+    assert errors == []
+    assert set(results) <= {"applied", "in_flight", "unchanged"}
+    assert len(customers["concurrent-tenant"]) == 1
+    assert len(subscriptions(stack)) == 1
+    counts = stack.emulator.counts()
+    assert (counts.get("POST /v1/customers"), counts.get("POST /v1/subscriptions")) == (1, 1)
