@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from devtools.moto_server import AwsClients
-from tests.harness import Stack, rebased, sample, stack_on
+from tests.harness import SAMPLES_WRITTEN_AT, Stack, rebased, sample, stack_on
 from tests.integration.test_seats_and_usage import USAGE_SETTINGS
 
 WEBHOOK_SECRET = "whsec_reliability_" + "7" * 24
@@ -40,6 +41,10 @@ def for_tenant(name: str, tenant_id: str, n: int = 0) -> dict[str, Any]:
     event = copied(rebased(sample(name)))
     event["detail"]["tenantId"] = tenant_id
     event["id"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{name}/{tenant_id}/{n}"))
+    if "updatedAt" in event["detail"]:  # moved with the envelope, so that the samples' order holds
+        at = datetime.fromisoformat(event["detail"]["updatedAt"].replace("Z", "+00:00"))
+        moved = at + (datetime.now(UTC) - SAMPLES_WRITTEN_AT)
+        event["detail"]["updatedAt"] = moved.isoformat().replace("+00:00", "Z")
     return event
 
 
@@ -67,3 +72,40 @@ def subscriptions(stack: Stack) -> list[dict[str, Any]]:
     state = stack.emulator.admin("GET", "state")
     listed = state["subscriptions"]
     return list(listed.values() if isinstance(listed, dict) else listed)
+
+
+# A day of the control plane's facts: three tenants provisioned, updated (details, then a tier with
+# seats), users created and one deleted, usage reported; the last tenant is offboarded.
+DAY_TENANTS = (
+    "3f1c9a52-7e0b-4d8e-9a43-2b6f0c1d5e77",
+    "8d2e4f60-1a3b-4c5d-8e9f-0a1b2c3d4e5f",
+    "5a6b7c8d-0000-4e5f-8a9b-reliability3",
+)
+
+
+def day_of_events() -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    for tenant in DAY_TENANTS:
+        events += [
+            for_tenant("01_provision_success.json", tenant),
+            for_tenant("04_tenant_updated.json", tenant),
+            for_tenant("05_tenant_updated_tier_change.json", tenant),
+        ]
+        for n in range(3):
+            user = for_tenant("11_tenant_user_created.json", tenant, n)
+            user["detail"]["userId"] = f"{tenant[:8]}-user-{n}"
+            events.append(user)
+        gone = for_tenant("12_tenant_user_deleted.json", tenant)
+        gone["detail"]["userId"] = f"{tenant[:8]}-user-1"
+        events += [gone, for_tenant("13_ingest_usage.json", tenant)]
+    events.append(for_tenant("06_tenant_deleted.json", DAY_TENANTS[-1]))
+    return events
+
+
+def deliver_day(stack: Stack, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every event through the functions its rule routes it to, then what the platform runs later:
+    the delayed seat syncs and the scheduled usage flush."""
+    outcomes = [outcome for event in events for outcome in stack.deliver(event)]
+    stack.run_seat_syncs()
+    outcomes.append(stack.invoke("UsageFlushFunction", sample("16_usage_flush_schedule.json")))
+    return outcomes
