@@ -417,7 +417,8 @@ def handle_event[M: EventBridgeModel](
         # Retrying cannot fix the event: report it and return, so the platform does not retry it.
         metrics.add_metric(name="EventRejected", unit=MetricUnit.Count, value=1)
         logger.error("event rejected", field=error.field, problem=error.problem)
-        tenant = raw_event.get("detail", {}).get("tenantId") if isinstance(raw_event, Mapping) else None
+        detail = raw_event.get("detail") if isinstance(raw_event, Mapping) else None
+        tenant = detail.get("tenantId") if isinstance(detail, Mapping) else None
         outcome = Outcome(
             tenant_id=tenant if isinstance(tenant, str) else None,
             operation=operation,

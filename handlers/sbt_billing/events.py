@@ -119,12 +119,16 @@ def parse[M: EventBridgeModel](model: type[M], event: Mapping[str, Any]) -> M:
     if not isinstance(event, Mapping):
         raise InvalidEvent("event", "is not a JSON object")
     try:
-        return model.model_validate(event)
+        parsed = model.model_validate(event)
     except ValidationError as error:
         first = error.errors()[0]
         location = ".".join(str(part) for part in first["loc"]) or "event"
         problem = "is required" if first["type"] == "missing" else first["msg"]
         raise InvalidEvent(location, problem) from None
+    if parsed.time.tzinfo is None:
+        # Facts are ordered by time: a time without a zone cannot be placed among the others.
+        raise InvalidEvent("time", "has no time zone")
+    return parsed
 
 
 def provision_facts(event: ProvisionSuccessEvent) -> TenantFacts:
@@ -150,7 +154,7 @@ def deletion_facts(event: TenantDeletedEvent) -> TenantFacts:
 
 def _facts(tenant_id: str, fields: TenantFields, occurred_at: datetime) -> TenantFacts:
     if occurred_at.tzinfo is None:
-        raise InvalidEvent("time", "has no time zone")
+        raise InvalidEvent("detail.updatedAt", "has no time zone")
     return TenantFacts(
         tenant_id=tenant_id,
         name=fields.name,
@@ -207,8 +211,6 @@ def user_fact(event: TenantUserEvent, present: bool) -> tuple[str, str, bool, st
     user = event.detail.user_id or event.detail.user_name
     if user is None:
         raise InvalidEvent("detail.userId", "is required (or detail.userName)")
-    if event.time.tzinfo is None:
-        raise InvalidEvent("time", "has no time zone")
     at = event.time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return event.detail.tenant_id, user, present, f"{at}|{0 if present else 1}"
 

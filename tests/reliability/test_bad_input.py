@@ -220,15 +220,6 @@ def test_a_thousand_fuzzed_sbt_events_are_each_a_clear_rejection_with_nothing_wr
     assert_nothing_written(stack)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "defect in sbt_billing.app.handle_event: when `detail` is present but not a JSON object "
-        "(null, a string, a number, a list), the rejection path's `raw_event.get('detail', {}).get('tenantId')` "
-        "raises AttributeError, so ProvisionSuccess/TenantUpdated/TenantDeleted functions fail the invocation "
-        "(retried, then dead-lettered) instead of answering result=rejected, reason 'detail: ...'"
-    ),
-)
 @pytest.mark.parametrize("function_id", sorted(LIFECYCLE_FUNCTIONS))
 def test_a_detail_that_is_not_an_object_is_rejected_by_the_lifecycle_functions(
     stack: Stack, function_id: str
@@ -249,17 +240,6 @@ def test_a_detail_that_is_not_an_object_is_rejected_by_the_lifecycle_functions(
     assert_nothing_written(stack)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "defect in sbt_billing.events.deletion_facts: unlike provision_facts/update_facts/user_fact it does "
-        "not check that the envelope `time` has a time zone, so an offboarding event with a naive time is "
-        "accepted (a fresh tenant is closed with a naive stamp) and, for an existing account, "
-        "Lifecycle._handle compares it with the aware last_fact_at and raises TypeError (can't compare "
-        "offset-naive and offset-aware datetimes): the invocation fails and is dead-lettered instead of "
-        "answering result=rejected, reason 'time: has no time zone'"
-    ),
-)
 def test_an_offboarding_whose_time_has_no_time_zone_is_rejected_like_the_other_events(stack: Stack) -> None:
     [opened] = stack.deliver(for_tenant("01_provision_success.json", "naive-time-tenant"))
     writes = stack.emulator.writes()
