@@ -144,6 +144,12 @@ class Lifecycle:
                     update={"lease": Lease(owner=self._owner, expires_at=now + self._lease)}
                 )
             if current is not None and merged == current:
+                if merged.needs_driving():
+                    # Stripe lags behind facts already recorded, under a lease someone else holds. That
+                    # holder may be this very event's earlier attempt, dead before it could finish: fail,
+                    # so the platform retries after the lease has expired, rather than answer "unchanged"
+                    # and leave the work undone.
+                    raise TransientBillingError("another invocation holds the tenant's lease; retry later")
                 return self._outcome(operation, current, Result.UNCHANGED)
             try:
                 written = self._store.save(merged, expected_revision=current.revision if current else None)

@@ -81,7 +81,7 @@ class Settings(BaseModel):
         CustomerOnDelete.MARK_OFFBOARDED
     )
     idempotency_expiry_seconds: Annotated[int, Field(ge=60, alias="IDEMPOTENCY_EXPIRY_SECONDS")] = 86_400
-    lease_seconds: Annotated[int, Field(ge=5, le=3600, alias="LEASE_SECONDS")] = 120
+    lease_seconds: Annotated[int, Field(ge=5, le=3600, alias="LEASE_SECONDS")] = 60
     # Seats and metered usage.
     usage_table: Annotated[str | None, Field(alias="USAGE_TABLE")] = None
     usage_meters: Annotated[dict[str, UsageMeter], Field(alias="USAGE_METERS")] = Field(default_factory=dict)

@@ -211,19 +211,6 @@ def test_random_stripe_faults_and_dynamodb_throttling_end_exactly_once_or_with_a
         assert len(complete) >= TENANTS - 1, "almost every tenant's events get through six deliveries"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "defect in Lifecycle._handle: an attempt that dies while holding the tenant's lease (Stripe failed "
-        "and the best-effort release write was throttled; likewise a function timeout) leaves the lease for "
-        "LEASE_SECONDS (120 s). The platform's retry of that same event arrives within it (Lambda's first "
-        "async retry is after about a minute): it finds nothing new to merge and the lease held by another "
-        "owner, answers 'unchanged' and Powertools stores that as the event's result, so no later retry "
-        "happens and the opening is never finished (customer created, no subscription, account stuck "
-        "'opening'). A retry that finds Stripe behind under someone else's lease should fail (retry later), "
-        "not succeed"
-    ),
-)
 def test_a_retry_within_the_lease_of_a_dead_attempt_still_finishes_the_opening(
     stack: Stack, throttle_hook: Callable[[DynamoThrottle], None], later: Callable[[float], None]
 ) -> None:

@@ -282,3 +282,24 @@ def test_every_delivery_order_with_a_delete_ends_closed_with_nothing_live(order:
     assert all(sub.status == "canceled" for sub in world.stripe.subscriptions.values())
     assert all(customer.offboarded for customer in world.stripe.customers.values())
     assert len(world.stripe.customers) <= 1
+
+
+def test_a_retry_that_finds_stripe_behind_under_another_lease_fails_so_the_platform_retries(
+    world: World,
+) -> None:
+    world.stripe.fail_next["create_subscription"] = TransientBillingError("503")
+    with pytest.raises(TransientBillingError):
+        world.lifecycle(owner="first").open_account(provision())
+    # The first attempt died before it could hand the lease back.
+    world.store.items["t1"] = world.account().model_copy(
+        update={"lease": Lease(owner="first", expires_at=world.clock.now() + timedelta(seconds=60))}
+    )
+
+    with pytest.raises(TransientBillingError, match="lease"):
+        world.lifecycle(owner="retry").open_account(provision())
+    world.clock.advance(seconds=61)
+    outcome = world.lifecycle(owner="retry").open_account(provision())
+
+    assert outcome.result is Result.APPLIED
+    assert len(world.stripe.customers) == 1
+    assert len(world.stripe.subscriptions) == 1
