@@ -3,7 +3,9 @@ the functions logging at DEBUG, prints no Stripe key, no webhook signing secret 
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import re
 from pathlib import Path
 from typing import Any
@@ -61,13 +63,21 @@ def test_no_key_signing_secret_or_email_reaches_the_logs(
 ) -> None:
     from sbt_billing.app import logger
 
+    # The logger's handler holds the stdout of whenever it was made (under pytest, possibly another
+    # test's capture): point it at a buffer for this run, and read what reaches stdout itself (metrics)
+    # from capfd.
+    handler = logger.registered_handler
+    assert isinstance(handler, logging.StreamHandler)
+    buffer = io.StringIO()
+    previous_stream = handler.setStream(buffer)
     previous = logger.log_level
     logger.setLevel("DEBUG")
     try:
         invocations = run_every_sample(stack)
     finally:
         logger.setLevel(previous)
-    output = capfd.readouterr().out
+        handler.setStream(previous_stream)
+    output = buffer.getvalue() + capfd.readouterr().out
 
     lines = output.splitlines()
     logged = [json.loads(line) for line in lines if line.startswith("{") and '"level"' in line]
