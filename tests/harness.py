@@ -16,7 +16,13 @@ from typing import Any
 
 import stripe
 
-from devtools.moto_server import AwsClients, EventCapture, LocalResources, create_resources
+from devtools.moto_server import (
+    AwsClients,
+    EventCapture,
+    LocalResources,
+    create_resources,
+    environment_applied,
+)
 from devtools.template import event_routes, function_handlers, routes_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -228,18 +234,12 @@ def stack_on(
             **(overrides or {}),
         }
     )
-    previous = {name: os.environ.get(name) for name in environment}
-    os.environ.update(environment)
-    forget_clients()
-    try:
-        yield Stack(resources, emulator, capture, environment)
-    finally:
-        for name, value in previous.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    with environment_applied(environment):
         forget_clients()
+        try:
+            yield Stack(resources, emulator, capture, environment)
+        finally:
+            forget_clients()
 
 
 SAMPLES_WRITTEN_AT = datetime(2026, 11, 24, tzinfo=UTC)

@@ -105,12 +105,7 @@ class StripeBillingGateway:
 
     def create_customer(self, tenant_id: str, details: CustomerDetails, idempotency_key: str) -> str:
         params: CustomerCreateParams = {"metadata": {"tenantId": tenant_id}}
-        if details.name is not None:
-            params["name"] = details.name
-        if details.email is not None:
-            params["email"] = details.email
-        if details.address is not None:
-            params["address"] = _address(details)
+        _state_details(params, details)
         customer = self._call(
             lambda: self._client.v1.customers.create(
                 params=params, options={"idempotency_key": idempotency_key}
@@ -120,12 +115,7 @@ class StripeBillingGateway:
 
     def update_customer(self, customer_id: str, details: CustomerDetails, idempotency_key: str) -> None:
         params: CustomerUpdateParams = {}
-        if details.name is not None:
-            params["name"] = details.name
-        if details.email is not None:
-            params["email"] = details.email
-        if details.address is not None:
-            params["address"] = _address(details)
+        _state_details(params, details)
         if not params:
             return
         self._call(
@@ -362,6 +352,16 @@ def _redact(message: str) -> str:
 
 def _quoted(value: str) -> str:
     return value.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def _state_details(params: CustomerCreateParams | CustomerUpdateParams, details: CustomerDetails) -> None:
+    """Adds the customer's stated details to the params (an absent detail is left as Stripe has it)."""
+    if details.name is not None:
+        params["name"] = details.name
+    if details.email is not None:
+        params["email"] = details.email
+    if details.address is not None:
+        params["address"] = _address(details)
 
 
 def _address(details: CustomerDetails) -> CustomerCreateParamsAddress:
