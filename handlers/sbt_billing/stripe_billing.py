@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, TypeVar
 import stripe
 
 from .errors import ConfigurationError, PermanentBillingError, TransientBillingError
-from .models import CustomerDetails
+from .models import CustomerDetails, digest_of
 from .ports import MeterEvent, PlanChange, PlanPrices, SubscriptionState
 from .settings import CancellationMode, CollectionMode, CustomerOnDelete, ProrationBehavior
 
@@ -250,16 +250,22 @@ class StripeBillingGateway:
                 for event in events
             ]
         }
+        # The same batch, sent again, carries the same key (Stripe also ignores identifiers it has seen).
+        key = "sbt-billing:meter-events:" + digest_of(sorted(event.identifier for event in events))
         try:
             self._call(
-                lambda: self._client.v2.billing.meter_event_stream.create(payload, options={"api_key": token})
+                lambda: self._client.v2.billing.meter_event_stream.create(
+                    payload, options={"api_key": token, "idempotency_key": key}
+                )
             )
         except _SessionExpiredError:
             # The session expired early (or was revoked): one retry with a fresh token.
             self._session = None
             token = self._meter_session_token()
             self._call(
-                lambda: self._client.v2.billing.meter_event_stream.create(payload, options={"api_key": token})
+                lambda: self._client.v2.billing.meter_event_stream.create(
+                    payload, options={"api_key": token, "idempotency_key": key}
+                )
             )
 
     def _meter_session_token(self) -> str:
