@@ -1,4 +1,5 @@
-"""handlers/requirements.txt (what `sam build` puts in the artifact) is exactly uv.lock's runtime set."""
+"""layers/dependencies/requirements.txt (what `sam build` puts in the functions' layer) is exactly uv.lock's
+runtime set."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-REQUIREMENTS = ROOT / "handlers" / "requirements.txt"
+REQUIREMENTS = ROOT / "layers" / "dependencies" / "requirements.txt"
 UV = ROOT / ".tools" / "uv" / "bin" / "uv"
 DEV_ONLY = {
     "pytest",
@@ -43,7 +44,7 @@ def test_requirements_match_what_export_requirements_writes(tmp_path: Path) -> N
         pytest.skip(f"uv is not installed at {UV.relative_to(ROOT)}: run scripts/test to install it")
     copy = tmp_path / "project"
     (copy / "scripts").mkdir(parents=True)
-    (copy / "handlers").mkdir()
+    (copy / "layers" / "dependencies").mkdir(parents=True)
     for name in ("scripts/lib.sh", "scripts/export-requirements", "pyproject.toml", "uv.lock"):
         shutil.copy2(ROOT / name, copy / name)
     (copy / ".tools").symlink_to(ROOT / ".tools", target_is_directory=True)  # the same uv, not a new one
@@ -56,9 +57,9 @@ def test_requirements_match_what_export_requirements_writes(tmp_path: Path) -> N
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    exported = (copy / "handlers" / "requirements.txt").read_text()
+    exported = (copy / "layers" / "dependencies" / "requirements.txt").read_text()
     assert REQUIREMENTS.read_text() == exported, (
-        "handlers/requirements.txt is stale: run scripts/export-requirements"
+        "layers/dependencies/requirements.txt is stale: run scripts/export-requirements"
     )
 
 
