@@ -9,8 +9,12 @@ from datetime import UTC, datetime, timedelta
 from threading import RLock
 
 from sbt_billing.errors import RevisionConflict
+from sbt_billing.lifecycle import Lifecycle
 from sbt_billing.models import Account, CustomerDetails
 from sbt_billing.ports import MeterEvent, PlanChange, PlanPrices, SubscriptionState, UsageRecord
+from sbt_billing.seats import Seats
+from sbt_billing.settings import TierPlan, UsageMeter
+from sbt_billing.usage import Usage
 
 
 class InMemoryAccountStore:
@@ -323,3 +327,43 @@ class InMemoryOutbox:
         for _, state, _ in self.records.values():
             counts[state] = counts.get(state, 0) + 1
         return counts
+
+
+class InMemoryBilling:
+    """Every port of the domain in memory, wired together as the functions wire the real adapters."""
+
+    def __init__(
+        self,
+        catalogue: Mapping[str, TierPlan],
+        meters: Mapping[str, UsageMeter] | None = None,
+        clock: FixedClock | None = None,
+        seats_and_usage: bool = False,
+    ) -> None:
+        self.catalogue = catalogue
+        self.meters = meters or {}
+        self.store = InMemoryAccountStore()
+        self.stripe = FakeStripe()
+        self.publisher = RecordingPublisher()
+        self.clock = clock or FixedClock()
+        self.ledger = InMemorySeatLedger()
+        self.scheduler = RecordingScheduler()
+        self.outbox = InMemoryOutbox()
+        gateway = FakeBillingGateway(self.stripe)
+        self.seats = Seats(self.ledger, self.scheduler, self.store, gateway, delay_seconds=20)
+        self.usage = Usage(self.outbox, self.store, gateway, self.publisher, self.clock, self.meters)
+        self._seats_and_usage = seats_and_usage
+
+    def lifecycle(self, owner: str | None = None) -> Lifecycle:
+        wired = self._seats_and_usage
+        return Lifecycle(
+            self.store,
+            FakeBillingGateway(self.stripe),
+            self.publisher,
+            self.clock,
+            self.catalogue,
+            120,
+            owner=owner,
+            metered_prices=[meter.price for meter in self.meters.values() if meter.price] if wired else (),
+            seats=self.seats if wired else None,
+            usage=self.usage if wired else None,
+        )

@@ -15,20 +15,10 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
 from sbt_billing.lifecycle import Lifecycle
 from sbt_billing.models import AccountStatus, TenantFacts
-from sbt_billing.seats import Seats
 from sbt_billing.settings import TierPlan, UsageMeter
-from sbt_billing.usage import RawUsage, Usage
+from sbt_billing.usage import RawUsage
 
-from tests.doubles import (
-    FakeBillingGateway,
-    FakeStripe,
-    FixedClock,
-    InMemoryAccountStore,
-    InMemoryOutbox,
-    InMemorySeatLedger,
-    RecordingPublisher,
-    RecordingScheduler,
-)
+from tests.doubles import FixedClock, InMemoryBilling
 
 pytestmark = pytest.mark.reliability
 
@@ -73,16 +63,20 @@ class Expected:
 class LifecycleInterleavings(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.store = InMemoryAccountStore()
-        self.stripe = FakeStripe()
-        self.publisher = RecordingPublisher()
-        self.clock = FixedClock(T0 + timedelta(hours=2))
-        self.ledger = InMemorySeatLedger()
-        self.scheduler = RecordingScheduler()
-        self.outbox = InMemoryOutbox()
-        gateway = FakeBillingGateway(self.stripe)
-        self.seats = Seats(self.ledger, self.scheduler, self.store, gateway, delay_seconds=20)
-        self.usage = Usage(self.outbox, self.store, gateway, self.publisher, self.clock, METERS)
+        self.billing = InMemoryBilling(
+            CATALOGUE, METERS, FixedClock(T0 + timedelta(hours=2)), seats_and_usage=True
+        )
+        self.store, self.stripe, self.publisher = (
+            self.billing.store,
+            self.billing.stripe,
+            self.billing.publisher,
+        )
+        self.ledger, self.scheduler, self.outbox = (
+            self.billing.ledger,
+            self.billing.scheduler,
+            self.billing.outbox,
+        )
+        self.clock, self.seats, self.usage = self.billing.clock, self.billing.seats, self.billing.usage
         self.expected: dict[str, Expected] = {}
         self.sequence = itertools.count(1)
 
@@ -91,17 +85,7 @@ class LifecycleInterleavings(RuleBasedStateMachine):
         return T0 + timedelta(seconds=second, microseconds=next(self.sequence))
 
     def lifecycle(self) -> Lifecycle:
-        return Lifecycle(
-            self.store,
-            FakeBillingGateway(self.stripe),
-            self.publisher,
-            self.clock,
-            CATALOGUE,
-            120,
-            metered_prices=["api_calls_key"],
-            seats=self.seats,
-            usage=self.usage,
-        )
+        return self.billing.lifecycle()
 
     @initialize(provisions=st.tuples(*(st.tuples(seconds, emails, tiers) for _ in TENANTS)))
     def tenants_to_be(self, provisions: tuple[tuple[int, str, str], ...]) -> None:

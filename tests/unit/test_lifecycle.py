@@ -12,29 +12,15 @@ from sbt_billing.lifecycle import BILLING_FAILURE, BILLING_SUCCESS, Lifecycle
 from sbt_billing.models import AccountStatus, Address, Lease, Result, TenantFacts
 from sbt_billing.settings import TierPlan
 
-from tests.doubles import FakeBillingGateway, FakeStripe, FixedClock, InMemoryAccountStore, RecordingPublisher
+from tests.doubles import InMemoryBilling
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 CATALOGUE = {"basic": TierPlan(price="basic_key"), "premium": TierPlan(price="premium_key")}
 
 
-class World:
+class World(InMemoryBilling):
     def __init__(self) -> None:
-        self.store = InMemoryAccountStore()
-        self.stripe = FakeStripe()
-        self.publisher = RecordingPublisher()
-        self.clock = FixedClock()
-
-    def lifecycle(self, owner: str | None = None) -> Lifecycle:
-        return Lifecycle(
-            self.store,
-            FakeBillingGateway(self.stripe),
-            self.publisher,
-            self.clock,
-            CATALOGUE,
-            120,
-            owner=owner,
-        )
+        super().__init__(CATALOGUE)
 
     def account(self, tenant: str = "t1"):  # type: ignore[no-untyped-def]
         return self.store.items[tenant]

@@ -6,22 +6,12 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from sbt_billing.lifecycle import BILLING_FAILURE, Lifecycle
+from sbt_billing.lifecycle import BILLING_FAILURE
 from sbt_billing.models import AccountStatus, TenantFacts
-from sbt_billing.seats import Seats
 from sbt_billing.settings import TierPlan, UsageMeter
-from sbt_billing.usage import RawUsage, Usage
+from sbt_billing.usage import RawUsage
 
-from tests.doubles import (
-    FakeBillingGateway,
-    FakeStripe,
-    FixedClock,
-    InMemoryAccountStore,
-    InMemoryOutbox,
-    InMemorySeatLedger,
-    RecordingPublisher,
-    RecordingScheduler,
-)
+from tests.doubles import FixedClock, InMemoryBilling
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 CATALOGUE = {
@@ -31,31 +21,9 @@ CATALOGUE = {
 METERS = {"api_calls": UsageMeter(event_name="sbt_api_calls", price="api_calls_key")}
 
 
-class World:
+class World(InMemoryBilling):
     def __init__(self) -> None:
-        self.store = InMemoryAccountStore()
-        self.stripe = FakeStripe()
-        self.publisher = RecordingPublisher()
-        self.clock = FixedClock(T0)
-        self.ledger = InMemorySeatLedger()
-        self.scheduler = RecordingScheduler()
-        self.outbox = InMemoryOutbox()
-        gateway = FakeBillingGateway(self.stripe)
-        self.seats = Seats(self.ledger, self.scheduler, self.store, gateway, delay_seconds=20)
-        self.usage = Usage(self.outbox, self.store, gateway, self.publisher, self.clock, METERS)
-
-    def lifecycle(self) -> Lifecycle:
-        return Lifecycle(
-            self.store,
-            FakeBillingGateway(self.stripe),
-            self.publisher,
-            self.clock,
-            CATALOGUE,
-            120,
-            metered_prices=["api_calls_key"],
-            seats=self.seats,
-            usage=self.usage,
-        )
+        super().__init__(CATALOGUE, METERS, FixedClock(T0), seats_and_usage=True)
 
     def open(self, tier: str = "premium") -> None:
         self.lifecycle().open_account(TenantFacts(tenant_id="t1", name="acme", tier=tier, occurred_at=T0))
