@@ -249,17 +249,7 @@ def make_resolver(
     metric per answer: `Answered2xx`, `Answered4xx`, `Answered5xx`."""
     app = APIGatewayRestResolver(enable_validation=True)
     app.configure_openapi(
-        title=TITLE,
-        version=VERSION,
-        description="Internal, IAM-authorised billing API of the SBT Stripe billing provider.",
-        security_schemes={
-            "sigv4": APIKey(
-                name="Authorization",
-                in_=APIKeyIn.header,
-                description="AWS Signature Version 4 for service execute-api (IAM authorisation).",
-            )
-        },
-        security=[{"sigv4": []}],
+        **_openapi_metadata(),
         servers=[Server(url="/", description="The API's stage URL")],
     )
 
@@ -366,19 +356,24 @@ def make_resolver(
 
 
 def openapi_document(app: APIGatewayRestResolver) -> str:
-    return app.get_openapi_json_schema(
-        title=TITLE,
-        version=VERSION,
-        description="Internal, IAM-authorised billing API of the SBT Stripe billing provider.",
-        security_schemes={
+    return app.get_openapi_json_schema(**_openapi_metadata())
+
+
+def _openapi_metadata() -> dict[str, Any]:
+    """What the served document and docs/openapi.json say about the API, in one place."""
+    return {
+        "title": TITLE,
+        "version": VERSION,
+        "description": "Internal, IAM-authorised billing API of the SBT Stripe billing provider.",
+        "security_schemes": {
             "sigv4": APIKey(
                 name="Authorization",
                 in_=APIKeyIn.header,
                 description="AWS Signature Version 4 for service execute-api (IAM authorisation).",
             )
         },
-        security=[{"sigv4": []}],
-    )
+        "security": [{"sigv4": []}],
+    }
 
 
 def _require_iam_caller(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
