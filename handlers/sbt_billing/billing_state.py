@@ -30,6 +30,7 @@ from .models import (
     Address,
     BillingState,
     Frozen,
+    InvoiceFact,
     PaymentState,
 )
 from .ports import AccountStore
@@ -151,16 +152,8 @@ class UpcomingInvoice(Frozen):
     period_end: datetime | None = None
 
 
-class InvoiceSummary(Frozen):
-    invoice_id: str
-    number: str | None = None
-    status: str | None = None
-    amount_due: int = 0
-    amount_paid: int = 0
-    currency: str | None = None
-    due_date: datetime | None = None
-    hosted_invoice_url: str | None = None
-    created: datetime | None = None
+# An invoice as the API lists it is the invoice as a webhook reports it.
+InvoiceSummary = InvoiceFact
 
 
 class InvoicePage(Frozen):
