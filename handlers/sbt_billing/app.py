@@ -32,6 +32,7 @@ from botocore.config import Config
 
 from .billing_state import BillingServices, GatePolicy
 from .errors import ConfigurationError, InvalidEvent, TransientBillingError
+from .events import parse
 from .lifecycle import Lifecycle
 from .models import Frozen, Operation, Outcome, Result, TenantFacts
 from .sbt_bus import EventBridgePublisher
@@ -403,8 +404,6 @@ def handle_event[M: EventBridgeModel](
     to_facts: Callable[[M], TenantFacts],
     operation: Operation,
 ) -> dict[str, str]:
-    from .events import parse
-
     try:
         event = parse(model, raw_event)
         logger.append_keys(event_id=event.id, detail_type=event.detail_type)

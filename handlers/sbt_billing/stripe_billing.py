@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from threading import Lock
 from typing import TYPE_CHECKING, TypeVar
@@ -39,24 +40,16 @@ PRICE_CACHE_SECONDS = 300.0
 SESSION_MARGIN_SECONDS = 60.0
 
 
+@dataclass(frozen=True)
 class BillingPolicy:
     """The deployment's choices that shape Stripe requests (from Settings)."""
 
-    def __init__(
-        self,
-        collection_mode: CollectionMode,
-        days_until_due: int,
-        trial_days: int,
-        proration_behavior: ProrationBehavior,
-        cancellation_mode: CancellationMode,
-        customer_on_delete: CustomerOnDelete,
-    ) -> None:
-        self.collection_mode = collection_mode
-        self.days_until_due = days_until_due
-        self.trial_days = trial_days
-        self.proration_behavior = proration_behavior
-        self.cancellation_mode = cancellation_mode
-        self.customer_on_delete = customer_on_delete
+    collection_mode: CollectionMode
+    days_until_due: int
+    trial_days: int
+    proration_behavior: ProrationBehavior
+    cancellation_mode: CancellationMode
+    customer_on_delete: CustomerOnDelete
 
 
 class StripeBillingGateway:

@@ -19,7 +19,6 @@ from .events import TenantUserEvent, UsageEvent, parse, usage_records, user_fact
 from .seat_sync_queue import SqsSyncScheduler
 from .seats import Seats
 from .settings import settings
-from .tenant_accounts import DynamoAccountStore
 from .tenant_usage import DynamoTenantUsage
 from .usage import Usage
 
@@ -40,7 +39,7 @@ def seats() -> Seats | None:
     return Seats(
         ledger=tenant_usage(),
         scheduler=SqsSyncScheduler(_aws_client("sqs"), config.seat_sync_queue_url),
-        accounts=_accounts(),
+        accounts=account_store(),
         billing=billing_gateway(),
         delay_seconds=config.seat_sync_delay_seconds,
     )
@@ -52,7 +51,7 @@ def usage() -> Usage | None:
         return None
     return Usage(
         outbox=tenant_usage(),
-        accounts=_accounts(),
+        accounts=account_store(),
         billing=billing_gateway(),
         publisher=publisher(),
         clock=SystemClock(),
@@ -62,10 +61,6 @@ def usage() -> Usage | None:
 
 def metered_price_refs() -> list[str]:
     return [meter.price for meter in settings().usage_meters.values() if meter.price]
-
-
-def _accounts() -> DynamoAccountStore:
-    return account_store()
 
 
 def forget() -> None:
