@@ -98,16 +98,25 @@ def test_a_delete_before_its_create_leaves_the_user_out(world: World) -> None:
 def test_a_change_during_a_sync_schedules_another_so_the_last_change_is_kept(world: World) -> None:
     world.open()
     world.seats.record("t1", "u1", True, stamp(1))
-    version, _, _ = world.ledger.sync_version("t1")
-    world.seats.record("t1", "u2", True, stamp(2))  # lands while the sync below is under way
-    world.ledger.version["t1"] = version  # the sync read the older version ...
     world.scheduler.scheduled.clear()
-    world.seats.sync("t1")
-    world.ledger.version["t1"] = version + 1  # ... and the newer change is there when it finishes
+    counted = world.ledger.count
 
+    def count_while_a_user_arrives(tenant_id: str) -> int:
+        seen = counted(tenant_id)
+        if seen == 1:  # the sync has counted; a second user is recorded before it finishes
+            world.seats.record("t1", "u2", True, stamp(2))
+        return seen
+
+    world.ledger.count = count_while_a_user_arrives  # type: ignore[method-assign]
     outcome = world.seats.sync("t1")
+    world.ledger.count = counted  # type: ignore[method-assign]
 
-    assert outcome.quantity == 2
+    assert outcome.quantity == 1
+    assert outcome.rescheduled
+    assert world.scheduler.scheduled == ["t1"], (
+        "the second user's event found a sync claimed and scheduled none"
+    )
+    world.run_scheduled_syncs()
     assert world.seat_quantity() == 2
 
 
