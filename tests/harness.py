@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from devtools.moto_server import (
     create_resources,
     environment_applied,
 )
-from devtools.template import event_routes, function_handlers, routes_for
+from devtools.template import EventRoute, FunctionHandler, event_routes, function_handlers, routes_for
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "events"
@@ -141,10 +142,16 @@ class Stack:
     def clients(self) -> AwsClients:
         return AwsClients(self.resources.endpoint, self.resources.region)
 
+    @cached_property
+    def handlers(self) -> dict[str, FunctionHandler]:
+        return function_handlers(self.resources.parameter_overrides(), self.resources.resource_names())
+
+    @cached_property
+    def routes(self) -> list[EventRoute]:
+        return event_routes(self.resources.parameter_overrides())
+
     def invoke(self, function_id: str, event: Mapping[str, Any]) -> dict[str, Any]:
-        handler = function_handlers(self.resources.parameter_overrides(), self.resources.resource_names())[
-            function_id
-        ]
+        handler = self.handlers[function_id]
         module = importlib.import_module(handler.module)
         result: dict[str, Any] = getattr(module, handler.function)(
             dict(event), FakeLambdaContext(function_id)
@@ -154,8 +161,7 @@ class Stack:
 
     def deliver(self, event: Mapping[str, Any]) -> list[dict[str, str]]:
         """Invokes every function whose rule matches, exactly as the template routes the event."""
-        routes = routes_for(event, event_routes(self.resources.parameter_overrides()))
-        return [self.invoke(route.function_id, event) for route in routes]
+        return [self.invoke(route.function_id, event) for route in routes_for(event, self.routes)]
 
     def account(self, tenant_id: str) -> dict[str, Any] | None:
         from sbt_billing.tenant_accounts import account_from_item
