@@ -26,9 +26,10 @@ os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "SbtStripeBillingBench")
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
 os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 
+from devtools.local_run import rebased  # noqa: E402
 from devtools.moto_server import MotoServer, aws_environment  # noqa: E402
 from stripe_emulator import StripeEmulator  # noqa: E402
-from tests.harness import Stack, rebased, sample, stack_on  # noqa: E402
+from tests.harness import Stack, sample, stack_on  # noqa: E402
 
 PLATFORM_RETRIES = 2  # Lambda's asynchronous invocations are retried twice by default
 

@@ -23,9 +23,10 @@ sys.path[:0] = [str(ROOT / "handlers"), str(ROOT)]
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "SbtStripeBillingBench")
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
 
+from devtools.local_run import rebased  # noqa: E402
 from devtools.moto_server import MotoServer, aws_environment  # noqa: E402
 from stripe_emulator import StripeEmulator  # noqa: E402
-from tests.harness import Stack, rebased, sample, stack_on  # noqa: E402
+from tests.harness import Stack, sample, stack_on  # noqa: E402
 from tests.integration.test_seats_and_usage import USAGE_SETTINGS  # noqa: E402
 
 

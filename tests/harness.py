@@ -10,7 +10,6 @@ import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -246,24 +245,3 @@ def stack_on(
             yield Stack(resources, emulator, capture, environment)
         finally:
             forget_clients()
-
-
-SAMPLES_WRITTEN_AT = datetime(2026, 11, 24, tzinfo=UTC)
-
-
-def rebased(event: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
-    """The sample moved forward in time by as much as has passed since the samples were written, so
-    that usage timestamps stay inside Stripe's 35-day window whenever the tests run."""
-    shift = (now or datetime.now(UTC)) - SAMPLES_WRITTEN_AT
-
-    def moved(value: str) -> str:
-        at = datetime.fromisoformat(value.replace("Z", "+00:00")) + shift
-        return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-    event = json.loads(json.dumps(event))
-    event["time"] = moved(event["time"])
-    detail = event["detail"]
-    for record in [detail, *detail.get("usage", [])]:
-        if "timestamp" in record:
-            record["timestamp"] = moved(record["timestamp"])
-    return event

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.harness import Stack, rebased, sample, stack_on
+from devtools.local_run import rebased
+from tests.harness import Stack, sample, stack_on
 
 TENANT = "8d2e4f60-1a3b-4c5d-8e9f-0a1b2c3d4e5f"
 USAGE_SETTINGS = {

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
+from devtools.local_run import SAMPLES_WRITTEN_AT, rebased
 from devtools.moto_server import AwsClients
-from tests.harness import SAMPLES_WRITTEN_AT, Stack, rebased, sample, stack_on
+from tests.harness import Stack, sample, stack_on
 from tests.integration.test_seats_and_usage import USAGE_SETTINGS
 
 WEBHOOK_SECRET = "whsec_reliability_" + "7" * 24
