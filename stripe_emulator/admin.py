@@ -2,11 +2,20 @@
 
 =======================================  ==================================================
 ``GET  /_emulator/health``               ``{"ok": true}``
-``POST /_emulator/reset``                clear state, log, counts, faults, keys; real clock
+``POST /_emulator/reset``                clear state, log, counts, faults, latency, keys;
+                                         real clock
 ``GET/POST /_emulator/clock``            ``{"advance_seconds": n}`` | ``{"now": t}`` |
                                          ``{"frozen": false}``; answers ``{"now", "frozen"}``
-``POST/GET/DELETE /_emulator/faults``    queue faults / ``{"random": {...}}`` / list / clear
-``POST /_emulator/rate_limit``           ``{"per_second": N}`` (null or 0 turns it off)
+``POST/GET/DELETE /_emulator/faults``    queue faults / ``{"random": {...}}`` / list / clear;
+                                         a 429 fault has no ``Stripe-Should-Retry`` unless
+                                         ``should_retry`` is given; random kinds ``429``,
+                                         ``lock_timeout`` (429 with ``Should-Retry: true``),
+                                         ``500``, ``503``, ``timeout``, ``drop``, ``drop_after``.
+                                         The listing shows the rate limit and latency too
+``POST /_emulator/rate_limit``           ``{"per_second": N}`` (null or 0 turns it off); its
+                                         429 has no ``Stripe-Should-Retry`` (not SDK-retried)
+``POST /_emulator/latency``              ``{"ms": N}`` (null or 0 turns it off): every API
+                                         request the rate limiter accepts waits N ms first
 ``GET  /_emulator/requests``             request log (``?route=POST /v1/customers``)
 ``DELETE /_emulator/requests``           clear the request log and counts only
 ``GET  /_emulator/counts``               ``{"POST /v1/customers": 2}``; ``?detail=true`` adds
@@ -152,6 +161,13 @@ def rate_limit(emu: Emulator, p: dict[str, str], body: dict[str, Any], q: dict[s
         raise invalid("per_second must be a non-negative number or null", param="per_second")
     emu.faults.set_rate_limit(per_second)
     return 200, {"per_second": per_second or None}
+
+
+@route("POST /_emulator/latency")
+def latency(emu: Emulator, p: dict[str, str], body: dict[str, Any], q: dict[str, str]) -> AdminResult:
+    ms = body.get("ms")
+    emu.faults.set_latency(ms)
+    return 200, {"ms": ms or None}
 
 
 @route("GET /_emulator/requests")

@@ -4,6 +4,13 @@ Stripe answers every error with ``{"error": {"type", "code", "message", "param",
 The stripe SDK picks its exception class from the HTTP status and ``error.type``:
 400/404 -> InvalidRequestError (or IdempotencyError when type is ``idempotency_error``),
 401 -> AuthenticationError, 429 -> RateLimitError, 409/5xx -> APIError (retried).
+
+The SDK retries a 429 only when the answer says ``Stripe-Should-Retry: true``. Stripe sends that
+for a lock timeout (``code: lock_timeout``, another request holds the object) but not for a real
+rate limit (``code: rate_limit``, too many requests): Stripe's SDKs leave those to the caller
+(stripe/stripe-dotnet#1886, stripe/stripe-node#1110). So :func:`rate_limited` carries no
+``Stripe-Should-Retry`` header unless a test asks for one, and :func:`lock_timeout` carries
+``true``.
 """
 
 from __future__ import annotations
@@ -77,7 +84,8 @@ def api_error(message: str = "An unknown error occurred") -> StripeError:
     return StripeError(500, message, type="api_error")
 
 
-def rate_limited(should_retry: bool | None = True) -> StripeError:
+def rate_limited(should_retry: bool | None = None) -> StripeError:
+    """Too many requests. No ``Stripe-Should-Retry`` unless given (a fault modelling a retryable 429)."""
     headers = {"Stripe-Rate-Limited-Reason": "global-rate"}
     if should_retry is not None:
         headers["Stripe-Should-Retry"] = "true" if should_retry else "false"
@@ -86,6 +94,19 @@ def rate_limited(should_retry: bool | None = True) -> StripeError:
         "Request rate limit exceeded. Learn more about rate limits here https://stripe.com/docs/rate-limits.",
         code="rate_limit",
         headers=headers,
+    )
+
+
+def lock_timeout() -> StripeError:
+    """Another request or Stripe process holds the object: a 429 Stripe tells the SDK to retry."""
+    return StripeError(
+        429,
+        "This object cannot be accessed right now because another API request or Stripe process is "
+        "currently accessing it. If you see this error intermittently, retry the request. If you see "
+        "this error frequently and are making multiple concurrent requests to a single object, make "
+        "your requests serially or at a lower rate.",
+        code="lock_timeout",
+        headers={"Stripe-Should-Retry": "true"},
     )
 
 

@@ -12,10 +12,20 @@ or ``"*"``) and acts at a *stage*:
   fault instead (``drop_connection`` here is the classic lost response).
 
 ``delay_ms`` sleeps at that stage; a fault with neither status nor drop is just latency.
+
+A 429 is Stripe's rate-limit error (``code: rate_limit``) with no ``Stripe-Should-Retry``
+header, so the SDK does not retry it (Stripe's SDKs do not retry real rate limits). A queued
+fault's ``should_retry`` (true or false) adds that header, which is how a test models a
+retryable 429. The random kind ``lock_timeout`` is Stripe's lock timeout: 429, ``code:
+lock_timeout``, ``Stripe-Should-Retry: true`` (the one 429 the SDKs retry).
+
+The global latency (``POST /_emulator/latency``) is kept here too: every API request the rate
+limiter accepts waits that long before it goes on, without holding any lock.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 import time
@@ -25,6 +35,7 @@ from typing import Any
 from .errors import invalid
 
 STAGES = ("before_endpoint", "endpoint", "after_endpoint")
+RANDOM_KINDS = ("429", "lock_timeout", "500", "503", "timeout", "drop", "drop_after")
 
 
 @dataclass
@@ -37,6 +48,7 @@ class Fault:
     drop_connection: bool = False
     stage: str = "before_endpoint"
     kind: str = "queued"
+    code: str | None = None  # "lock_timeout": a 429 that is a lock timeout, not a rate limit
 
     def matches(self, route_key: str, concrete: str) -> bool:
         return self.route in ("*", route_key, concrete)
@@ -92,8 +104,8 @@ def parse_fault(spec: dict[str, Any]) -> Fault:
     if not isinstance(count, int) or count < 1:
         raise invalid("count must be a positive integer", param="count")
     should_retry = spec.get("should_retry")
-    if status == 429 and "should_retry" not in spec:
-        should_retry = True
+    if should_retry is not None and not isinstance(should_retry, bool):
+        raise invalid("should_retry must be true, false or null", param="should_retry")
     return Fault(
         route=str(spec.get("route", "*")),
         status=status,
@@ -111,12 +123,14 @@ class Faults:
         self.queue: list[Fault] = []
         self.random: RandomFaults | None = None
         self.bucket: TokenBucket | None = None
+        self.latency_ms: float = 0
 
     def reset(self) -> None:
         with self._lock:
             self.queue.clear()
             self.random = None
             self.bucket = None
+            self.latency_ms = 0
 
     def clear(self) -> None:
         with self._lock:
@@ -129,10 +143,9 @@ class Faults:
 
     def set_random(self, spec: dict[str, Any]) -> None:
         kinds = [str(k) for k in spec.get("kinds", ["429", "500", "timeout", "drop"])]
-        allowed = {"429", "500", "503", "timeout", "drop", "drop_after"}
-        bad = [k for k in kinds if k not in allowed]
+        bad = [k for k in kinds if k not in RANDOM_KINDS]
         if bad:
-            raise invalid(f"unknown fault kinds {bad}; use {sorted(allowed)}", param="random.kinds")
+            raise invalid(f"unknown fault kinds {bad}; use {list(RANDOM_KINDS)}", param="random.kinds")
         rate = float(spec.get("rate", 0.1))
         if not 0 <= rate <= 1:
             raise invalid("rate must be between 0 and 1", param="random.rate")
@@ -153,6 +166,21 @@ class Faults:
         with self._lock:
             return self.bucket is not None and not self.bucket.take()
 
+    def set_latency(self, ms: float | None) -> None:
+        if ms is not None and (
+            isinstance(ms, bool) or not isinstance(ms, (int, float)) or not math.isfinite(ms) or ms < 0
+        ):
+            raise invalid("ms must be a non-negative number of milliseconds or null", param="ms")
+        with self._lock:
+            self.latency_ms = ms or 0
+
+    def wait_latency(self) -> None:
+        """Sleep the global latency, if any (outside the lock, so concurrent requests overlap)."""
+        with self._lock:
+            ms = self.latency_ms
+        if ms:
+            time.sleep(ms / 1000)
+
     def take(self, route_key: str, concrete: str) -> Fault | None:
         with self._lock:
             for fault in self.queue:
@@ -168,7 +196,9 @@ class Faults:
                 return None
             kind = rnd.rng.choice(rnd.kinds)
         if kind == "429":
-            return Fault(status=429, should_retry=True, kind="random")
+            return Fault(status=429, kind="random")
+        if kind == "lock_timeout":
+            return Fault(status=429, should_retry=True, kind="random", code="lock_timeout")
         if kind in ("500", "503"):
             return Fault(status=int(kind), kind="random")
         if kind == "timeout":
@@ -185,4 +215,5 @@ class Faults:
                 if self.random is None
                 else {"rate": self.random.rate, "kinds": self.random.kinds, "routes": self.random.routes},
                 "rate_limit": None if self.bucket is None else {"per_second": self.bucket.rate},
+                "latency": {"ms": self.latency_ms} if self.latency_ms else None,
             }

@@ -1,9 +1,9 @@
 """The emulator application (protocol pipeline) and its HTTP server.
 
-Pipeline for a ``/v1`` request: auth -> route -> rate limit -> fault (before endpoint)
--> decode params -> idempotency -> endpoint (under the state lock; unknown params
-rejected, ``expand`` applied) -> fault (after endpoint) -> log. ``/_emulator/...`` is the
-admin API (no auth, JSON) implemented in :mod:`stripe_emulator.admin`.
+Pipeline for a ``/v1`` request: auth -> route -> rate limit -> global latency (if set, with
+no lock held) -> fault (before endpoint) -> decode params -> idempotency -> endpoint (under
+the state lock; unknown params rejected, ``expand`` applied) -> fault (after endpoint) -> log.
+``/_emulator/...`` is the admin API (no auth, JSON) implemented in :mod:`stripe_emulator.admin`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from . import admin, catalogue, customers, events, invoices, meters, subscriptions, webhooks
 from .clock import Clock
-from .errors import StripeError, api_error, rate_limited, redact_key
+from .errors import StripeError, api_error, lock_timeout, rate_limited, redact_key
 from .faults import Fault, Faults
 from .formdecode import decode
 from .idempotency import IdempotencyStore
@@ -207,9 +207,12 @@ class Emulator:
         entry["route"] = route.key
         self._bump(self.totals, route.key)
 
-        # 3. rate limit, 4. infrastructure faults
+        # 3. rate limit (a real rate limit: no Stripe-Should-Retry, so the SDK does not retry it),
+        # then the global latency (after the limiter, so it does not change what the limiter counts),
+        # 4. infrastructure faults
         if self.faults.rate_limited():
-            return error(rate_limited(True), fault="rate_limit")
+            return error(rate_limited(), fault="rate_limit")
+        self.faults.wait_latency()
         fault = self.faults.take(route.key, f"{method} {path}")
         if fault is not None and fault.stage == "before_endpoint":
             resp = self._fault_response(fault, request_id, base_headers)
@@ -358,7 +361,7 @@ class Emulator:
         if fault.status is None:
             return None
         if fault.status == 429:
-            err = rate_limited(fault.should_retry)
+            err = lock_timeout() if fault.code == "lock_timeout" else rate_limited(fault.should_retry)
         elif fault.status >= 500:
             err = StripeError(fault.status, "An unknown error occurred", type="api_error")
         else:

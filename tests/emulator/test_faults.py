@@ -8,12 +8,13 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import stripe
-from stripe._http_client import HTTPClient
 
 from stripe_emulator import StripeEmulator
 
@@ -71,37 +72,117 @@ def test_endpoint_500_is_saved_under_the_idempotency_key(
     assert info.value.headers.get("Idempotent-Replayed") == "true"
 
 
-def test_injected_429_is_rate_limit_error_and_retried_when_told(
-    emulator: StripeEmulator, admin: Admin
-) -> None:
-    admin.fault(route="GET /v1/customers", status=429, should_retry=False)
+def test_injected_429_is_retried_only_when_told(emulator: StripeEmulator, admin: Admin) -> None:
+    client = make_client(emulator.url, retries=2)
+
+    def calls() -> int:
+        return len([r for r in admin.requests() if r["route"] == "GET /v1/customers"])
+
+    # A 429 fault with no should_retry is a plain rate limit: no header, the SDK does not retry it
+    admin.fault(route="GET /v1/customers", status=429)
     with pytest.raises(stripe.RateLimitError) as info:
-        make_client(emulator.url, retries=2).v1.customers.list()
+        client.v1.customers.list()
     assert info.value.json_body is not None
     assert info.value.json_body["error"]["code"] == "rate_limit"
     assert info.value.headers is not None
+    assert "Stripe-Should-Retry" not in info.value.headers
+    assert info.value.headers.get("Stripe-Rate-Limited-Reason") == "global-rate"
+    assert calls() == 1
+    # should_retry=False says so, and is not retried either
+    admin.fault(route="GET /v1/customers", status=429, should_retry=False)
+    with pytest.raises(stripe.RateLimitError) as info:
+        client.v1.customers.list()
+    assert info.value.headers is not None
     assert info.value.headers.get("Stripe-Should-Retry") == "false"
+    assert calls() == 2
+    # should_retry=True (how a test models a lock timeout) is retried through
     admin.fault(route="GET /v1/customers", status=429, should_retry=True)
-    assert make_client(emulator.url, retries=2).v1.customers.list().data == []
+    assert client.v1.customers.list().data == []
+    assert [r["status"] for r in admin.requests()][-2:] == [429, 200]
 
 
-def test_rate_limit_returns_429_that_the_sdk_retries(
-    emulator: StripeEmulator, admin: Admin, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Given a limit of 2 requests a second, used up (and SDK backoff long enough to outlast it)
-    monkeypatch.setattr(HTTPClient, "INITIAL_DELAY", 0.1)
-    monkeypatch.setattr(HTTPClient, "MAX_DELAY", 0.3)
+def test_rate_limit_429_is_not_retried_by_the_sdk(emulator: StripeEmulator, admin: Admin) -> None:
+    # Given a limit of 2 requests a second, used up
     admin.call("POST", "/_emulator/rate_limit", {"per_second": 2})
     burst = make_client(emulator.url, retries=0)
     for _ in range(2):
         burst.v1.customers.list()
-    with pytest.raises(stripe.RateLimitError):
-        burst.v1.customers.list()
-    # When a client with retries makes another request, it is limited then retried through
-    make_client(emulator.url, retries=10).v1.customers.list()
-    statuses = [r["status"] for r in admin.requests()]
-    assert statuses.count(429) >= 2
-    assert statuses[-1] == 200
+    before = len(admin.requests())
+    # When a client with plenty of retries makes another request
+    with pytest.raises(stripe.RateLimitError) as info:
+        make_client(emulator.url, retries=10).v1.customers.list()
+    # Then it gets Stripe's rate-limit error, which does not invite a retry, and the SDK made one call
+    assert info.value.http_status == 429
+    assert info.value.json_body is not None
+    assert info.value.json_body["error"]["code"] == "rate_limit"
+    assert info.value.headers is not None
+    assert "Stripe-Should-Retry" not in info.value.headers
+    assert info.value.headers.get("Stripe-Rate-Limited-Reason") == "global-rate"
+    assert [(r["status"], r["fault"]) for r in admin.requests()[before:]] == [(429, "rate_limit")]
+    # And once the bucket has refilled (a token every 0.5 s), a request goes through
+    time.sleep(0.6)
+    assert make_client(emulator.url).v1.customers.list().data == []
+    assert admin.requests()[-1]["status"] == 200
+
+
+def test_random_lock_timeout_is_a_429_the_sdk_retries(emulator: StripeEmulator, admin: Admin) -> None:
+    admin.fault(random={"rate": 1.0, "seed": 3, "kinds": ["lock_timeout"]})
+    with pytest.raises(stripe.RateLimitError) as info:
+        make_client(emulator.url, retries=2).v1.customers.list()
+    assert info.value.http_status == 429
+    assert info.value.json_body is not None
+    assert info.value.json_body["error"]["code"] == "lock_timeout"
+    assert info.value.json_body["error"]["message"].startswith("This object cannot be accessed right now")
+    assert info.value.headers is not None
+    assert info.value.headers.get("Stripe-Should-Retry") == "true"
+    # The SDK retried it (1 + max_network_retries attempts, every one a lock timeout)
+    assert [r["status"] for r in admin.requests()] == [429, 429, 429]
+
+
+def test_global_latency_delays_requests_without_serialising_them(
+    emulator: StripeEmulator, admin: Admin
+) -> None:
+    # Given 200 ms of latency on every API request
+    assert admin.call("POST", "/_emulator/latency", {"ms": 200}) == {"ms": 200}
+    assert admin.call("GET", "/_emulator/faults")["latency"] == {"ms": 200}
+    client = make_client(emulator.url)
+    # When one request is made, it takes at least that long
+    started = time.monotonic()
+    client.v1.customers.list()
+    assert time.monotonic() - started >= 0.2
+    # And 4 concurrent requests overlap instead of queueing behind each other
+    clients = [make_client(emulator.url) for _ in range(4)]
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda c: c.v1.customers.list().data, clients))
+    elapsed = time.monotonic() - started
+    assert results == [[]] * 4
+    assert 0.2 <= elapsed < 0.6
+    # Then reset turns it off
+    admin.call("POST", "/_emulator/reset")
+    assert admin.call("GET", "/_emulator/faults")["latency"] is None
+    started = time.monotonic()
+    client.v1.customers.list()
+    assert time.monotonic() - started < 0.2
+
+
+@pytest.mark.parametrize("ms", [-1, "200", True, [200]])
+def test_latency_rejects_values_that_are_not_non_negative_numbers(admin: Admin, ms: object) -> None:
+    with pytest.raises(urllib.error.HTTPError) as info:
+        admin.call("POST", "/_emulator/latency", {"ms": ms})
+    assert info.value.code == 400
+    error = json.loads(info.value.read())["error"]
+    assert (error["type"], error["param"]) == ("invalid_request_error", "ms")
+    assert admin.call("GET", "/_emulator/faults")["latency"] is None
+
+
+def test_latency_of_zero_or_null_turns_it_off(admin: Admin) -> None:
+    admin.call("POST", "/_emulator/latency", {"ms": 50})
+    assert admin.call("POST", "/_emulator/latency", {"ms": 0}) == {"ms": None}
+    assert admin.call("GET", "/_emulator/faults")["latency"] is None
+    admin.call("POST", "/_emulator/latency", {"ms": 50})
+    admin.call("POST", "/_emulator/latency", {"ms": None})
+    assert admin.call("GET", "/_emulator/faults")["latency"] is None
 
 
 def test_unrecognized_url_is_invalid_request_error(no_retry_client: stripe.StripeClient) -> None:
