@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 
-from devtools.template import queue_ids, table_definitions
+from devtools.template import event_routes, load_template, queue_ids, table_definitions
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -203,12 +203,57 @@ def create_resources(
     clients.events().create_event_bus(Name=bus_name)
     secret_name = f"sbt/stripe{suffix}"
     secret = clients.secretsmanager().create_secret(Name=secret_name, SecretString=stripe_api_key)
-    sqs = clients.sqs()
-    queues = {
-        logical_id: sqs.create_queue(QueueName=f"{logical_id}{suffix}")["QueueUrl"]
-        for logical_id in queue_ids()
-    }
+    queues = create_queues(clients, suffix)
+    create_rules(clients, bus_name, queues)
     return LocalResources(endpoint, region, tables, bus_name, secret_name, secret["ARN"], queues)
+
+
+def _queue_arn(sqs: Any, url: str) -> str:
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
+    return str(attributes["QueueArn"])
+
+
+def create_queues(clients: AwsClients, suffix: str) -> dict[str, str]:
+    """The template's SQS queues with their visibility timeout, retention and redrive policy (the
+    dead-letter queue made first), named `<logical id><suffix>`; logical id -> queue URL."""
+    sqs = clients.sqs()
+    resources = load_template()["Resources"]
+    ordered = sorted(queue_ids(), key=lambda queue: "RedrivePolicy" in resources[queue].get("Properties", {}))
+    queues: dict[str, str] = {}
+    for logical_id in ordered:
+        properties = resources[logical_id].get("Properties", {})
+        attributes: dict[Any, str] = {
+            name: str(properties[name])
+            for name in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds")
+            if name in properties
+        }
+        if "RedrivePolicy" in properties:
+            redrive = properties["RedrivePolicy"]
+            target = redrive["deadLetterTargetArn"]["Fn::GetAtt"][0]
+            attributes["RedrivePolicy"] = json.dumps(
+                {
+                    "deadLetterTargetArn": _queue_arn(sqs, queues[target]),
+                    "maxReceiveCount": str(redrive["maxReceiveCount"]),
+                }
+            )
+        queues[logical_id] = sqs.create_queue(QueueName=f"{logical_id}{suffix}", Attributes=attributes)[
+            "QueueUrl"
+        ]
+    return queues
+
+
+def create_rules(clients: AwsClients, bus_name: str, queues: Mapping[str, str]) -> None:
+    """The template's rules that put events on a queue, on the local bus, as in the stack."""
+    events, sqs = clients.events(), clients.sqs()
+    for route in event_routes({"EventBusName": bus_name}):
+        if route.queue_id is None:
+            continue
+        name = f"{route.rule_id}-{uuid.uuid4().hex[:8]}"
+        events.put_rule(
+            Name=name, EventBusName=bus_name, EventPattern=json.dumps(route.pattern), State="ENABLED"
+        )
+        arn = _queue_arn(sqs, queues[route.queue_id])
+        events.put_targets(Rule=name, EventBusName=bus_name, Targets=[{"Id": route.queue_id, "Arn": arn}])
 
 
 class EventCapture:

@@ -241,13 +241,17 @@ def _is_intrinsic(value: Mapping[str, Any]) -> bool:
 
 @dataclass(frozen=True)
 class EventRoute:
-    """One EventBridge rule: the events matching `pattern` go to `function_id`."""
+    """One EventBridge rule: the events matching `pattern` go to `function_id`, straight or through
+    the SQS queue `queue_id` (a rule resource whose target is a queue a function consumes)."""
 
     function_id: str
-    rule_id: str  # the event's name under the function's Events
+    rule_id: str  # the event's name under the function's Events, or the rule resource's logical id
     event_bus: Any
     pattern: dict[str, Any]
-    properties: dict[str, Any] = field(default_factory=dict)
+    properties: dict[str, Any] = field(default_factory=dict)  # the retry policy and dead-letter config
+    queue_id: str | None = None
+    batch_size: int = 1  # records per invocation, for a queue
+    maximum_concurrency: int | None = None  # the queue's event source mapping's limit (resolved)
 
     def matches(self, event: Mapping[str, Any]) -> bool:
         return pattern_matches(self.pattern, event)
@@ -270,6 +274,47 @@ def event_routes(
             except UnresolvedError:
                 bus = rule.get("EventBusName")
             routes.append(EventRoute(function_id, rule_id, bus, resolve(rule["Pattern"], names), dict(rule)))
+    routes += _queued_routes(template, names)
+    return routes
+
+
+def _queued_routes(template: Mapping[str, Any], names: Mapping[str, str]) -> list[EventRoute]:
+    """AWS::Events::Rule resources whose target is a queue that a function's SQS event consumes."""
+    consumers: dict[str, tuple[str, dict[str, Any]]] = {}
+    for function_id, properties in _functions(template).items():
+        for source in (properties.get("Events") or {}).values():
+            if source.get("Type") == "SQS":
+                queue = source.get("Properties", {}).get("Queue")
+                if isinstance(queue, Mapping) and "Fn::GetAtt" in queue:
+                    consumers[queue["Fn::GetAtt"][0]] = (function_id, dict(source["Properties"]))
+    routes: list[EventRoute] = []
+    for rule_id, resource in template.get("Resources", {}).items():
+        if resource.get("Type") != "AWS::Events::Rule":
+            continue
+        rule = resource.get("Properties", {})
+        for target in rule.get("Targets", []):
+            arn = target.get("Arn")
+            queue_id = arn["Fn::GetAtt"][0] if isinstance(arn, Mapping) and "Fn::GetAtt" in arn else None
+            if queue_id not in consumers:
+                raise ValueError(f"rule {rule_id} targets {arn!r}, which no function consumes")
+            function_id, mapping = consumers[queue_id]
+            try:
+                bus = resolve(rule.get("EventBusName", "default"), names)
+            except UnresolvedError:
+                bus = rule.get("EventBusName")
+            limit = (mapping.get("ScalingConfig") or {}).get("MaximumConcurrency")
+            routes.append(
+                EventRoute(
+                    function_id,
+                    rule_id,
+                    bus,
+                    resolve(rule["EventPattern"], names),
+                    {key: value for key, value in target.items() if key not in ("Id", "Arn")},
+                    queue_id=queue_id,
+                    batch_size=int(mapping.get("BatchSize", 10)),
+                    maximum_concurrency=None if limit is None else int(resolve(limit, names)),
+                )
+            )
     return routes
 
 

@@ -6,10 +6,13 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import threading
+import time
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -159,8 +162,99 @@ class Stack:
         return result
 
     def deliver(self, event: Mapping[str, Any]) -> list[dict[str, str]]:
-        """Invokes every function whose rule matches, exactly as the template routes the event."""
+        """Invokes every function whose rule matches the event, as the template routes it, and returns
+        each outcome. A function fed by a queue gets the event as its queue's record would carry it, on
+        its own (the bare-event form its handler takes); `put_on_bus` and `run_queue` go through the
+        queue itself."""
         return [self.invoke(route.function_id, event) for route in routes_for(event, self.routes)]
+
+    def put_on_bus(self, events: Sequence[Mapping[str, Any]]) -> None:
+        """PutEvents to the local SBT bus, ten at a time: the template's rules (made on the bus by
+        create_resources) put them on the functions' queues."""
+        client = self.clients.events()
+        for start in range(0, len(events), 10):
+            entries = [
+                {
+                    "Source": event["source"],
+                    "DetailType": event["detail-type"],
+                    "Detail": json.dumps(event["detail"]),
+                    "Time": datetime.fromisoformat(str(event["time"]).replace("Z", "+00:00")),
+                    "EventBusName": self.resources.event_bus_name,
+                }
+                for event in events[start : start + 10]
+            ]
+            response = client.put_events(Entries=entries)
+            assert response["FailedEntryCount"] == 0, response
+
+    def run_queue(
+        self, queue_id: str, *, concurrency: int | None = None, visibility_timeout: int = 30
+    ) -> QueueRun:
+        """Plays Lambda's SQS event source mapping for the queue until it is empty: at most the
+        mapping's maximum concurrency invocations at once (or `concurrency`), each with up to its batch
+        size of records; the records an invocation reports as failed (or all, if it raises) stay on the
+        queue and come back after `visibility_timeout` seconds (the template says 180), and
+        moto moves a record received too often to the dead-letter queue, as the redrive policy says."""
+        [route] = [route for route in self.routes if route.queue_id == queue_id]
+        workers = concurrency or route.maximum_concurrency or 1
+        queue_url = self.resources.queues[queue_id]
+        run = QueueRun()
+        lock = threading.Lock()
+
+        def drained(sqs: Any) -> bool:
+            attributes = sqs.get_queue_attributes(
+                QueueUrl=queue_url,
+                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+            )["Attributes"]
+            return all(int(value) == 0 for value in attributes.values())
+
+        def worker() -> None:
+            sqs = self.clients.sqs()
+            while True:
+                messages = sqs.receive_message(
+                    QueueUrl=queue_url,
+                    MaxNumberOfMessages=route.batch_size,
+                    VisibilityTimeout=visibility_timeout,
+                    AttributeNames=["All"],
+                ).get("Messages", [])
+                if not messages:
+                    if drained(sqs):
+                        return
+                    time.sleep(0.05)
+                    continue
+                event = {"Records": [_sqs_record(message, queue_url) for message in messages]}
+                try:
+                    result = self.invoke(route.function_id, event)
+                    failed = {failure["itemIdentifier"] for failure in result.get("batchItemFailures", [])}
+                except Exception:
+                    failed = {message["MessageId"] for message in messages}
+                for message in messages:
+                    if message["MessageId"] not in failed:
+                        sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+                with lock:
+                    run.invocations += 1
+                    run.records += len(messages)
+                    run.failed_records += len(failed)
+
+        threads = [threading.Thread(target=worker) for _ in range(workers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return run
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        """What waits in the dead-letter queue (received, not deleted)."""
+        sqs = self.clients.sqs()
+        found: list[dict[str, Any]] = []
+        while True:
+            messages = sqs.receive_message(
+                QueueUrl=self.resources.queues["DeadLetterQueue"],
+                MaxNumberOfMessages=10,
+                VisibilityTimeout=60,
+            ).get("Messages", [])
+            if not messages:
+                return found
+            found += [json.loads(message["Body"]) for message in messages]
 
     def account(self, tenant_id: str) -> dict[str, Any] | None:
         from sbt_billing.tenant_accounts import account_from_item
@@ -213,6 +307,29 @@ class Stack:
                 if m["MessageId"] not in failed:
                     sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
             batches += 1
+
+
+@dataclass
+class QueueRun:
+    invocations: int = 0
+    records: int = 0
+    failed_records: int = 0
+
+
+def _sqs_record(message: Mapping[str, Any], queue_url: str) -> dict[str, Any]:
+    """A received SQS message as Lambda's event source mapping hands it to the function."""
+    name = queue_url.rsplit("/", 1)[-1]
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": dict(message.get("Attributes", {})),
+        "messageAttributes": {},
+        "md5OfBody": message["MD5OfBody"],
+        "eventSource": "aws:sqs",
+        "eventSourceARN": f"arn:aws:sqs:us-east-1:123456789012:{name}",
+        "awsRegion": "us-east-1",
+    }
 
 
 @contextmanager

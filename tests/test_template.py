@@ -236,26 +236,73 @@ def test_the_usage_flush_runs_on_a_schedule_that_retries_boundedly_then_dead_let
     assert parameter_values(template)["UsageFlushSchedule"] == "rate(15 minutes)"
 
 
-def test_the_seat_sync_queue_redrives_to_the_dead_letter_queue_and_reports_batch_failures(
+QUEUED_FUNCTIONS = {
+    "SeatSyncFunction": "SeatSyncQueue",
+    "ProvisionSuccessFunction": "ProvisionSuccessQueue",
+    "TenantUpdatedFunction": "TenantUpdatedQueue",
+    "TenantDeletedFunction": "TenantDeletedQueue",
+}
+
+
+def test_every_queue_redrives_to_the_dead_letter_queue_and_its_function_reports_batch_failures(
     template: dict[str, Any],
 ) -> None:
-    queue = template["Resources"]["SeatSyncQueue"]["Properties"]
-    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
-    assert 1 <= int(queue["RedrivePolicy"]["maxReceiveCount"]) <= 10
-    assert queue.get("SqsManagedSseEnabled") is True or "KmsMasterKeyId" in queue
-    # AWS's advice for an SQS event source: a visibility timeout of at least six function timeouts.
-    assert int(queue["VisibilityTimeout"]) >= 6 * template["Globals"]["Function"]["Timeout"]
     sources = {
         name: event["Properties"]
         for name, resource in resources_of_type(template, "AWS::Serverless::Function").items()
         for event in (resource["Properties"].get("Events") or {}).values()
         if event["Type"] == "SQS"
     }
-    assert set(sources) == {"SeatSyncFunction"}
-    source = sources["SeatSyncFunction"]
-    assert source["Queue"] == {"Fn::GetAtt": ["SeatSyncQueue", "Arn"]}
-    assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-    assert 1 <= int(source["BatchSize"]) <= 10
+    assert set(sources) == set(QUEUED_FUNCTIONS)
+    for function, queue_id in QUEUED_FUNCTIONS.items():
+        queue = template["Resources"][queue_id]["Properties"]
+        assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
+        assert 1 <= int(queue["RedrivePolicy"]["maxReceiveCount"]) <= 10
+        assert queue.get("SqsManagedSseEnabled") is True or "KmsMasterKeyId" in queue
+        # AWS's advice for an SQS event source: a visibility timeout of at least six function timeouts.
+        assert int(queue["VisibilityTimeout"]) >= 6 * template["Globals"]["Function"]["Timeout"]
+        source = sources[function]
+        assert source["Queue"] == {"Fn::GetAtt": [queue_id, "Arn"]}
+        assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+        assert 1 <= int(source["BatchSize"]) <= 10
+
+
+def test_lifecycle_events_reach_stripe_through_queues_of_bounded_concurrency(
+    template: dict[str, Any],
+) -> None:
+    routes = {route.function_id: route for route in event_routes({"EventBusName": "bus"}) if route.queue_id}
+    assert set(routes) == {"ProvisionSuccessFunction", "TenantUpdatedFunction", "TenantDeletedFunction"}
+    for function, route in routes.items():
+        assert route.queue_id == QUEUED_FUNCTIONS[function]
+        assert route.maximum_concurrency == 10  # the default: test mode's 25 requests a second
+        mapping = template["Resources"][function]["Properties"]["Events"]
+        [source] = mapping.values()
+        assert source["Properties"]["ScalingConfig"] == {
+            "MaximumConcurrency": {"Ref": "LifecycleConcurrency"}
+        }
+    # Lambda accepts a maximum concurrency of 2 to 1,000.
+    parameter = template["Parameters"]["LifecycleConcurrency"]
+    assert (int(parameter["MinValue"]), int(parameter["MaxValue"])) == (2, 1000)
+    # A message an invocation failed comes back after the default lease has expired, so its retry
+    # takes the tenant over at once rather than finding the dead invocation's lease.
+    lease = int(template["Parameters"]["LeaseSeconds"]["Default"])
+    for queue_id in QUEUED_FUNCTIONS.values():
+        assert int(template["Resources"][queue_id]["Properties"]["VisibilityTimeout"]) > lease, queue_id
+
+
+def test_only_this_stacks_lifecycle_rules_may_send_to_the_lifecycle_queues(template: dict[str, Any]) -> None:
+    policy = template["Resources"]["LifecycleQueuesPolicy"]["Properties"]
+    assert sorted(queue["Ref"] for queue in policy["Queues"]) == sorted(
+        ["ProvisionSuccessQueue", "TenantUpdatedQueue", "TenantDeletedQueue"]
+    )
+    allow, deny = policy["PolicyDocument"]["Statement"]
+    assert allow["Principal"] == {"Service": "events.amazonaws.com"}
+    assert allow["Action"] == "sqs:SendMessage"
+    assert sorted(arn["Fn::GetAtt"][0] for arn in allow["Condition"]["ArnEquals"]["aws:SourceArn"]) == sorted(
+        ["ProvisionSuccessRule", "TenantUpdatedRule", "TenantDeletedRule"]
+    )
+    assert deny["Effect"] == "Deny"
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
 
 def test_failed_async_invocations_go_to_the_same_dead_letter_queue(template: dict[str, Any]) -> None:
@@ -499,15 +546,15 @@ SECRET_ARN = {
     ]
 }
 ACCOUNTS_CRUD = {"DynamoDBCrudPolicy": {"TableName": {"Ref": "AccountsTable"}}}
-IDEMPOTENCY_CRUD = {"DynamoDBCrudPolicy": {"TableName": {"Ref": "IdempotencyTable"}}}
 USAGE_CRUD = {"DynamoDBCrudPolicy": {"TableName": {"Ref": "UsageTable"}}}
 STRIPE_SECRET = {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": SECRET_ARN}}
 PUT_EVENTS = {"EventBridgePutEventsPolicy": {"EventBusName": {"Ref": "EventBusName"}}}
 SEND_SEAT_SYNC = {"SQSSendMessagePolicy": {"QueueName": {"Fn::GetAtt": ["SeatSyncQueue", "QueueName"]}}}
-# Lifecycle functions apply each event once (Powertools idempotency); seats and usage are idempotent
-# by their own keys in the usage table. Only the functions that schedule seat syncs may send to its queue.
+# Lifecycle functions apply each fact once by the account record itself; seats and usage are idempotent
+# by their own keys in the usage table; only the webhook keeps Powertools idempotency records. Only the
+# functions that schedule seat syncs may send to its queue.
 EXPECTED_POLICIES = {
-    "lifecycle": [ACCOUNTS_CRUD, IDEMPOTENCY_CRUD, USAGE_CRUD, STRIPE_SECRET, PUT_EVENTS],
+    "lifecycle": [ACCOUNTS_CRUD, USAGE_CRUD, STRIPE_SECRET, PUT_EVENTS],
     "users": [ACCOUNTS_CRUD, USAGE_CRUD, STRIPE_SECRET, PUT_EVENTS, SEND_SEAT_SYNC],
     "seat_sync": [ACCOUNTS_CRUD, USAGE_CRUD, STRIPE_SECRET, PUT_EVENTS, SEND_SEAT_SYNC],
     "usage": [ACCOUNTS_CRUD, USAGE_CRUD, STRIPE_SECRET, PUT_EVENTS],
@@ -594,7 +641,10 @@ def test_queue_policy_lets_only_this_stacks_rules_send(template: dict[str, Any])
     assert statement["Action"] == "sqs:SendMessage"
     rules = statement["Condition"]["ArnEquals"]["aws:SourceArn"]
     assert sorted(rule["Fn::GetAtt"][0] for rule in rules) == sorted(
-        [f"{route.function_id}{route.rule_id}" for route in event_routes({"EventBusName": "bus"})]
+        [
+            route.rule_id if route.queue_id else f"{route.function_id}{route.rule_id}"
+            for route in event_routes({"EventBusName": "bus"})
+        ]
         + list(schedules(template))
     )
 
@@ -607,6 +657,9 @@ def test_outputs_name_the_tables_queues_api_and_functions(template: dict[str, An
         "UsageTableName",
         "DeadLetterQueueUrl",
         "SeatSyncQueueUrl",
+        "ProvisionSuccessQueueUrl",
+        "TenantUpdatedQueueUrl",
+        "TenantDeletedQueueUrl",
         "BillingApiUrl",
         "StripeWebhookUrl",
     } <= set(outputs)
@@ -950,9 +1003,16 @@ def test_built_artifacts_handle_the_sample_events(
     assert (malformed["statusCode"], json.loads(malformed["body"])) == (400, {"error": "invalid_event"})
     capture.drain()
 
-    # And acme is offboarded.
-    closed = invoke("TenantDeletedFunction", sample("TenantDeletedFunction"))
-    assert closed.get("result") == "applied", closed
+    # And acme is offboarded, by a batch from the function's queue as deployed (its event moved to
+    # now); the same fact again, as a bare event, changes nothing.
+    batch = json.loads(sample_event_path("tenant_deleted_queue_batch").read_text())
+    [record] = batch["Records"]
+    record["body"] = json.dumps(rebased(json.loads(record["body"])))
+    record["md5OfBody"] = hashlib.md5(record["body"].encode()).hexdigest()
+    assert invoke("TenantDeletedFunction", batch) == {"batchItemFailures": []}
     assert published() == ["sbt_aws_billingSuccess"]
+    again = invoke("TenantDeletedFunction", sample("TenantDeletedFunction"))
+    assert again.get("result") == "unchanged", again
+    assert published() == []
 
     assert invoked == set(FUNCTIONS)

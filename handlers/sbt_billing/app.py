@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from threading import Lock
 from typing import Any
@@ -18,6 +18,8 @@ import boto3
 import stripe
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
     IdempotencyConfig,
@@ -61,14 +63,6 @@ _AWS_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_ti
 class SystemClock:
     def now(self) -> datetime:
         return datetime.now(UTC)
-
-
-class IdempotentRequest(Frozen):
-    """What identifies one business fact, whatever EventBridge id it arrives under."""
-
-    operation: Operation
-    tenant_id: str
-    fact: str
 
 
 # -- factories (cached per container) ------------------------------------------------------------
@@ -157,8 +151,8 @@ def publisher() -> EventBridgePublisher:
     return EventBridgePublisher(_aws_client("events"), config.event_bus_name, config.event_source)
 
 
-def lifecycle() -> Lifecycle:
-    """A lifecycle for one invocation: shared clients, its own lease owner."""
+def lifecycle(working_until: datetime | None = None) -> Lifecycle:
+    """A lifecycle for one invocation: shared clients, its own lease owner, the invocation's end."""
     from . import usage_app
 
     config = settings()
@@ -170,6 +164,7 @@ def lifecycle() -> Lifecycle:
         catalogue=config.tier_catalogue,
         lease_seconds=config.lease_seconds,
         owner=uuid4().hex,
+        working_until=working_until,
         metered_prices=usage_app.metered_price_refs(),
         seats=usage_app.seats(),
         usage=usage_app.usage(),
@@ -189,40 +184,6 @@ def _persistence() -> DynamoDBPersistenceLayer:
     return DynamoDBPersistenceLayer(
         table_name=settings().idempotency_table, boto3_client=_aws_client("dynamodb")
     )
-
-
-class _NotRemembered(Exception):
-    """Carries a failed outcome out of the idempotent function, so that it is not stored as the
-    fact's result: after the cause is fixed, a redrive of the same event tries again."""
-
-    def __init__(self, outcome: Outcome) -> None:
-        super().__init__(outcome.reason)
-        self.outcome = outcome
-
-
-def _apply(request: IdempotentRequest, facts: TenantFacts) -> Outcome:
-    operations: dict[Operation, Callable[[Lifecycle, TenantFacts], Outcome]] = {
-        Operation.OPEN_ACCOUNT: Lifecycle.open_account,
-        Operation.UPDATE_ACCOUNT: Lifecycle.update_account,
-        Operation.CLOSE_ACCOUNT: Lifecycle.close_account,
-    }
-    outcome = operations[request.operation](lifecycle(), facts)
-    if outcome.result is Result.FAILED:
-        raise _NotRemembered(outcome)
-    return outcome
-
-
-@cache
-def _idempotent_apply() -> Callable[..., Outcome]:
-    wrapped: Callable[..., Outcome] = idempotent_function(
-        _apply,
-        data_keyword_argument="request",
-        persistence_store=_persistence(),
-        config=idempotency_config(),
-        output_serializer=PydanticSerializer(model=Outcome),
-        key_prefix="sbt-billing",
-    )
-    return wrapped
 
 
 # -- the billing API and Stripe's webhooks ------------------------------------------------------------
@@ -377,7 +338,6 @@ def forget_clients() -> None:
         publisher,
         idempotency_config,
         _persistence,
-        _idempotent_apply,
         billing_services,
         _idempotent_webhook,
     ):
@@ -389,12 +349,11 @@ def forget_clients() -> None:
 # -- one event, end to end -----------------------------------------------------------------------
 
 
-def fact_key(operation: Operation, facts: TenantFacts) -> str:
-    """Opening and closing happen once per tenant, whatever the event says; an update is its content
-    at its time (so that tier A, then B, then A again is three facts, not a duplicate)."""
-    if operation is Operation.UPDATE_ACCOUNT:
-        return facts.stamp().model_dump_json()
-    return "once"
+_OPERATIONS: dict[Operation, Callable[[Lifecycle, TenantFacts], Outcome]] = {
+    Operation.OPEN_ACCOUNT: Lifecycle.open_account,
+    Operation.UPDATE_ACCOUNT: Lifecycle.update_account,
+    Operation.CLOSE_ACCOUNT: Lifecycle.close_account,
+}
 
 
 def handle_event[M: EventBridgeModel](
@@ -404,8 +363,11 @@ def handle_event[M: EventBridgeModel](
     to_facts: Callable[[M], TenantFacts],
     operation: Operation,
 ) -> dict[str, str]:
+    """One EventBridge event, end to end. The account record is its idempotency record: a fact
+    already recorded changes nothing, however often and under whatever event id it comes again."""
     try:
         event = parse(model, raw_event)
+        logger.set_correlation_id(event.id)
         logger.append_keys(event_id=event.id, detail_type=event.detail_type)
         facts = to_facts(event)
         logger.append_keys(tenant_id=facts.tenant_id)
@@ -426,25 +388,51 @@ def handle_event[M: EventBridgeModel](
         )
         return outcome.as_response()
 
-    idempotency_config().register_lambda_context(context)
-    request = IdempotentRequest(
-        operation=operation, tenant_id=facts.tenant_id, fact=fact_key(operation, facts)
-    )
+    working_until = SystemClock().now() + timedelta(milliseconds=context.get_remaining_time_in_millis())
     try:
-        outcome = _idempotent_apply()(request=request, facts=facts)
-    except _NotRemembered as failure:
-        outcome = failure.outcome
+        outcome = _OPERATIONS[operation](lifecycle(working_until), facts)
     except (TransientBillingError, ConfigurationError) as error:
         # The platform retries the event, and dead-letters it when retries run out.
         metrics.add_dimension(name="operation", value=operation.value)
         metrics.add_metric(name="Result_retrying", unit=MetricUnit.Count, value=1)
         logger.warning("event will be retried", error_type=type(error).__name__, reason=str(error))
         raise
-    except IdempotencyAlreadyInProgressError:
-        # Another invocation holds this very fact; if it fails, the platform retries that one.
-        outcome = Outcome(tenant_id=facts.tenant_id, operation=operation, result=Result.IN_FLIGHT)
     metrics.add_dimension(name="operation", value=operation.value)
     metrics.add_metric(name=f"Result_{outcome.result.value}", unit=MetricUnit.Count, value=1)
     log = logger.warning if outcome.result is Result.FAILED else logger.info
     log("event processed", result=outcome.result.value, reason=outcome.reason)
     return outcome.as_response()
+
+
+def handle_queued_events[M: EventBridgeModel](
+    raw_event: Mapping[str, Any],
+    context: LambdaContext,
+    model: type[M],
+    to_facts: Callable[[M], TenantFacts],
+    operation: Operation,
+) -> dict[str, Any]:
+    """What the function's queue delivers: an SQS batch whose bodies are the EventBridge events the
+    rule put there. A record that may succeed later (Stripe or DynamoDB unavailable, throttled, the
+    tenant leased by a dead invocation) is reported as a batch item failure, so SQS delivers it
+    again after its visibility timeout and moves it to the dead-letter queue after the last receive;
+    every other record is done (applied, unchanged, in flight elsewhere, rejected, failed and
+    reported) and leaves the queue.
+
+    A bare EventBridge event (`sam local invoke` with a sample, or a rule that targets the function
+    directly) is handled as one, and answered with its outcome."""
+    if "Records" not in raw_event:
+        return handle_event(raw_event, context, model, to_facts, operation)
+
+    def record_handler(record: SQSRecord) -> None:
+        logger.remove_keys(["event_id", "detail_type", "tenant_id"])
+        try:
+            body: Any = json.loads(record.body)
+        except ValueError:
+            body = record.body  # not JSON: rejected below, as any malformed event
+        handle_event(body, context, model, to_facts, operation)
+
+    processor = BatchProcessor(event_type=EventType.SQS)
+    response = process_partial_response(
+        event=dict(raw_event), record_handler=record_handler, processor=processor, context=context
+    )
+    return dict(response)

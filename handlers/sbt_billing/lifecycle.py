@@ -21,7 +21,7 @@ its subscriptions before anything is created.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 from uuid import uuid4
 
@@ -60,6 +60,7 @@ class Lifecycle:
         catalogue: Mapping[str, TierPlan],
         lease_seconds: int,
         owner: str | None = None,
+        working_until: datetime | None = None,
         metered_prices: Sequence[str] = (),
         seats: Seats | None = None,
         usage: Usage | None = None,
@@ -74,6 +75,7 @@ class Lifecycle:
         self._catalogue = catalogue
         self._lease = timedelta(seconds=lease_seconds)
         self._owner = owner or uuid4().hex
+        self._working_until = working_until
 
     # -- operations -------------------------------------------------------------------------------
 
@@ -140,15 +142,23 @@ class Lifecycle:
                 merged = merged.model_copy(update={"last_fact_at": facts.occurred_at})
             lead = merged.needs_driving() and not merged.leased_to_other(self._owner, now)
             if lead:
+                expires_at = now + self._lease
+                # Unknown when this invocation ends: copies fail and retry, as after the holder's end.
+                working_until = min(self._working_until, expires_at) if self._working_until else None
                 merged = merged.model_copy(
-                    update={"lease": Lease(owner=self._owner, expires_at=now + self._lease)}
+                    update={
+                        "lease": Lease(owner=self._owner, expires_at=expires_at, working_until=working_until)
+                    }
                 )
             if current is not None and merged == current:
                 if merged.needs_driving():
-                    # Stripe lags behind facts already recorded, under a lease someone else holds. That
-                    # holder may be this very event's earlier attempt, dead before it could finish: fail,
-                    # so the platform retries after the lease has expired, rather than answer "unchanged"
-                    # and leave the work undone.
+                    # Stripe lags behind facts already recorded, under a lease someone else holds. While
+                    # the holder's invocation runs, this is a copy of what it is driving: in flight, not a
+                    # failure. Once that invocation is over, the holder died (this may be its own retry):
+                    # fail, so the platform retries after the lease has expired, rather than answer
+                    # "unchanged" and leave the work undone.
+                    if current.lease is not None and _holder_working(current.lease, now):
+                        return self._outcome(operation, current, Result.IN_FLIGHT)
                     raise TransientBillingError("another invocation holds the tenant's lease; retry later")
                 return self._outcome(operation, current, Result.UNCHANGED)
             try:
@@ -417,6 +427,10 @@ class _Driver:
                 self.account.customer_id, closed_at=now, idempotency_key=self._key("customer", "close")
             )
         self._progress(status=AccountStatus.CLOSED, closed_at=now, customer_deleted=deleted)
+
+
+def _holder_working(lease: Lease, now: datetime) -> bool:
+    return lease.working_until is not None and now < lease.working_until <= lease.expires_at
 
 
 def _account_or_none(value: object) -> Account | None:

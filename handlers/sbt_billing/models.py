@@ -134,8 +134,13 @@ class OpeningSnapshot(Frozen):
 
 
 class Lease(Frozen):
+    """Who drives the tenant's Stripe account, until when at the latest (`expires_at`), and when the
+    holder's invocation ends (`working_until`): until then a copy of a fact it is driving is in flight;
+    after it, the holder is gone and its own delivery will be retried."""
+
     owner: str
     expires_at: datetime
+    working_until: datetime | None = None
 
 
 class BillingState(StrEnum):

@@ -3,6 +3,7 @@ each tenant ends with one customer and one subscription."""
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 from collections import Counter
@@ -36,7 +37,8 @@ def test_n_tenants_times_k_deliveries_make_exactly_n_customers_and_subscriptions
         f"\nduplicates: {tenants} tenants x {deliveries} deliveries ({len(events)} events) -> "
         f"{sum(len(c) for c in customers.values())} customers, {len(subscribed)} subscriptions"
     )
-    assert {o["result"] for o in outcomes} == {"applied"}, "duplicates replay the first outcome"
+    results = Counter(str(o["result"]) for o in outcomes)
+    assert results == {"applied": tenants, "unchanged": len(events) - tenants}, results
     assert sorted(customers) == sorted(f"dup-tenant-{n:02d}" for n in range(tenants))
     assert all(len(found) == 1 for found in customers.values())
     assert len(subscribed) == tenants
@@ -70,8 +72,38 @@ def test_twenty_simultaneous_deliveries_make_one_customer_and_none_raises(stack:
         f"{len(errors)} raised; results {dict(results)}"
     )
     assert errors == []
-    assert set(results) <= {"applied", "in_flight", "unchanged"}
+    # Copies find the fact being driven (in flight) or done (unchanged); a republished copy restamps
+    # the fact and is recorded for the driver to apply.
+    assert set(results) <= {"applied", "in_flight", "unchanged", "recorded"}
+    assert results["applied"] == 1
     assert len(customers["concurrent-tenant"]) == 1
     assert len(subscriptions(stack)) == 1
     counts = stack.emulator.counts()
     assert (counts.get("POST /v1/customers"), counts.get("POST /v1/subscriptions")) == (1, 1)
+
+
+def test_copies_on_the_queue_at_full_concurrency_leave_nothing_failed(stack: Stack) -> None:
+    """The deployed path: the rule's copies of one fact on ProvisionSuccessQueue, received by 20
+    concurrent invocations; not one record is reported failed (SQS would redeliver it, and in the end
+    dead-letter it)."""
+    event = for_tenant(PROVISION, "queued-tenant")
+    copies = [event if n % 2 == 0 else republished(event, n) for n in range(20)]
+    sqs = stack.clients.sqs()
+    for copy in copies:
+        sqs.send_message(
+            QueueUrl=stack.resources.queues["ProvisionSuccessQueue"], MessageBody=json.dumps(copy)
+        )
+
+    run = stack.run_queue("ProvisionSuccessQueue", concurrency=20)
+
+    customers = customers_by_tenant(stack)
+    print(
+        f"\nqueued copies: {len(copies)} on the queue, {run.invocations} invocations at concurrency 20 -> "
+        f"{len(customers.get('queued-tenant', []))} customer, {run.failed_records} records failed, "
+        f"{len(stack.dead_letters())} dead-lettered"
+    )
+    assert run.records == len(copies)
+    assert run.failed_records == 0
+    assert len(customers["queued-tenant"]) == 1
+    assert len(subscriptions(stack)) == 1
+    assert stack.dead_letters() == []
