@@ -30,8 +30,9 @@ DYNAMODB_THROTTLE_RATE, DYNAMODB_SEED = 0.1, 12
 
 
 class ShortLivedContext(FakeLambdaContext):
-    """An invocation with little time left, so that the in-progress idempotency record of a failed
-    attempt (which Powertools could not delete when DynamoDB throttled) has expired by the retry."""
+    """An invocation with little time left, so that by the platform's retry the failed attempt's
+    invocation is over: a lease it could not hand back (DynamoDB throttled) counts as a dead holder's,
+    and the retry waits for it to expire instead of answering in_flight."""
 
     def get_remaining_time_in_millis(self) -> int:
         return 50
