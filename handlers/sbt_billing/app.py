@@ -39,7 +39,7 @@ from .lifecycle import Lifecycle
 from .models import Frozen, Operation, Outcome, Result, TenantFacts
 from .sbt_bus import EventBridgePublisher
 from .settings import Settings, settings
-from .stripe_billing import BillingPolicy
+from .stripe_billing import BillingPolicy, invocation_end
 from .stripe_reads import StripeBillingReader
 from .stripe_webhooks import (
     InvalidSignature,
@@ -388,9 +388,11 @@ def handle_event[M: EventBridgeModel](
         )
         return outcome.as_response()
 
-    working_until = SystemClock().now() + timedelta(milliseconds=context.get_remaining_time_in_millis())
+    seconds_left = context.get_remaining_time_in_millis() / 1000
+    working_until = SystemClock().now() + timedelta(seconds=seconds_left)
     try:
-        outcome = _OPERATIONS[operation](lifecycle(working_until), facts)
+        with invocation_end(seconds_left):
+            outcome = _OPERATIONS[operation](lifecycle(working_until), facts)
     except (TransientBillingError, ConfigurationError) as error:
         # The platform retries the event, and dead-letters it when retries run out.
         metrics.add_dimension(name="operation", value=operation.value)

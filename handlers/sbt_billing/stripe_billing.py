@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from threading import Lock
@@ -38,6 +40,22 @@ T = TypeVar("T")
 
 PRICE_CACHE_SECONDS = 300.0
 SESSION_MARGIN_SECONDS = 60.0
+RATE_LIMIT_MAX_PAUSE = 2.0  # seconds: the longest single wait after a 429
+RATE_LIMIT_RESERVE_SECONDS = 8.0  # of an invocation's time, kept for the work after the wait
+
+# When the current invocation must be done (time.monotonic()), set per invocation by `invocation_end`.
+_invocation_end: ContextVar[float | None] = ContextVar("invocation_end", default=None)
+
+
+@contextmanager
+def invocation_end(seconds_left: float) -> Iterator[None]:
+    """Within the block, Stripe calls may wait out rate limits while `seconds_left` (the invocation's
+    remaining time, from now) leaves RATE_LIMIT_RESERVE_SECONDS for what follows."""
+    token = _invocation_end.set(time.monotonic() + seconds_left)
+    try:
+        yield
+    finally:
+        _invocation_end.reset(token)
 
 
 @dataclass(frozen=True)
@@ -299,13 +317,25 @@ class StripeBillingGateway:
     # -- the seam ---------------------------------------------------------------------------------
 
     def _call(self, request: Callable[[], T]) -> T:
-        for attempt in range(self._rate_limit_retries + 1):
+        attempt = 0
+        while True:
             try:
                 return request()
             except stripe.RateLimitError as error:
-                if attempt == self._rate_limit_retries:
+                # Stripe's SDK leaves rate limits to the integration: wait, doubling (jittered, so that
+                # concurrent invocations spread out), while the invocation has time to spare; without
+                # a known end, a fixed number of times. Then the platform retries the event.
+                pause = min(RATE_LIMIT_MAX_PAUSE, 0.5 * 2**attempt) * random.uniform(0.5, 1.0)  # noqa: S311
+                until = _invocation_end.get()
+                if until is None:
+                    give_up = attempt >= self._rate_limit_retries
+                else:
+                    give_up = time.monotonic() + pause + RATE_LIMIT_RESERVE_SECONDS > until
+                if give_up:
                     raise TransientBillingError(_describe(error)) from None
-                self._sleep(min(8.0, 0.5 * 2**attempt) * random.uniform(0.5, 1.0))  # noqa: S311 - jitter
+                self._sleep(pause)
+                attempt += 1
+                continue
             except (stripe.APIConnectionError, stripe.APIError) as error:
                 raise TransientBillingError(_describe(error)) from None
             except stripe.TemporarySessionExpiredError:
@@ -321,7 +351,6 @@ class StripeBillingGateway:
                 if status >= 500 or status == 409:
                     raise TransientBillingError(_describe(error)) from None
                 raise PermanentBillingError(_describe(error)) from None
-        raise AssertionError("unreachable")
 
 
 class _SessionExpiredError(Exception):
