@@ -274,7 +274,7 @@ def test_lifecycle_events_reach_stripe_through_queues_of_bounded_concurrency(
     assert set(routes) == {"ProvisionSuccessFunction", "TenantUpdatedFunction", "TenantDeletedFunction"}
     for function, route in routes.items():
         assert route.queue_id == QUEUED_FUNCTIONS[function]
-        assert route.maximum_concurrency == 10  # the default: test mode's 25 requests a second
+        assert route.maximum_concurrency == 15  # the default, sized for test mode's 25 requests a second
         mapping = template["Resources"][function]["Properties"]["Events"]
         [source] = mapping.values()
         assert source["Properties"]["ScalingConfig"] == {

@@ -42,6 +42,7 @@ PRICE_CACHE_SECONDS = 300.0
 SESSION_MARGIN_SECONDS = 60.0
 RATE_LIMIT_MAX_PAUSE = 2.0  # seconds: the longest single wait after a 429
 RATE_LIMIT_RESERVE_SECONDS = 8.0  # of an invocation's time, kept for the work after the wait
+RATE_LIMIT_MAX_RETRIES = 20  # however much time is left
 
 # When the current invocation must be done (time.monotonic()), set per invocation by `invocation_end`.
 _invocation_end: ContextVar[float | None] = ContextVar("invocation_end", default=None)
@@ -330,7 +331,8 @@ class StripeBillingGateway:
                 if until is None:
                     give_up = attempt >= self._rate_limit_retries
                 else:
-                    give_up = time.monotonic() + pause + RATE_LIMIT_RESERVE_SECONDS > until
+                    late = time.monotonic() + pause + RATE_LIMIT_RESERVE_SECONDS > until
+                    give_up = late or attempt >= RATE_LIMIT_MAX_RETRIES
                 if give_up:
                     raise TransientBillingError(_describe(error)) from None
                 self._sleep(pause)
