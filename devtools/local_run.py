@@ -3,7 +3,8 @@
 AWS is a moto server on loopback (tables from template.yaml, a bus, the Stripe secret); Stripe is the
 project's emulator, or real Stripe in test mode when STRIPE_API_KEY holds a test-mode key. Each
 EventBridge event in events/ goes, in process, to the handler(s) whose rule in the template matches
-it, exactly as the deployed rules would route it; its times are first moved forward by as much as has
+it, as the deployed rules route it (a function behind a queue gets the event as the queue's record
+carries it, on its own, and answers with its outcome); its times are first moved forward by as much as has
 passed since the samples were written, so that usage stays inside Stripe's 35-day window. The API
 Gateway, SQS and schedule samples are for `sam local invoke` and are skipped. After the events, the
 seat sync queue is drained into SeatSyncFunction (as Lambda's poller would) and UsageFlushFunction
