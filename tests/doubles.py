@@ -353,7 +353,7 @@ class InMemoryBilling:
         self.usage = Usage(self.outbox, self.store, gateway, self.publisher, self.clock, self.meters)
         self._seats_and_usage = seats_and_usage
 
-    def lifecycle(self, owner: str | None = None) -> Lifecycle:
+    def lifecycle(self, owner: str | None = None, working_until: datetime | None = None) -> Lifecycle:
         wired = self._seats_and_usage
         return Lifecycle(
             self.store,
@@ -363,6 +363,7 @@ class InMemoryBilling:
             self.catalogue,
             120,
             owner=owner,
+            working_until=working_until,
             metered_prices=[meter.price for meter in self.meters.values() if meter.price] if wired else (),
             seats=self.seats if wired else None,
             usage=self.usage if wired else None,

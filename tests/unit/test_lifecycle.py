@@ -270,6 +270,50 @@ def test_every_delivery_order_with_a_delete_ends_closed_with_nothing_live(order:
     assert len(world.stripe.customers) <= 1
 
 
+def test_a_copy_of_a_fact_being_driven_is_in_flight_until_the_drivers_invocation_ends(world: World) -> None:
+    # A driver took the lease for the opening; its invocation runs for 30 more seconds.
+    world.stripe.fail_next["create_subscription"] = TransientBillingError("503")
+    with pytest.raises(TransientBillingError):
+        world.lifecycle(owner="driver").open_account(provision())
+    ends = world.clock.now() + timedelta(seconds=30)
+    world.store.items["t1"] = world.account().model_copy(
+        update={
+            "lease": Lease(
+                owner="driver", expires_at=world.clock.now() + timedelta(seconds=120), working_until=ends
+            )
+        }
+    )
+
+    copy = world.lifecycle(owner="copy").open_account(provision())
+    assert copy.result is Result.IN_FLIGHT  # not a failure: the driver is still at work
+    world.clock.advance(seconds=31)  # the driver's invocation is over, its lease is not
+    with pytest.raises(TransientBillingError, match="lease"):
+        world.lifecycle(owner="copy").open_account(provision())
+    world.clock.advance(seconds=90)  # the lease has expired: the retry takes over
+    assert world.lifecycle(owner="copy").open_account(provision()).result is Result.APPLIED
+    assert (len(world.stripe.customers), len(world.stripe.subscriptions)) == (1, 1)
+
+
+def test_the_lease_records_when_the_drivers_invocation_ends(world: World) -> None:
+    ends = world.clock.now() + timedelta(seconds=20)
+    world.stripe.fail_next["create_subscription"] = TransientBillingError("503")
+    seen: list[Lease | None] = []
+    save = world.store.save
+
+    def spy(account, expected_revision):  # type: ignore[no-untyped-def]
+        seen.append(account.lease)
+        return save(account, expected_revision)
+
+    world.store.save = spy  # type: ignore[method-assign]
+    with pytest.raises(TransientBillingError):
+        world.lifecycle(owner="driver", working_until=ends).open_account(provision())
+
+    taken = seen[0]
+    assert taken is not None
+    assert (taken.owner, taken.working_until) == ("driver", ends)
+    assert taken.expires_at == world.clock.now() + timedelta(seconds=120)
+
+
 def test_a_retry_that_finds_stripe_behind_under_another_lease_fails_so_the_platform_retries(
     world: World,
 ) -> None:
