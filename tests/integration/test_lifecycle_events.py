@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -222,3 +223,33 @@ def test_every_order_with_a_delete_ends_closed_with_no_live_subscription(
     customers = stack.emulator.client().v1.customers.list()
     assert all(c.to_dict()["metadata"].get("offboarded") == "true" for c in customers.data)
     assert len(customers.data) <= 1
+
+
+def test_through_its_queue_a_failing_event_is_received_five_times_then_dead_lettered_and_redrives(
+    stack: Stack,
+) -> None:
+    """The deployed path end to end: the rule puts the event on ProvisionSuccessQueue; while Stripe is
+    down each receive is reported failed, and after the fifth SQS moves the event, intact, to the
+    dead-letter queue. Once Stripe is back, a redrive opens the account once."""
+    stack.emulator.fault(route="POST /v1/customers", status=503, count=1000)
+    stack.put_on_bus([sample(PROVISION)])
+
+    failing = stack.run_queue("ProvisionSuccessQueue", concurrency=1, visibility_timeout=0)
+
+    assert (failing.records, failing.failed_records) == (5, 5)
+    [dead] = stack.dead_letters()
+    assert (dead["detail-type"], dead["detail"]["tenantId"]) == ("sbt_aws_provisionSuccess", TENANT)
+    account = stack.account(TENANT)
+    assert account is not None
+    assert (account["status"], account["customer_id"], account["lease"]) == ("opening", None, None)
+    assert stack.emulator.counts().get("POST /v1/subscriptions") is None
+
+    stack.emulator.admin("DELETE", "faults")
+    stack.clients.sqs().send_message(
+        QueueUrl=stack.resources.queues["ProvisionSuccessQueue"], MessageBody=json.dumps(dead)
+    )
+    redriven = stack.run_queue("ProvisionSuccessQueue", concurrency=1)
+
+    assert (redriven.records, redriven.failed_records) == (1, 0)
+    assert stack.account(TENANT)["status"] == "open"
+    assert len(stack.emulator.admin("GET", "state")["subscriptions"]) == 1
