@@ -35,6 +35,7 @@ from .billing_state import (
     tier_for_price,
 )
 from .errors import BillingError, InvalidEvent, RevisionConflict
+from .lifecycle import BILLING_FAILURE, BILLING_SUCCESS
 from .models import (
     Account,
     AccountStatus,
@@ -58,8 +59,6 @@ from .settings import TierPlan
 TOLERANCE_SECONDS = 300
 OUR_KEYS = "sbt-billing:"
 
-BILLING_SUCCESS = "sbt_aws_billingSuccess"
-BILLING_FAILURE = "sbt_aws_billingFailure"
 DEACTIVATE_REQUEST = "sbt_aws_deactivateRequest"
 ACTIVATE_REQUEST = "sbt_aws_activateRequest"
 TENANT_BILLING_UPDATED = "sbt_aws_tenantBillingUpdated"
