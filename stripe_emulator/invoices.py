@@ -164,8 +164,7 @@ def pending_items(emu: Emulator, customer: str, subscription: str | None) -> lis
     for ii in emu.store.coll("invoiceitems").values():
         if ii["invoice"] is not None or ii["customer"] != customer:
             continue
-        parent_sub = (ii.get("parent") or {}).get("subscription_details", {}).get("subscription")
-        if subscription is None or parent_sub in (None, subscription):
+        if subscription is None or subscription_id(ii) in (None, subscription):
             out.append(ii)
     return out
 
@@ -356,7 +355,9 @@ def build_invoice(
 
 
 # state transitions ------------------------------------------------------------------------------
-def finalize(emu: Emulator, inv: Obj, *, days_until_due: int | None = None) -> None:
+def finalize(emu: Emulator, inv: Obj) -> None:
+    """Draft -> open; a ``send_invoice`` invoice is due after its subscription's ``days_until_due``
+    (30 days without one)."""
     store = emu.store
     now = emu.clock.now()
     cus = store.coll("customers").get(inv["customer"])
@@ -382,6 +383,7 @@ def finalize(emu: Emulator, inv: Obj, *, days_until_due: int | None = None) -> N
     inv["hosted_invoice_url"] = f"https://invoice.stripe.com/i/acct_emulator/test_{inv['id']}"
     inv["invoice_pdf"] = f"https://pay.stripe.com/invoice/acct_emulator/test_{inv['id']}/pdf"
     if inv["collection_method"] == "send_invoice":
+        days_until_due = (_subscription_of(emu, inv) or {}).get("days_until_due")
         days = 30 if days_until_due is None else days_until_due
         inv["due_date"] = now + days * DAY
     store.record_event("invoice.finalized", inv)
@@ -418,9 +420,14 @@ def attempt_payment(emu: Emulator, inv: Obj) -> None:
         payment_failed(emu, inv)
 
 
+def subscription_id(inv: Obj) -> str | None:
+    """The id of the subscription ``inv`` belongs to, if any."""
+    sub_id = ((inv.get("parent") or {}).get("subscription_details") or {}).get("subscription")
+    return str(sub_id) if sub_id else None
+
+
 def _subscription_of(emu: Emulator, inv: Obj) -> Obj | None:
-    parent = inv.get("parent") or {}
-    sub_id = (parent.get("subscription_details") or {}).get("subscription")
+    sub_id = subscription_id(inv)
     return emu.store.coll("subscriptions").get(sub_id) if sub_id else None
 
 
@@ -529,10 +536,9 @@ def list_invoices(req: Request) -> Obj:
     method = p.enum("collection_method", ["charge_automatically", "send_invoice"])
 
     def keep(inv: Obj) -> bool:
-        parent_sub = ((inv.get("parent") or {}).get("subscription_details") or {}).get("subscription")
         return (
             (customer is None or inv["customer"] == customer)
-            and (sub is None or parent_sub == sub)
+            and (sub is None or subscription_id(inv) == sub)
             and (status is None or inv["status"] == status)
             and (method is None or inv["collection_method"] == method)
         )
@@ -552,8 +558,7 @@ def finalize_endpoint(req: Request) -> Obj:
         )
     if req.params.has("auto_advance"):
         inv["auto_advance"] = req.params.bool("auto_advance")
-    sub = _subscription_of(req.emulator, inv)
-    finalize(req.emulator, inv, days_until_due=(sub or {}).get("days_until_due"))
+    finalize(req.emulator, inv)
     return req.store.render(inv)
 
 
@@ -565,8 +570,7 @@ def pay_endpoint(req: Request) -> Obj:
     if inv["status"] == "void":
         raise invalid("This invoice has been voided and cannot be paid.", param="id")
     if inv["status"] == "draft":
-        sub = _subscription_of(req.emulator, inv)
-        finalize(req.emulator, inv, days_until_due=(sub or {}).get("days_until_due"))
+        finalize(req.emulator, inv)
         if inv["status"] == "paid":
             return req.store.render(inv)
     if p.bool("paid_out_of_band"):

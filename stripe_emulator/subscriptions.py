@@ -333,9 +333,7 @@ def on_invoice_paid(emu: Emulator, sub: Obj, inv: Obj) -> None:
         still_open = [
             i
             for i in emu.store.coll("invoices").values()
-            if i["status"] == "open"
-            and i["id"] != inv["id"]
-            and ((i.get("parent") or {}).get("subscription_details") or {}).get("subscription") == sub["id"]
+            if i["status"] == "open" and i["id"] != inv["id"] and invoices.subscription_id(i) == sub["id"]
         ]
         if not still_open:
             set_status(emu, sub, "active")
@@ -626,7 +624,7 @@ def create(req: Request) -> Obj:
         sweep_pending=False,
     )
     sub["latest_invoice"] = inv["id"]
-    invoices.finalize(emu, inv, days_until_due=days_until_due)
+    invoices.finalize(emu, inv)
     if sub["status"] == "active" and method == "charge_automatically":
         invoices.attempt_payment(emu, inv)
     return store.render(sub)
@@ -816,7 +814,7 @@ def apply_changes(emu: Emulator, sub: Obj, changes: list[Change], behavior: str,
             period=(at, at),
         )
         sub["latest_invoice"] = inv["id"]
-        invoices.finalize(emu, inv, days_until_due=sub["days_until_due"])
+        invoices.finalize(emu, inv)
         invoices.attempt_payment(emu, inv)
 
 
@@ -1030,7 +1028,7 @@ def cancel(req: Request) -> Obj:
             period=(period[0], now),
         )
         sub["latest_invoice"] = inv["id"]
-        invoices.finalize(emu, inv, days_until_due=sub["days_until_due"])
+        invoices.finalize(emu, inv)
         invoices.attempt_payment(emu, inv)
     return store.render(sub)
 
@@ -1213,7 +1211,7 @@ def _start_period(emu: Emulator, sub: Obj, start: int, reason: str, before: Obj)
     pause = sub["pause_collection"]
     if pause and pause["behavior"] == "keep_as_draft":
         return
-    invoices.finalize(emu, inv, days_until_due=sub["days_until_due"])
+    invoices.finalize(emu, inv)
     if pause and inv["status"] == "open":
         if pause["behavior"] == "void":
             invoices.void(emu, inv)

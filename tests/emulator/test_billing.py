@@ -223,6 +223,23 @@ def test_renewal_on_clock_advance_invoices_the_next_period(client: stripe.Stripe
     assert (invoice.billing_reason, invoice.total, invoice.status) == ("subscription_cycle", 3000, "open")
 
 
+def test_draft_finalized_by_a_payment_is_due_after_the_subscriptions_days(
+    client: stripe.StripeClient, admin: Admin
+) -> None:
+    # Given a send_invoice subscription due in 10 days whose renewal is kept as a draft
+    basic = _price(client, 3000, "Basic")
+    sub = _subscribe(client, basic, days_until_due=10)
+    client.v1.subscriptions.update(sub.id, params={"pause_collection": {"behavior": "keep_as_draft"}})
+    admin.advance(32 * DAY)
+    draft = _invoice(client, client.v1.subscriptions.retrieve(sub.id).latest_invoice)
+    assert draft.status == "draft"
+    # When a failed payment attempt finalizes it
+    failed = admin.call("POST", f"/_emulator/invoices/{draft.id}/fail")
+    # Then it is due 10 days after finalizing, as the subscription says (not the 30-day default)
+    assert failed["status"] == "open"
+    assert failed["due_date"] == failed["status_transitions"]["finalized_at"] + 10 * DAY
+
+
 # prorations ------------------------------------------------------------------------------------
 def _change_price(
     client: stripe.StripeClient, behavior: str
