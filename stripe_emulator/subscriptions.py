@@ -455,12 +455,36 @@ def _trial_settings(p: Params, current: Obj | None) -> Obj:
 
 
 def _has_payment_method(emu: Emulator, sub: Obj) -> bool:
-    if sub.get("default_payment_method"):
-        return True
-    cus = emu.store.coll("customers").get(sub["customer"]) or {}
-    return bool(
-        (cus.get("invoice_settings") or {}).get("default_payment_method") or cus.get("_payment_method")
+    return bool(sub.get("default_payment_method")) or (
+        invoices.payment_method_for_customer(emu, sub["customer"]) is not None
     )
+
+
+def _insert_item(
+    emu: Emulator,
+    sub: Obj,
+    price: Obj,
+    quantity: int | None,
+    metadata: dict[str, str],
+    period: tuple[int, int],
+    created: int,
+) -> Obj:
+    """A new subscription item for ``period`` (a metered price carries no quantity)."""
+    item: Obj = {
+        "id": emu.store.new_id("si"),
+        "object": "subscription_item",
+        "billing_thresholds": None,
+        "created": created,
+        "current_period_end": period[1],
+        "current_period_start": period[0],
+        "discounts": [],
+        "metadata": metadata,
+        "price": price["id"],
+        "quantity": None if _metered(price) else quantity,
+        "subscription": sub["id"],
+        "tax_rates": [],
+    }
+    return emu.store.insert("subscription_items", item)
 
 
 def create(req: Request) -> Obj:
@@ -594,21 +618,7 @@ def create(req: Request) -> Obj:
         sub["status"] = "active"
     store.insert("subscriptions", sub)
     for spec in specs:
-        item: Obj = {
-            "id": store.new_id("si"),
-            "object": "subscription_item",
-            "billing_thresholds": None,
-            "created": now,
-            "current_period_end": period_end,
-            "current_period_start": now,
-            "discounts": [],
-            "metadata": spec.metadata,
-            "price": spec.price["id"],
-            "quantity": spec.quantity,
-            "subscription": sub["id"],
-            "tax_rates": [],
-        }
-        store.insert("subscription_items", item)
+        _insert_item(emu, sub, spec.price, spec.quantity, spec.metadata, (now, period_end), now)
     store.record_event("customer.subscription.created", sub)
 
     lines = [
@@ -772,21 +782,7 @@ def apply_changes(emu: Emulator, sub: Obj, changes: list[Change], behavior: str,
                 lines.append(_proration_line(emu, sub, target_id, new_price, new_qty, at, period, False))
         # apply
         if item is None:
-            item = {
-                "id": store.new_id("si"),
-                "object": "subscription_item",
-                "billing_thresholds": None,
-                "created": now,
-                "current_period_end": period[1],
-                "current_period_start": period[0],
-                "discounts": [],
-                "metadata": apply_metadata({}, ch.metadata),
-                "price": new_price["id"],
-                "quantity": None if _metered(new_price) else new_qty,
-                "subscription": sub["id"],
-                "tax_rates": [],
-            }
-            store.insert("subscription_items", item)
+            item = _insert_item(emu, sub, new_price, new_qty, apply_metadata({}, ch.metadata), period, now)
             for line in lines:
                 details = line["parent"]["subscription_item_details"]
                 if details["subscription_item"] == "__new__":
@@ -944,9 +940,6 @@ def _update(emu: Emulator, sub: Obj, p: Params) -> None:
     if trial_end is not None:
         _set_trial_end(emu, sub, trial_end)
     _cancel_at(p, sub, _period(emu, sub)[1])
-    if sub["status"] in ("canceled",):
-        _changed(emu, sub, before)
-        return
     _changed(emu, sub, before)
 
 
