@@ -12,6 +12,11 @@ def snapshot(obj: Obj) -> Obj:
     return copy.deepcopy(obj)
 
 
+def public(obj: Obj) -> Obj:
+    """A copy of ``obj`` without the emulator's private ``_fields``, as the API shows it."""
+    return copy.deepcopy({k: v for k, v in obj.items() if not k.startswith("_")})
+
+
 def previous_attributes(before: Obj, after: Obj) -> Obj:
     """Top-level fields whose value changed, with their old values (as Stripe's events carry)."""
     prev: Obj = {}

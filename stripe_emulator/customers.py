@@ -6,7 +6,7 @@ import secrets
 from typing import TYPE_CHECKING, Any
 
 from . import search as search_mod
-from .common import previous_attributes, snapshot
+from .common import previous_attributes, public, snapshot
 from .errors import invalid
 from .params import Params, apply_metadata
 from .store import Kind, Obj
@@ -104,7 +104,7 @@ def _apply(req: Request, cus: Obj, p: Params) -> None:
 
 
 def render(cus: Obj) -> Obj:
-    return {k: v for k, v in snapshot(cus).items() if not k.startswith("_")}
+    return public(cus)
 
 
 def create(req: Request) -> Obj:

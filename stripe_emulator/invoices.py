@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Any
 
-from .common import previous_attributes, snapshot
+from .common import previous_attributes, public, snapshot
 from .errors import StripeError, invalid, missing_param
 from .params import apply_metadata
 from .store import Kind, Obj
@@ -67,7 +67,7 @@ def register(emu: Emulator) -> None:
 
 
 def render(inv: Obj) -> Obj:
-    return {k: v for k, v in snapshot(inv).items() if not k.startswith("_")}
+    return public(inv)
 
 
 # building -----------------------------------------------------------------------------------------
@@ -347,8 +347,6 @@ def build_invoice(
         net = total + inv["starting_balance"]
         inv["amount_due"] = inv["amount_remaining"] = max(0, net)
         return inv
-    if sub is not None and collection == "send_invoice":
-        inv["due_date"] = None
     store.insert("invoices", inv)
     store.record_event("invoice.created", inv)
     return inv
@@ -546,12 +544,8 @@ def list_invoices(req: Request) -> Obj:
     return req.store.paginate(req.store.newest_first("invoices", keep), p, "/v1/invoices", "invoice")
 
 
-def _draft_or_open(req: Request) -> Obj:
-    return req.store.get("invoices", req.id(), "invoice")
-
-
 def finalize_endpoint(req: Request) -> Obj:
-    inv = _draft_or_open(req)
+    inv = req.store.get("invoices", req.id(), "invoice")
     if inv["status"] != "draft":
         raise invalid(
             "This invoice is already finalized, you can't re-finalize a non-draft invoice.", param="id"
@@ -563,7 +557,7 @@ def finalize_endpoint(req: Request) -> Obj:
 
 
 def pay_endpoint(req: Request) -> Obj:
-    inv = _draft_or_open(req)
+    inv = req.store.get("invoices", req.id(), "invoice")
     p = req.params
     if inv["status"] == "paid":
         raise invalid("Invoice is already paid.", param="id")
@@ -590,13 +584,13 @@ def pay_endpoint(req: Request) -> Obj:
 
 
 def void_endpoint(req: Request) -> Obj:
-    inv = _draft_or_open(req)
+    inv = req.store.get("invoices", req.id(), "invoice")
     void(req.emulator, inv)
     return req.store.render(inv)
 
 
 def uncollectible_endpoint(req: Request) -> Obj:
-    inv = _draft_or_open(req)
+    inv = req.store.get("invoices", req.id(), "invoice")
     mark_uncollectible(req.emulator, inv)
     return req.store.render(inv)
 
@@ -628,7 +622,7 @@ def create_preview(req: Request) -> Obj:
         assert customer is not None
         items = pending_items(req.emulator, customer, None)
         if not items:
-            raise _no_upcoming(customer)
+            raise no_upcoming(customer)
         return build_invoice(
             req.emulator,
             customer=customer,
@@ -642,12 +636,8 @@ def create_preview(req: Request) -> Obj:
     return subscriptions.preview(req.emulator, sub, details)
 
 
-def _no_upcoming(customer: str) -> StripeError:
-    return StripeError(404, f"No upcoming invoices for customer: {customer}", code="invoice_upcoming_none")
-
-
 def no_upcoming(customer: str) -> StripeError:
-    return _no_upcoming(customer)
+    return StripeError(404, f"No upcoming invoices for customer: {customer}", code="invoice_upcoming_none")
 
 
 def list_invoice_items(req: Request) -> Obj:

@@ -56,7 +56,7 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-from .common import previous_attributes, snapshot
+from .common import previous_attributes, public, snapshot
 from .errors import StripeError, invalid, missing_param, no_such
 from .params import Params
 from .store import Kind, Obj
@@ -448,7 +448,7 @@ def create_session(req: Request) -> Obj:
         "_expires": now + SESSION_TTL,
     }
     _extra(req.emulator, "meter_event_sessions")[token] = session
-    return {k: v for k, v in session.items() if not k.startswith("_")}
+    return public(session)
 
 
 def authenticate_stream(emu: Emulator, header: str | None) -> str:

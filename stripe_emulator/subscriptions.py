@@ -37,7 +37,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
 
 from . import invoices, meters
-from .common import money, previous_attributes, snapshot
+from .common import money, previous_attributes, public
 from .errors import StripeError, invalid, missing_param, no_such
 from .params import Params, apply_metadata
 from .store import Kind, Obj
@@ -224,7 +224,7 @@ def _plan(price: Obj) -> Obj:
 
 
 def render_item(emu: Emulator, item: Obj) -> Obj:
-    out = {k: v for k, v in snapshot(item).items() if not k.startswith("_")}
+    out = public(item)
     if item.get("deleted"):
         return out
     price = emu.store.render(emu.store.coll("prices")[item["price"]])
@@ -236,7 +236,7 @@ def render_item(emu: Emulator, item: Obj) -> Obj:
 
 
 def render(emu: Emulator, sub: Obj) -> Obj:
-    out = {k: v for k, v in snapshot(sub).items() if not k.startswith("_")}
+    out = public(sub)
     data = [render_item(emu, i) for i in items_of(emu, sub)]
     out["items"] = {
         "object": "list",
