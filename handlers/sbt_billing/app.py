@@ -349,6 +349,18 @@ def forget_clients() -> None:
 # -- one event, end to end -----------------------------------------------------------------------
 
 
+def rejected_event(error: InvalidEvent, raw_event: object, operation: str) -> dict[str, str]:
+    """Retrying cannot fix the event: report it and answer, so that the platform does not retry it."""
+    metrics.add_metric(name="EventRejected", unit=MetricUnit.Count, value=1)
+    logger.error("event rejected", field=error.field, problem=error.problem)
+    detail = raw_event.get("detail") if isinstance(raw_event, Mapping) else None
+    tenant = detail.get("tenantId") if isinstance(detail, Mapping) else None
+    response = {"operation": operation, "result": Result.REJECTED.value, "reason": str(error)}
+    if isinstance(tenant, str):
+        response["tenant_id"] = tenant
+    return response
+
+
 _OPERATIONS: dict[Operation, Callable[[Lifecycle, TenantFacts], Outcome]] = {
     Operation.OPEN_ACCOUNT: Lifecycle.open_account,
     Operation.UPDATE_ACCOUNT: Lifecycle.update_account,
@@ -375,18 +387,7 @@ def handle_event[M: EventBridgeModel](
             known = ", ".join(sorted(settings().tier_catalogue))
             raise InvalidEvent("tier", f"unknown tier {facts.tier!r}; the catalogue has {known}")
     except InvalidEvent as error:
-        # Retrying cannot fix the event: report it and return, so the platform does not retry it.
-        metrics.add_metric(name="EventRejected", unit=MetricUnit.Count, value=1)
-        logger.error("event rejected", field=error.field, problem=error.problem)
-        detail = raw_event.get("detail") if isinstance(raw_event, Mapping) else None
-        tenant = detail.get("tenantId") if isinstance(detail, Mapping) else None
-        outcome = Outcome(
-            tenant_id=tenant if isinstance(tenant, str) else None,
-            operation=operation,
-            result=Result.REJECTED,
-            reason=str(error),
-        )
-        return outcome.as_response()
+        return rejected_event(error, raw_event, operation.value)
 
     seconds_left = context.get_remaining_time_in_millis() / 1000
     working_until = SystemClock().now() + timedelta(seconds=seconds_left)

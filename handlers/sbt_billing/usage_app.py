@@ -13,7 +13,16 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from .app import SystemClock, _aws_client, account_store, billing_gateway, logger, metrics, publisher
+from .app import (
+    SystemClock,
+    _aws_client,
+    account_store,
+    billing_gateway,
+    logger,
+    metrics,
+    publisher,
+    rejected_event,
+)
 from .errors import ConfigurationError, InvalidEvent
 from .events import TenantUserEvent, UsageEvent, parse, usage_records, user_fact
 from .seat_sync_queue import SqsSyncScheduler
@@ -70,24 +79,13 @@ def forget() -> None:
 # -- entry points ----------------------------------------------------------------------------------
 
 
-def _rejected(error: InvalidEvent, raw_event: Mapping[str, Any], operation: str) -> dict[str, Any]:
-    metrics.add_metric(name="EventRejected", unit=MetricUnit.Count, value=1)
-    logger.error("event rejected", field=error.field, problem=error.problem)
-    detail = raw_event.get("detail") if isinstance(raw_event, Mapping) else None
-    tenant = detail.get("tenantId") if isinstance(detail, Mapping) else None
-    response: dict[str, Any] = {"operation": operation, "result": "rejected", "reason": str(error)}
-    if isinstance(tenant, str):
-        response["tenant_id"] = tenant
-    return response
-
-
 def handle_user_event(raw_event: Mapping[str, Any], present: bool) -> dict[str, Any]:
     operation = "add_seat" if present else "remove_seat"
     try:
         event = parse(TenantUserEvent, raw_event)
         tenant_id, user_id, present, stamp = user_fact(event, present)
     except InvalidEvent as error:
-        return _rejected(error, raw_event, operation)
+        return rejected_event(error, raw_event, operation)
     logger.append_keys(tenant_id=tenant_id, event_id=event.id)
     service = seats()
     if service is None:
@@ -103,7 +101,7 @@ def handle_usage_event(raw_event: Mapping[str, Any]) -> dict[str, Any]:
         event = parse(UsageEvent, raw_event)
         records = usage_records(event)
     except InvalidEvent as error:
-        return _rejected(error, raw_event, "ingest_usage")
+        return rejected_event(error, raw_event, "ingest_usage")
     logger.append_keys(tenant_id=event.detail.tenant_id, event_id=event.id)
     service = usage()
     if service is None:
