@@ -241,21 +241,6 @@ def test_draft_finalized_by_a_payment_is_due_after_the_subscriptions_days(
 
 
 # prorations ------------------------------------------------------------------------------------
-def _change_price(
-    client: stripe.StripeClient, behavior: str
-) -> tuple[stripe.Subscription, stripe.Subscription]:
-    basic = _price(client, 3000, "Basic")
-    pro = _price(client, 6000, "Pro")
-    sub = _subscribe(client, basic)
-    return sub, client.v1.subscriptions.update(
-        sub.id,
-        params={
-            "items": [{"id": sub.items.data[0].id, "price": pro.id}],
-            "proration_behavior": behavior,  # type: ignore[typeddict-item]
-        },
-    )
-
-
 def test_create_prorations_adds_pending_credit_and_charge(client: stripe.StripeClient, admin: Admin) -> None:
     # Given ten days into a 31-day period on $30
     basic = _price(client, 3000, "Basic")

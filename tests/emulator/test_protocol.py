@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import urllib.request
 
@@ -130,8 +131,9 @@ def test_customer_search_by_email_pages(no_retry_client: stripe.StripeClient) ->
 
 
 def test_invalid_search_query_is_400(no_retry_client: stripe.StripeClient) -> None:
-    with pytest.raises(stripe.InvalidRequestError):
+    with pytest.raises(stripe.InvalidRequestError) as info:
         no_retry_client.v1.customers.search(params={"query": "tenant = 1"})
+    assert info.value.http_status == 400
 
 
 # idempotency ----------------------------------------------------------------------------------------
@@ -248,10 +250,20 @@ def test_key_still_replays_just_before_expiry(no_retry_client: stripe.StripeClie
     assert no_retry_client.v1.customers.create(options={"idempotency_key": "k8"}).id == first.id
 
 
-def test_get_ignores_idempotency_key(emulator: StripeEmulator) -> None:
-    req = urllib.request.Request(
-        emulator.url + "/v1/customers",
-        headers={"Authorization": "Bearer sk_test_x", "Idempotency-Key": "k9"},
-    )
-    with urllib.request.urlopen(req) as resp:
-        assert resp.headers.get("Idempotent-Replayed") is None
+def test_get_ignores_idempotency_key(emulator: StripeEmulator, admin: Admin) -> None:
+    def list_customers() -> tuple[int, str | None]:
+        req = urllib.request.Request(
+            emulator.url + "/v1/customers",
+            headers={"Authorization": "Bearer sk_test_x", "Idempotency-Key": "k9"},
+        )
+        with urllib.request.urlopen(req) as resp:
+            return len(json.loads(resp.read())["data"]), resp.headers.get("Idempotent-Replayed")
+
+    # Given a list fetched with a key, then a new customer
+    assert list_customers() == (0, None)
+    make_client(emulator.url).v1.customers.create()
+    # When the same GET is sent again with the same key
+    # Then it runs afresh (not a replay of the first answer) and the key was not saved
+    assert list_customers() == (1, None)
+    saved = admin.call("GET", "/_emulator/idempotency")["data"]
+    assert "k9" not in [e["idempotency_key"] for e in saved]
