@@ -19,6 +19,7 @@ from typing import Any
 
 import stripe
 
+from devtools.local_run import sqs_event
 from devtools.moto_server import (
     AwsClients,
     EventCapture,
@@ -221,15 +222,12 @@ class Stack:
                         return
                     time.sleep(0.05)
                     continue
-                event = {"Records": [_sqs_record(message, queue_url) for message in messages]}
                 try:
-                    result = self.invoke(route.function_id, event)
-                    failed = {failure["itemIdentifier"] for failure in result.get("batchItemFailures", [])}
+                    result = self.invoke(route.function_id, _sqs_event(messages, queue_url))
+                    failed = _failed_ids(result)
                 except Exception:
                     failed = {message["MessageId"] for message in messages}
-                for message in messages:
-                    if message["MessageId"] not in failed:
-                        sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+                _delete_all_but(sqs, queue_url, messages, failed)
                 with lock:
                     run.invocations += 1
                     run.records += len(messages)
@@ -285,27 +283,8 @@ class Stack:
             messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
             if not messages:
                 return batches
-            event = {
-                "Records": [
-                    {
-                        "messageId": m["MessageId"],
-                        "receiptHandle": m["ReceiptHandle"],
-                        "body": m["Body"],
-                        "attributes": {},
-                        "messageAttributes": {},
-                        "md5OfBody": m["MD5OfBody"],
-                        "eventSource": "aws:sqs",
-                        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:seat-sync",
-                        "awsRegion": "us-east-1",
-                    }
-                    for m in messages
-                ]
-            }
-            result = self.invoke("SeatSyncFunction", event)
-            failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
-            for m in messages:
-                if m["MessageId"] not in failed:
-                    sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
+            result = self.invoke("SeatSyncFunction", _sqs_event(messages, queue_url))
+            _delete_all_but(sqs, queue_url, messages, _failed_ids(result))
             batches += 1
 
 
@@ -316,28 +295,36 @@ class QueueRun:
     failed_records: int = 0
 
 
-def _sqs_record(message: Mapping[str, Any], queue_url: str) -> dict[str, Any]:
-    """A received SQS message as Lambda's event source mapping hands it to the function."""
+def _sqs_event(messages: Sequence[Mapping[str, Any]], queue_url: str) -> dict[str, Any]:
+    """Received SQS messages as Lambda's event source mapping hands them to the function."""
     name = queue_url.rsplit("/", 1)[-1]
-    body = message["Body"]
+    arn = f"arn:aws:sqs:us-east-1:123456789012:{name}"
+    return sqs_event([_with_envelope_account(message) for message in messages], arn, "us-east-1")
+
+
+def _with_envelope_account(message: Mapping[str, Any]) -> Mapping[str, Any]:
+    """moto's rule targets leave out the EventBridge envelope's account, which EventBridge always sets."""
     try:
-        envelope = json.loads(body)
+        envelope = json.loads(message["Body"])
     except ValueError:
-        envelope = None
+        return message
     if isinstance(envelope, dict) and "detail-type" in envelope and "account" not in envelope:
-        # moto's rule targets leave out the envelope's account, which EventBridge always sets.
-        body = json.dumps({**envelope, "account": "123456789012"})
-    return {
-        "messageId": message["MessageId"],
-        "receiptHandle": message["ReceiptHandle"],
-        "body": body,
-        "attributes": dict(message.get("Attributes", {})),
-        "messageAttributes": {},
-        "md5OfBody": message["MD5OfBody"],
-        "eventSource": "aws:sqs",
-        "eventSourceARN": f"arn:aws:sqs:us-east-1:123456789012:{name}",
-        "awsRegion": "us-east-1",
-    }
+        return {**message, "Body": json.dumps({**envelope, "account": "123456789012"})}
+    return message
+
+
+def _failed_ids(result: Mapping[str, Any]) -> set[str]:
+    """The ids of the records a function's batch response reports as failed."""
+    return {failure["itemIdentifier"] for failure in result.get("batchItemFailures", [])}
+
+
+def _delete_all_but(
+    sqs: Any, queue_url: str, messages: Sequence[Mapping[str, Any]], failed: set[str]
+) -> None:
+    """Deletes the messages a batch got through; the failed ones come back after their visibility timeout."""
+    for message in messages:
+        if message["MessageId"] not in failed:
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
 
 
 @contextmanager
