@@ -24,6 +24,7 @@ from devtools.local_run import (
     LOCAL_TIER_CATALOGUE,
     LOCAL_USAGE_METERS,
     SEAT_PRICE,
+    delivery,
     rebased,
     seed_catalogue,
     seed_meters,
@@ -387,16 +388,6 @@ def test_sample_events_route_to_their_functions() -> None:
         assert [route.function_id for route in routes_for(event, routes)] == [name], stem
 
 
-def sample_kind(event: dict[str, Any]) -> str:
-    if "httpMethod" in event:
-        return "api"
-    if "Records" in event:
-        return "sqs"
-    if event.get("source") == "aws.events" and event.get("detail-type") == "Scheduled Event":
-        return "schedule"
-    return "eventbridge"
-
-
 def test_every_sample_event_reaches_exactly_one_function(template: dict[str, Any]) -> None:
     """No orphan samples: each is routed by a bus rule, or is the SQS batch / schedule event of its
     function, or an API Gateway request for one of the template's routes."""
@@ -411,7 +402,7 @@ def test_every_sample_event_reaches_exactly_one_function(template: dict[str, Any
     assert len(samples) >= 16
     for path in samples:
         event = json.loads(path.read_text())
-        kind = sample_kind(event)
+        kind = delivery(path, event)  # as scripts/local-run tells them apart
         matched = [route.function_id for route in routes_for(event, routes)] if kind == "eventbridge" else []
         if kind == "eventbridge":
             assert len(matched) == 1, path.name
