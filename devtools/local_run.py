@@ -711,11 +711,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 invocations.append(run_flush(handlers["UsageFlushFunction"], now))
         published = capture.drain()
 
-        tenant_ids = {
-            str(row.get("tenantId")) for row in accounts(clients, resources.tables["AccountsTable"])
-        }
-        state = stripe_state(client, catalogue, tenant_ids if real_key else None)
         account_rows = accounts(clients, resources.tables["AccountsTable"])
+        tenant_ids = {str(row.get("tenantId")) for row in account_rows}
+        state = stripe_state(client, catalogue, tenant_ids if real_key else None)
         usage_rows = (
             accounts(clients, resources.tables["UsageTable"]) if "UsageTable" in resources.tables else []
         )
