@@ -82,21 +82,17 @@ def one_round(tenants: int) -> dict[str, float]:
 
 
 def sqs_batch(event: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "Records": [
-            {
-                "messageId": event["id"],
-                "receiptHandle": "bench",
-                "body": json.dumps(event),
-                "attributes": {"ApproximateReceiveCount": "1"},
-                "messageAttributes": {},
-                "md5OfBody": "",
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:ProvisionSuccessQueue",
-                "awsRegion": "us-east-1",
-            }
-        ]
+    """An SQS batch of one, as the provisioning queue's event source mapping hands it to the function."""
+    from devtools.local_run import sqs_event
+
+    message = {
+        "MessageId": event["id"],
+        "ReceiptHandle": "bench",
+        "Body": json.dumps(event),
+        "Attributes": {"ApproximateReceiveCount": "1"},
+        "MD5OfBody": "",
     }
+    return sqs_event([message], "arn:aws:sqs:us-east-1:123456789012:ProvisionSuccessQueue", "us-east-1")
 
 
 def handler_round(tenants: int) -> tuple[float, float]:
