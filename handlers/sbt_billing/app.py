@@ -35,7 +35,7 @@ from botocore.config import Config
 from .billing_state import BillingServices, GatePolicy
 from .errors import ConfigurationError, InvalidEvent, TransientBillingError
 from .events import parse
-from .lifecycle import Lifecycle
+from .lifecycle import Lifecycle, tier_plan
 from .models import Frozen, Operation, Outcome, Result, TenantFacts
 from .sbt_bus import EventBridgePublisher
 from .settings import Settings, settings
@@ -383,9 +383,8 @@ def handle_event[M: EventBridgeModel](
         logger.append_keys(event_id=event.id, detail_type=event.detail_type)
         facts = to_facts(event)
         logger.append_keys(tenant_id=facts.tenant_id)
-        if facts.tier is not None and facts.tier not in settings().tier_catalogue:
-            known = ", ".join(sorted(settings().tier_catalogue))
-            raise InvalidEvent("tier", f"unknown tier {facts.tier!r}; the catalogue has {known}")
+        if facts.tier is not None:
+            tier_plan(settings().tier_catalogue, facts.tier)
     except InvalidEvent as error:
         return rejected_event(error, raw_event, operation.value)
 

@@ -50,6 +50,15 @@ BILLING_FAILURE = "sbt_aws_billingFailure"
 KEY_WINDOW_MARGIN = timedelta(hours=23)
 
 
+def tier_plan(catalogue: Mapping[str, TierPlan], tier: str) -> TierPlan:
+    """The catalogue's plan for `tier`; an unknown tier is a bad event (retrying cannot fix it)."""
+    plan = catalogue.get(tier)
+    if plan is None:
+        known = ", ".join(sorted(catalogue))
+        raise InvalidEvent("tier", f"unknown tier {tier!r}; the catalogue has {known}")
+    return plan
+
+
 class Lifecycle:
     def __init__(
         self,
@@ -81,7 +90,7 @@ class Lifecycle:
 
     def open_account(self, facts: TenantFacts) -> Outcome:
         if facts.tier is not None:
-            self._plan(facts.tier, field="tier")
+            tier_plan(self._catalogue, facts.tier)
 
         def merge(account: Account) -> Account:
             merged = account.model_copy(update={"desired": account.desired.merge(facts)})
@@ -93,7 +102,7 @@ class Lifecycle:
 
     def update_account(self, facts: TenantFacts) -> Outcome:
         if facts.tier is not None:
-            self._plan(facts.tier, field="tier")
+            tier_plan(self._catalogue, facts.tier)
         return self._run(
             Operation.UPDATE_ACCOUNT,
             facts,
@@ -245,19 +254,12 @@ class Lifecycle:
 
     def prices_for(self, tier: str) -> PlanPrices:
         """The price ids a subscription on `tier` carries (lookup keys resolved, cached per container)."""
-        plan = self._plan(tier, field="tier")
+        plan = tier_plan(self._catalogue, tier)
         return PlanPrices(
             base=self._billing.price_for(plan.price),
             seats=self._billing.price_for(plan.seat_price) if plan.seat_price else None,
             metered=tuple(self._billing.price_for(price) for price in self._metered_prices),
         )
-
-    def _plan(self, tier: str, field: str) -> TierPlan:
-        plan = self._catalogue.get(tier)
-        if plan is None:
-            known = ", ".join(sorted(self._catalogue))
-            raise InvalidEvent(field, f"unknown tier {tier!r}; the catalogue has {known}")
-        return plan
 
     def _publish_success(self, operation: Operation, account: Account) -> None:
         detail: dict[str, object] = {
