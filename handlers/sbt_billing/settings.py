@@ -99,11 +99,6 @@ class Settings(BaseModel):
     publish_activate_requests: Annotated[bool, Field(alias="PUBLISH_ACTIVATE_REQUESTS")] = False
     publish_billing_updates: Annotated[bool, Field(alias="PUBLISH_BILLING_UPDATES")] = True
 
-    @field_validator("webhook_secret_name", mode="before")
-    @classmethod
-    def _blank_is_none(cls, value: Any) -> Any:
-        return None if isinstance(value, str) and not value.strip() else value
-
     @field_validator("gate_allowed_states", mode="before")
     @classmethod
     def _parse_states(cls, value: Any) -> Any:
@@ -157,7 +152,7 @@ class Settings(BaseModel):
             else value
         )
 
-    @field_validator("usage_table", "seat_sync_queue_url", mode="before")
+    @field_validator("usage_table", "seat_sync_queue_url", "webhook_secret_name", mode="before")
     @classmethod
     def _blank_is_absent(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
