@@ -38,7 +38,7 @@ from .billing_state import (
     read_billing,
 )
 from .errors import ConfigurationError, PermanentBillingError, TransientBillingError
-from .models import BillingState
+from .models import Account, BillingState
 
 TITLE = "SBT Stripe billing API"
 VERSION = "1.0.0"
@@ -275,10 +275,7 @@ def make_resolver(
     )
     def get_status(tenantId: TenantId) -> GateStatus:  # noqa: N803 - the path's own name
         current = services()
-        account = current.store.get(tenantId)
-        if account is None:
-            raise _unknown(tenantId)
-        return GateStatus.of(tenantId, decide(account, current.gate))
+        return GateStatus.of(tenantId, decide(_account(current, tenantId), current.gate))
 
     @app.get(
         "/tenants/<tenantId>/billing",
@@ -295,9 +292,7 @@ def make_resolver(
         ] = None,
     ) -> TenantBillingOut:
         current = services()
-        account = current.store.get(tenantId)
-        if account is None:
-            raise _unknown(tenantId)
+        account = _account(current, tenantId)
         try:
             billing = read_billing(
                 account,
@@ -385,8 +380,12 @@ def _require_iam_caller(app: APIGatewayRestResolver, next_middleware: NextMiddle
     return next_middleware(app)
 
 
-def _unknown(tenant_id: str) -> ApiError:
-    return ApiError(HTTPStatus.NOT_FOUND, "tenant_not_found", "No billing account for this tenant.")
+def _account(services: BillingServices, tenant_id: str) -> Account:
+    """The tenant's account item, or 404."""
+    account = services.store.get(tenant_id)
+    if account is None:
+        raise ApiError(HTTPStatus.NOT_FOUND, "tenant_not_found", "No billing account for this tenant.")
+    return account
 
 
 def _error(
