@@ -3,9 +3,10 @@
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from sbt_billing.app import handle_queued_events, logger, metrics
+from sbt_billing.app import logger, metrics
 from sbt_billing.events import TenantDeletedEvent, deletion_facts
 from sbt_billing.models import Operation
+from sbt_billing.queues import handle_queued_events
 
 
 @logger.inject_lambda_context(clear_state=True)

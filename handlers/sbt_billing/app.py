@@ -18,8 +18,6 @@ import boto3
 import stripe
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
     IdempotencyConfig,
@@ -404,37 +402,3 @@ def handle_event[M: EventBridgeModel](
     log = logger.warning if outcome.result is Result.FAILED else logger.info
     log("event processed", result=outcome.result.value, reason=outcome.reason)
     return outcome.as_response()
-
-
-def handle_queued_events[M: EventBridgeModel](
-    raw_event: Mapping[str, Any],
-    context: LambdaContext,
-    model: type[M],
-    to_facts: Callable[[M], TenantFacts],
-    operation: Operation,
-) -> dict[str, Any]:
-    """What the function's queue delivers: an SQS batch whose bodies are the EventBridge events the
-    rule put there. A record that may succeed later (Stripe or DynamoDB unavailable, throttled, the
-    tenant leased by a dead invocation) is reported as a batch item failure, so SQS delivers it
-    again after its visibility timeout and moves it to the dead-letter queue after the last receive;
-    every other record is done (applied, unchanged, in flight elsewhere, rejected, failed and
-    reported) and leaves the queue.
-
-    A bare EventBridge event (`sam local invoke` with a sample, or a rule that targets the function
-    directly) is handled as one, and answered with its outcome."""
-    if "Records" not in raw_event:
-        return handle_event(raw_event, context, model, to_facts, operation)
-
-    def record_handler(record: SQSRecord) -> None:
-        logger.remove_keys(["event_id", "detail_type", "tenant_id"])
-        try:
-            body: Any = json.loads(record.body)
-        except ValueError:
-            body = record.body  # not JSON: rejected below, as any malformed event
-        handle_event(body, context, model, to_facts, operation)
-
-    processor = BatchProcessor(event_type=EventType.SQS)
-    response = process_partial_response(
-        event=dict(raw_event), record_handler=record_handler, processor=processor, context=context
-    )
-    return dict(response)

@@ -1,17 +1,13 @@
-"""Wiring for seats and metered usage: factories (cached per container) and the four entry points'
-bodies: user events, usage events, the seat sync (SQS) and the scheduled usage flush."""
+"""Wiring for seats and metered usage: factories (cached per container) and the entry points' bodies
+for user events, usage events and the scheduled usage flush (the seat sync's SQS batch: queues.py)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from .app import (
     SystemClock,
@@ -124,29 +120,3 @@ def handle_usage_flush() -> dict[str, Any]:
     metrics.add_metric(name="UsageRecordsSent", unit=MetricUnit.Count, value=sent)
     logger.info("pending usage flushed", sent=sent)
     return {"operation": "flush_usage", "sent": sent}
-
-
-def handle_seat_sync(raw_event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """SQS batch: one sync per tenant named in the batch; a failed tenant's messages are retried."""
-    service = seats()
-    if service is None:
-        raise ConfigurationError("seats need USAGE_TABLE and SEAT_SYNC_QUEUE_URL")
-
-    def sync(record: SQSRecord) -> None:
-        body = json.loads(record.body)
-        outcome = service.sync(str(body["tenantId"]))
-        if outcome.updated:
-            metrics.add_metric(name="SeatQuantityUpdated", unit=MetricUnit.Count, value=1)
-        logger.info(
-            "seats synced",
-            tenant_id=outcome.tenant_id,
-            quantity=outcome.quantity,
-            updated=outcome.updated,
-            rescheduled=outcome.rescheduled,
-        )
-
-    processor = BatchProcessor(event_type=EventType.SQS)
-    response = process_partial_response(
-        event=dict(raw_event), record_handler=sync, processor=processor, context=context
-    )
-    return dict(response)
