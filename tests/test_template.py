@@ -32,6 +32,7 @@ from devtools.local_run import (
 from devtools.moto_server import AwsClients, EventCapture, LocalResources, aws_environment, create_resources
 from devtools.template import (
     ROOT,
+    dead_letter_sources,
     event_routes,
     function_handlers,
     load_template,
@@ -210,16 +211,17 @@ def assert_retries_boundedly_then_dead_letters(rule_id: str, properties: dict[st
         "MaximumEventAgeInSeconds": {"Ref": "RuleMaximumEventAgeSeconds"},
     }, f"{rule_id} has no bounded RetryPolicy"
     dead_letter = properties.get("DeadLetterConfig", {})
-    assert dead_letter == {"Arn": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}}, (
-        f"{rule_id} does not dead-letter"
-    )
+    own = {source.source: source.queue_id for source in dead_letter_sources() if source.kind == "rule"}
+    assert rule_id in own, f"{rule_id} does not dead-letter"
+    assert dead_letter == {"Arn": {"Fn::GetAtt": [own[rule_id], "Arn"]}}
 
 
 def test_every_rule_retries_boundedly_then_dead_letters(template: dict[str, Any]) -> None:
     routes = event_routes({"EventBusName": "bus"})
     assert {route.function_id for route in routes} == RULE_FUNCTIONS
     for route in routes:
-        assert_retries_boundedly_then_dead_letters(f"{route.function_id}.{route.rule_id}", route.properties)
+        rule_id = route.rule_id if route.queue_id else f"{route.function_id}{route.rule_id}"
+        assert_retries_boundedly_then_dead_letters(rule_id, route.properties)
         assert route.event_bus == "bus"  # the existing SBT bus, by parameter
     parameters = template["Parameters"]
     assert int(parameters["RuleMaximumRetryAttempts"]["MaxValue"]) <= 185
@@ -255,9 +257,10 @@ def test_every_queue_redrives_to_the_dead_letter_queue_and_its_function_reports_
         if event["Type"] == "SQS"
     }
     assert set(sources) == set(QUEUED_FUNCTIONS)
+    own = {source.source: source.queue_id for source in dead_letter_sources() if source.kind == "queue"}
     for function, queue_id in QUEUED_FUNCTIONS.items():
         queue = template["Resources"][queue_id]["Properties"]
-        assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
+        assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": [own[queue_id], "Arn"]}
         assert 1 <= int(queue["RedrivePolicy"]["maxReceiveCount"]) <= 10
         assert queue.get("SqsManagedSseEnabled") is True or "KmsMasterKeyId" in queue
         # AWS's advice for an SQS event source: a visibility timeout of at least six function timeouts.
@@ -306,15 +309,55 @@ def test_only_this_stacks_lifecycle_rules_may_send_to_the_lifecycle_queues(templ
     assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
 
-def test_failed_async_invocations_go_to_the_same_dead_letter_queue(template: dict[str, Any]) -> None:
-    config = template["Globals"]["Function"]["EventInvokeConfig"]
-    assert config["MaximumRetryAttempts"] == 2
+ASYNC_FUNCTIONS = {"TenantUsersFunction", "UsageIngestFunction", "UsageFlushFunction"}  # a rule invokes them
+
+
+def test_failed_async_invocations_go_to_a_dead_letter_queue_of_their_own(template: dict[str, Any]) -> None:
+    assert (
+        "EventInvokeConfig" not in template["Globals"]["Function"]
+    )  # only where Lambda invokes asynchronously
     assert int(template["Parameters"]["AsyncMaximumEventAgeSeconds"]["MaxValue"]) <= 21600
-    on_failure = config["DestinationConfig"]["OnFailure"]
-    assert on_failure["Type"] == "SQS"
-    assert on_failure["Destination"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
-    queue = template["Resources"]["DeadLetterQueue"]["Properties"]
-    assert queue.get("SqsManagedSseEnabled") is True or "KmsMasterKeyId" in queue
+    own = {source.source: source.queue_id for source in dead_letter_sources() if source.kind == "async"}
+    assert set(own) == ASYNC_FUNCTIONS
+    for name in FUNCTIONS:
+        config = template["Resources"][name]["Properties"].get("EventInvokeConfig")
+        if name not in ASYNC_FUNCTIONS:
+            assert config is None, name
+            continue
+        assert config["MaximumRetryAttempts"] == 2
+        on_failure = config["DestinationConfig"]["OnFailure"]
+        assert on_failure == {"Type": "SQS", "Destination": {"Fn::GetAtt": [own[name], "Arn"]}}
+
+
+def test_each_dead_letter_queue_holds_the_failures_of_one_source_only(template: dict[str, Any]) -> None:
+    """Raw events a rule could not deliver, records a queue gave up on and Lambda's failure records
+    never share a queue, so a redrive cannot send one source's messages to another's consumer."""
+    sources = dead_letter_sources()
+    queues = [source.queue_id for source in sources]
+    assert len(queues) == len(set(queues)), "a dead-letter queue serves two sources"
+    consumed = set(QUEUED_FUNCTIONS.values())
+    for source in sources:
+        queue = template["Resources"][source.queue_id]
+        assert queue["Type"] == "AWS::SQS::Queue", source
+        assert source.queue_id not in consumed, f"{source.queue_id} feeds a function"
+        assert queue["Properties"].get("SqsManagedSseEnabled") is True, source.queue_id
+        assert int(queue["Properties"]["MessageRetentionPeriod"]) == 1209600, source.queue_id
+        if source.kind != "queue":  # no queue may make it its dead-letter queue
+            assert queue["Properties"]["RedriveAllowPolicy"] == {"redrivePermission": "denyAll"}
+        alarm = template["Resources"][f"{source.queue_id}Alarm"]["Properties"]
+        assert alarm["Dimensions"] == [
+            {"Name": "QueueName", "Value": {"Fn::GetAtt": [source.queue_id, "QueueName"]}}
+        ]
+        assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    # Every source has one: every queue a function reads, every rule, every asynchronous function.
+    rules = {
+        route.rule_id if route.queue_id else f"{route.function_id}{route.rule_id}"
+        for route in event_routes({"EventBusName": "bus"})
+    }
+    expected = {("queue", queue) for queue in consumed}
+    expected |= {("rule", rule) for rule in rules | set(schedules(template))}
+    expected |= {("async", function) for function in ASYNC_FUNCTIONS}
+    assert {(source.kind, source.source) for source in sources} == expected
 
 
 def test_the_stack_creates_no_event_bus(template: dict[str, Any]) -> None:
@@ -447,26 +490,49 @@ def test_older_sbt_detail_types_are_a_parameter_away() -> None:
     assert routes_for(prefixed, routes) == []
 
 
-def test_every_setting_reaches_every_function() -> None:
+def test_each_function_has_an_environment_of_its_own_that_settings_accept(template: dict[str, Any]) -> None:
+    """Globals hold only Powertools' own variables; each function names the settings it reads (which
+    exactly: tests/test_least_privilege.py, from what its code reads over every sample)."""
     from sbt_billing.settings import Settings
 
+    shared = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert all(name.startswith("POWERTOOLS_") for name in shared)
     names = RESOURCE_NAMES
     handlers = function_handlers({"EventBusName": "bus", "StripeSecretName": "secret"}, names)
     assert set(handlers) == set(FUNCTIONS)
+    known = {field.alias for field in Settings.model_fields.values() if field.alias}
     local_only = {"STRIPE_API_KEY", "STRIPE_API_BASE"}
-    expected = {field.alias for field in Settings.model_fields.values() if field.alias} - local_only
-    for handler in handlers.values():
-        assert handler.unresolved == {}
-        assert expected | {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"} <= set(
-            handler.environment
-        )
+    for name, handler in handlers.items():
+        assert handler.unresolved == {}, name
+        own = {variable for variable in handler.environment if not variable.startswith("POWERTOOLS_")}
+        assert own <= known - local_only, (name, own - known)
         assert "POWERTOOLS_LOG_LEVEL" in handler.environment
-        assert not local_only & set(handler.environment)
         settings = Settings.from_environment(handler.environment)
         assert settings.lease_seconds > handler.timeout
-        assert set(settings.tier_catalogue) == {"basic", "standard", "premium"}
-        assert (settings.usage_table, settings.seat_sync_queue_url) == ("usage", names["SeatSyncQueue"])
-        assert settings.user_created_detail_types == {"sbt_aws_tenantUserCreated"}
+    lifecycle = Settings.from_environment(handlers["ProvisionSuccessFunction"].environment)
+    assert set(lifecycle.tier_catalogue) == {"basic", "standard", "premium"}
+    assert (lifecycle.usage_table, lifecycle.seat_sync_queue_url) == ("usage", names["SeatSyncQueue"])
+    users = Settings.from_environment(handlers["TenantUsersFunction"].environment)
+    assert users.user_created_detail_types == {"sbt_aws_tenantUserCreated"}
+    # The user function never reaches Stripe, the accounts or the bus: it is given none of them.
+    assert not {"STRIPE_SECRET_NAME", "ACCOUNTS_TABLE", "EVENT_BUS_NAME"} & set(
+        handlers["TenantUsersFunction"].environment
+    )
+
+
+def test_the_http_functions_hold_only_the_read_key_when_one_is_given() -> None:
+    parameters = {"EventBusName": "bus", "StripeSecretName": "secret", "StripeReadSecretName": "read"}
+    handlers = function_handlers(parameters, RESOURCE_NAMES)
+    for name in HTTP_FUNCTIONS:
+        assert "STRIPE_SECRET_NAME" not in handlers[name].environment, name
+        assert handlers[name].environment["STRIPE_READ_SECRET_NAME"] == "read"
+    for name in set(FUNCTIONS) - HTTP_FUNCTIONS - {"TenantUsersFunction"}:
+        assert handlers[name].environment["STRIPE_SECRET_NAME"] == "secret", name
+        assert "STRIPE_READ_SECRET_NAME" not in handlers[name].environment, name
+    without = function_handlers({"EventBusName": "bus", "StripeSecretName": "secret"}, RESOURCE_NAMES)
+    for name in HTTP_FUNCTIONS:
+        assert without[name].environment["STRIPE_SECRET_NAME"] == "secret"
+        assert without[name].environment["STRIPE_READ_SECRET_NAME"] == ""
 
 
 def test_the_user_rule_and_the_created_detail_types_agree() -> None:
@@ -518,9 +584,14 @@ def test_no_parameter_environment_variable_or_samconfig_holds_a_secret(template:
     for handler in function_handlers({"EventBusName": "bus", "StripeSecretName": "secret"}).values():
         assert "STRIPE_API_KEY" not in handler.environment
         assert not SECRET_PATTERN.search(json.dumps(handler.environment))
-    assert template["Globals"]["Function"]["Environment"]["Variables"]["STRIPE_SECRET_NAME"] == {
-        "Ref": "StripeSecretName"
-    }
+    for name in FUNCTIONS:
+        variables = template["Resources"][name]["Properties"]["Environment"]["Variables"]
+        assert not SECRET_PATTERN.search(json.dumps(variables)), name
+        assert variables.get("STRIPE_SECRET_NAME") in (
+            None,
+            {"Ref": "StripeSecretName"},
+            {"Fn::If": ["HasStripeReadSecret", {"Ref": "AWS::NoValue"}, {"Ref": "StripeSecretName"}]},
+        ), name
     samconfig = (ROOT / "samconfig.toml").read_text()
     tomllib.loads(samconfig)
     assert not SECRET_PATTERN.search(samconfig)
@@ -537,19 +608,44 @@ SECRET_ARN = {
     ]
 }
 ACCOUNTS_CRUD = {"DynamoDBCrudPolicy": {"TableName": {"Ref": "AccountsTable"}}}
+ACCOUNTS_READ = {"DynamoDBReadPolicy": {"TableName": {"Ref": "AccountsTable"}}}
 USAGE_CRUD = {"DynamoDBCrudPolicy": {"TableName": {"Ref": "UsageTable"}}}
+USAGE_READ = {"DynamoDBReadPolicy": {"TableName": {"Ref": "UsageTable"}}}
+IDEMPOTENCY_CRUD = {"DynamoDBCrudPolicy": {"TableName": {"Ref": "IdempotencyTable"}}}
 STRIPE_SECRET = {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": SECRET_ARN}}
+READ_SECRET_ARN = {
+    "Fn::If": [
+        "StripeReadSecretIsArn",
+        {"Ref": "StripeReadSecretName"},
+        {
+            "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}"
+            ":secret:${StripeReadSecretName}-??????"
+        },
+    ]
+}
+READ_OR_WRITE_SECRET = {
+    "Fn::If": [
+        "HasStripeReadSecret",
+        {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": READ_SECRET_ARN}},
+        STRIPE_SECRET,
+    ]
+}
 PUT_EVENTS = {"EventBridgePutEventsPolicy": {"EventBusName": {"Ref": "EventBusName"}}}
 SEND_SEAT_SYNC = {"SQSSendMessagePolicy": {"QueueName": {"Fn::GetAtt": ["SeatSyncQueue", "QueueName"]}}}
-# Lifecycle functions apply each fact once by the account record itself; seats and usage are idempotent
-# by their own keys in the usage table; only the webhook keeps Powertools idempotency records. Only the
-# functions that schedule seat syncs may send to its queue.
+# What each function's code does (tests/test_least_privilege.py checks every call it makes against its
+# role): the lifecycle works on accounts, seats and usage, Stripe and the bus; the user function only
+# records users and schedules syncs; the seat sync and usage functions read accounts; the API only reads;
+# only the webhook keeps Powertools idempotency records. The API and the webhook take the read-only key
+# when there is one.
 EXPECTED_POLICIES = {
-    "lifecycle": [ACCOUNTS_CRUD, USAGE_CRUD, STRIPE_SECRET, PUT_EVENTS],
-    "users": [ACCOUNTS_CRUD, USAGE_CRUD, STRIPE_SECRET, PUT_EVENTS, SEND_SEAT_SYNC],
-    "seat_sync": [ACCOUNTS_CRUD, USAGE_CRUD, STRIPE_SECRET, PUT_EVENTS, SEND_SEAT_SYNC],
-    "usage": [ACCOUNTS_CRUD, USAGE_CRUD, STRIPE_SECRET, PUT_EVENTS],
-    "flush": [ACCOUNTS_CRUD, USAGE_CRUD, STRIPE_SECRET, PUT_EVENTS],
+    "ProvisionSuccessFunction": [ACCOUNTS_CRUD, USAGE_CRUD, STRIPE_SECRET, PUT_EVENTS],
+    "TenantUpdatedFunction": [ACCOUNTS_CRUD, USAGE_CRUD, STRIPE_SECRET, PUT_EVENTS],
+    "TenantDeletedFunction": [ACCOUNTS_CRUD, USAGE_CRUD, STRIPE_SECRET, PUT_EVENTS],
+    "TenantUsersFunction": [USAGE_CRUD, SEND_SEAT_SYNC],
+    "SeatSyncFunction": [ACCOUNTS_READ, USAGE_CRUD, STRIPE_SECRET, SEND_SEAT_SYNC],
+    "UsageIngestFunction": [ACCOUNTS_READ, USAGE_CRUD, STRIPE_SECRET, PUT_EVENTS],
+    "UsageFlushFunction": [ACCOUNTS_READ, USAGE_CRUD, STRIPE_SECRET, PUT_EVENTS],
+    "BillingApiFunction": [ACCOUNTS_READ, USAGE_READ, READ_OR_WRITE_SECRET],
 }
 
 
@@ -592,12 +688,12 @@ def wildcard_grants(policy: Any, where: str) -> list[str]:
 
 
 def test_functions_get_least_privilege(template: dict[str, Any]) -> None:
-    for name, function in FUNCTIONS.items():
+    for name in FUNCTIONS:
         properties = template["Resources"][name]["Properties"]
         assert "Role" not in properties, name
         assert "PermissionsBoundary" not in properties or properties["PermissionsBoundary"], name
-        if function.kind in EXPECTED_POLICIES:
-            assert properties["Policies"] == EXPECTED_POLICIES[function.kind], name
+        if name in EXPECTED_POLICIES:
+            assert properties["Policies"] == EXPECTED_POLICIES[name], name
 
 
 def test_no_function_is_granted_wildcard_actions_or_resources(template: dict[str, Any]) -> None:
@@ -608,8 +704,9 @@ def test_no_function_is_granted_wildcard_actions_or_resources(template: dict[str
         for problem in wildcard_grants(policy, f"{name}.Policies[{index}]")
     ]
     assert problems == []
-    for name in HTTP_FUNCTIONS:  # whatever else they need, never another queue or an unnamed secret
-        assert STRIPE_SECRET in template["Resources"][name]["Properties"]["Policies"], name
+    for name in HTTP_FUNCTIONS:  # the read-only key when there is one, never both keys
+        assert READ_OR_WRITE_SECRET in template["Resources"][name]["Properties"]["Policies"], name
+        assert STRIPE_SECRET not in template["Resources"][name]["Properties"]["Policies"], name
 
 
 def test_the_wildcard_check_catches_broad_grants() -> None:
@@ -626,18 +723,23 @@ def test_the_wildcard_check_catches_broad_grants() -> None:
     assert not wildcard_grants(ACCOUNTS_CRUD, "p")
 
 
-def test_queue_policy_lets_only_this_stacks_rules_send(template: dict[str, Any]) -> None:
-    statement = template["Resources"]["DeadLetterQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"][0]
-    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
-    assert statement["Action"] == "sqs:SendMessage"
-    rules = statement["Condition"]["ArnEquals"]["aws:SourceArn"]
-    assert sorted(rule["Fn::GetAtt"][0] for rule in rules) == sorted(
-        [
-            route.rule_id if route.queue_id else f"{route.function_id}{route.rule_id}"
-            for route in event_routes({"EventBusName": "bus"})
-        ]
-        + list(schedules(template))
-    )
+def test_each_rule_may_send_only_to_its_own_dead_letter_queue(template: dict[str, Any]) -> None:
+    policy = template["Resources"]["DeadLetterQueuesPolicy"]["Properties"]
+    sources = dead_letter_sources()
+    assert sorted(queue["Ref"] for queue in policy["Queues"]) == sorted(source.queue_id for source in sources)
+    *allows, deny = policy["PolicyDocument"]["Statement"]
+    rules = {source.queue_id: source.source for source in sources if source.kind == "rule"}
+    assert len(allows) == len(rules)
+    for statement in allows:
+        assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+        assert statement["Action"] == "sqs:SendMessage"
+        [queue, _] = statement["Resource"]["Fn::GetAtt"]
+        assert statement["Condition"] == {
+            "ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": [rules[queue], "Arn"]}}
+        }
+    assert deny["Effect"] == "Deny"
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert len(deny["Resource"]) == len(sources)
 
 
 def test_outputs_name_the_tables_queues_api_and_functions(template: dict[str, Any]) -> None:
@@ -646,7 +748,6 @@ def test_outputs_name_the_tables_queues_api_and_functions(template: dict[str, An
         "AccountsTableName",
         "IdempotencyTableName",
         "UsageTableName",
-        "DeadLetterQueueUrl",
         "SeatSyncQueueUrl",
         "ProvisionSuccessQueueUrl",
         "TenantUpdatedQueueUrl",

@@ -14,7 +14,9 @@ from .app import (
     _aws_client,
     account_store,
     billing_gateway,
+    deferred,
     logger,
+    meter_gateway,
     metrics,
     publisher,
     rejected_event,
@@ -44,8 +46,9 @@ def seats() -> Seats | None:
     return Seats(
         ledger=tenant_usage(),
         scheduler=SqsSyncScheduler(_aws_client("sqs"), config.seat_sync_queue_url),
-        accounts=account_store(),
-        billing=billing_gateway(),
+        # Recording a user needs neither: the user function reads no account and holds no Stripe key.
+        accounts=deferred(account_store),
+        billing=deferred(billing_gateway),
         delay_seconds=config.seat_sync_delay_seconds,
     )
 
@@ -57,7 +60,7 @@ def usage() -> Usage | None:
     return Usage(
         outbox=tenant_usage(),
         accounts=account_store(),
-        billing=billing_gateway(),
+        billing=meter_gateway(),
         publisher=publisher(),
         clock=SystemClock(),
         meters=config.usage_meters,
