@@ -37,6 +37,7 @@ from devtools.template import (
     function_handlers,
     load_template,
     parameter_values,
+    resolve,
     routes_for,
     table_definitions,
 )
@@ -776,6 +777,220 @@ def test_parameter_defaults_resolve_as_cloudformation_passes_them(template: dict
     assert values["FunctionMemorySize"] == "512"
     with pytest.raises(KeyError):
         parameter_values(template, {"NoSuchParameter": "x"})
+
+
+# --- Deploy-time rules ------------------------------------------------------------------------------
+
+
+def rule_refusals(template: dict[str, Any], overrides: dict[str, str]) -> list[str]:
+    """What CloudFormation's Rules section refuses for these parameter values: each rule whose
+    RuleCondition holds must have every Assert hold."""
+    values = parameter_values(template, {"EventBusName": "bus", "StripeSecretName": "s", **overrides})
+    refused = []
+    for name, rule in (template.get("Rules") or {}).items():
+        if "RuleCondition" in rule and not resolve(rule["RuleCondition"], values):
+            continue
+        refused += [
+            f"{name}: {a['AssertDescription']}"
+            for a in rule["Assertions"]
+            if not resolve(a["Assert"], values)
+        ]
+    return refused
+
+
+@pytest.mark.parametrize(
+    ("cancellation", "customer", "refused"),
+    [
+        ("immediately", "mark_offboarded", False),
+        ("immediately", "delete", False),
+        ("period_end", "mark_offboarded", False),
+        ("period_end", "delete", True),  # deleting the customer would cancel the paid period at once
+    ],
+)
+def test_a_deploy_that_would_lose_the_paid_period_is_refused(
+    template: dict[str, Any], cancellation: str, customer: str, refused: bool
+) -> None:
+    problems = rule_refusals(template, {"CancellationMode": cancellation, "CustomerOnDelete": customer})
+    assert bool(problems) is refused, problems
+
+
+def test_the_settings_refuse_what_the_deploy_refuses() -> None:
+    from sbt_billing.settings import Settings, SettingsError
+
+    with pytest.raises(SettingsError, match="period_end needs CUSTOMER_ON_DELETE mark_offboarded"):
+        Settings.from_environment({"CANCELLATION_MODE": "period_end", "CUSTOMER_ON_DELETE": "delete"})
+    assert Settings.from_environment({"CANCELLATION_MODE": "period_end"}).customer_on_delete.value == (
+        "mark_offboarded"
+    )
+
+
+# --- Least exposure ----------------------------------------------------------------------------------
+
+
+def test_the_api_stage_keeps_access_logs_without_bodies(template: dict[str, Any]) -> None:
+    api = template["Resources"]["BillingApi"]["Properties"]
+    condition, setting, otherwise = api["AccessLogSetting"]["Fn::If"]
+    assert (condition, otherwise) == ("ApiAccessLogsEnabled", {"Ref": "AWS::NoValue"})
+    assert parameter_values(template)["ApiAccessLogs"] == "enabled"
+    assert setting["DestinationArn"] == {"Fn::GetAtt": ["BillingApiAccessLogGroup", "Arn"]}
+    fields = json.loads(setting["Format"])
+    assert {"requestId", "status", "caller", "resource"} <= set(fields)
+    assert not re.search(r"requestBody|responseBody|requestOverride|\.header|querystring", setting["Format"])
+    group = template["Resources"]["BillingApiAccessLogGroup"]
+    assert group["Condition"] == "ApiAccessLogsEnabled"
+    assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+
+
+def test_the_public_webhook_is_throttled_and_its_concurrency_bounded(template: dict[str, Any]) -> None:
+    [path] = [
+        event["Properties"]["Path"]
+        for event in template["Resources"]["StripeWebhookFunction"]["Properties"]["Events"].values()
+    ]
+    settings = template["Resources"]["BillingApi"]["Properties"]["MethodSettings"]
+    [webhook] = [entry for entry in settings if entry["ResourcePath"] == "/" + path.replace("/", "~1")]
+    assert webhook["HttpMethod"] == "POST"
+    assert webhook["ThrottlingRateLimit"] == {"Ref": "WebhookThrottlingRateLimit"}
+    assert webhook["ThrottlingBurstLimit"] == {"Ref": "WebhookThrottlingBurstLimit"}
+    values = parameter_values(template)
+    assert int(values["WebhookThrottlingRateLimit"]) < 100  # below the rest of the API's
+    reserved = template["Resources"]["StripeWebhookFunction"]["Properties"]["ReservedConcurrentExecutions"]
+    assert reserved == {
+        "Fn::If": [
+            "ReservesWebhookConcurrency",
+            {"Ref": "WebhookReservedConcurrency"},
+            {"Ref": "AWS::NoValue"},
+        ]
+    }
+    assert int(values["WebhookReservedConcurrency"]) > 0
+    for name in set(FUNCTIONS) - {"StripeWebhookFunction"}:
+        assert "ReservedConcurrentExecutions" not in template["Resources"][name]["Properties"], name
+
+
+def test_billing_tables_are_protected_from_deletion_and_the_accounts_recoverable(
+    template: dict[str, Any],
+) -> None:
+    assert parameter_values(template)["TableDeletionProtection"] == "true"
+    assert resolve(
+        template["Conditions"]["ProtectsTables"], parameter_values(template), template["Conditions"]
+    )
+    for name in ("AccountsTable", "UsageTable"):
+        properties = template["Resources"][name]["Properties"]
+        assert properties["DeletionProtectionEnabled"] == {"Fn::If": ["ProtectsTables", True, False]}, name
+    accounts = template["Resources"]["AccountsTable"]["Properties"]
+    assert accounts["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+
+
+def test_tracing_is_a_parameter_away_and_off_by_default(template: dict[str, Any]) -> None:
+    function_globals = template["Globals"]["Function"]
+    assert function_globals["Tracing"] == {"Fn::If": ["TracingEnabled", "Active", {"Ref": "AWS::NoValue"}]}
+    assert function_globals["Environment"]["Variables"]["POWERTOOLS_TRACE_DISABLED"] == {
+        "Fn::If": ["TracingEnabled", "false", "true"]
+    }
+    assert template["Resources"]["BillingApi"]["Properties"]["TracingEnabled"] == {
+        "Fn::If": ["TracingEnabled", True, False]
+    }
+    assert parameter_values(template)["Tracing"] == "disabled"
+
+
+# --- Who may call the billing API --------------------------------------------------------------------
+
+
+def translated_or_skip(parameters: dict[str, str]) -> dict[str, Any]:
+    from devtools.sam_translate import TranslatorMissing, translate
+
+    try:
+        return translate({"EventBusName": "bus", "StripeSecretName": "s", **parameters})
+    except TranslatorMissing as error:
+        if os.environ.get("CI") == "true":
+            pytest.fail(str(error))
+        pytest.skip(str(error))
+
+
+def api_policy(parameters: dict[str, str]) -> list[dict[str, Any]]:
+    """The billing API's resource policy as CloudFormation deploys it with these parameters."""
+    from devtools.intrinsics import StackNames
+    from devtools.intrinsics import resolve as resolve_all
+
+    translated = translated_or_skip(parameters)
+    values = {
+        **parameter_values(template_of(translated)),
+        "EventBusName": "bus",
+        "StripeSecretName": "s",
+        **parameters,
+    }
+    names = StackNames(parameters=values, refs={}, attributes={}, conditions=translated["Conditions"])
+    policy = translated["Resources"]["BillingApi"]["Properties"]["Body"]["x-amazon-apigateway-policy"]
+    statements: list[dict[str, Any]] = resolve_all(policy, names)["Statement"]
+    return statements
+
+
+def template_of(translated: dict[str, Any]) -> dict[str, Any]:
+    return {"Parameters": translated["Parameters"]}
+
+
+WEBHOOK_CALL = ("execute-api:Invoke", "execute-api:/v1/POST/billing/stripe/webhook")
+GATE_CALL = ("execute-api:Invoke", "execute-api:/v1/GET/tenants/t-1/billing/status")
+
+
+def test_without_restriction_the_resource_policy_only_keeps_the_webhook_public() -> None:
+    from devtools.iam import decision
+
+    statements = api_policy({})
+    assert [statement["Effect"] for statement in statements] == ["Allow"]
+    assert decision(statements, *WEBHOOK_CALL, {}) == "Allow"  # Stripe calls without IAM
+    assert decision(statements, *GATE_CALL, {"aws:PrincipalArn": "arn:aws:iam::1:role/x"}) == "ImplicitDeny"
+
+
+def test_an_organisation_id_keeps_the_reads_to_its_principals() -> None:
+    from devtools.iam import decision
+
+    statements = api_policy({"ApiAllowedOrganizationId": "o-abcdefghij"})
+    inside = {"aws:PrincipalOrgID": "o-abcdefghij", "aws:PrincipalArn": "arn:aws:iam::1:role/app"}
+    outside = {"aws:PrincipalOrgID": "o-zzzzzzzzzz", "aws:PrincipalArn": "arn:aws:iam::2:role/app"}
+    assert decision(statements, *GATE_CALL, inside) == "Allow"
+    assert decision(statements, *GATE_CALL, outside) == "Deny"
+    assert decision(statements, *GATE_CALL, {"aws:PrincipalArn": "arn:aws:iam::3:user/u"}) == "Deny"
+    assert decision(statements, *WEBHOOK_CALL, {}) == "Allow"
+
+
+def test_allowed_principals_keep_the_reads_to_them() -> None:
+    from devtools.iam import decision
+
+    statements = api_policy({"ApiAllowedPrincipalArns": "arn:aws:iam::111122223333:role/app-plane-*"})
+    allowed = {"aws:PrincipalArn": "arn:aws:iam::111122223333:role/app-plane-tenant-7"}
+    other = {"aws:PrincipalArn": "arn:aws:iam::111122223333:role/somebody-else"}
+    assert decision(statements, *GATE_CALL, allowed) == "Allow"
+    assert decision(statements, *GATE_CALL, other) == "Deny"
+    assert decision(statements, *WEBHOOK_CALL, {}) == "Allow"
+
+
+def test_the_suggested_grants_split_the_gate_from_the_full_read_and_allow_one_tenant(
+    template: dict[str, Any],
+) -> None:
+    from devtools.iam import wildcard_match
+
+    names = {"BillingApi": "api1"}
+    outputs = {
+        name: resolve(output["Value"], names)
+        for name, output in template["Outputs"].items()
+        if "InvokeArn" in name
+    }
+    base = "arn:aws:execute-api:us-east-1:123456789012:api1/v1/GET"
+    gate, full = f"{base}/tenants/t-1/billing/status", f"{base}/tenants/t-1/billing"
+    assert wildcard_match(outputs["BillingGateInvokeArn"], gate)
+    assert not wildcard_match(outputs["BillingGateInvokeArn"], full)  # the gate holds no personal data
+    assert wildcard_match(outputs["BillingReadInvokeArn"], full)
+    assert not wildcard_match(outputs["BillingReadInvokeArn"], gate)
+    per_tenant = outputs["BillingTenantInvokeArnPattern"]
+    assert per_tenant.endswith("/v1/GET/tenants/${tenantId}/*")
+    mine = per_tenant.replace("${tenantId}", "t-1")
+    assert wildcard_match(mine, gate)
+    assert wildcard_match(mine, full)
+    assert not wildcard_match(mine, f"{base}/tenants/t-2/billing")
+    api_doc = (ROOT / "docs" / "API.md").read_text()
+    assert "${aws:PrincipalTag/tenantId}" in api_doc
+    assert "BillingGateInvokeArn" in api_doc
+    assert "ApiAllowedOrganizationId" in api_doc
 
 
 # --- The built artifact -------------------------------------------------------------------------------
