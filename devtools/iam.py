@@ -238,7 +238,7 @@ class CallRecorder:
             call = AwsCall(
                 service, operation, needs_of(service, operation, params, self.where, self.secret_arn)
             )
-        except (NotImplementedError, KeyError, ValueError) as error:
+        except Exception as error:  # reported as the call's problem, never raised into the function
             call = AwsCall(service, operation, (), problem=str(error))
         self.calls.setdefault(self.label, []).append(call)
 

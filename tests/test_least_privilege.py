@@ -235,8 +235,10 @@ def run_every_sample(moto_endpoint: str, emulator_url: str, read_key: bool) -> R
         | {name for environment in environments.values() for name in environment}
     ) - {name for name in os.environ if POWERTOOLS.match(name)}
 
-    secret_arns = {entry["Name"]: entry["ARN"] for entry in secrets.list_secrets()["SecretList"]}
-    recorder = CallRecorder(Account(), lambda name: secret_arns.get(name, f"unknown secret {name}"))
+    def secret_arn(name: str) -> str:  # the ARN IAM sees: the name with Secrets Manager's suffix
+        return str(secrets.describe_secret(SecretId=name)["ARN"])
+
+    recorder = CallRecorder(Account(), secret_arn)
     run = Run(parameters, statements, recorder.calls, environments)
     routes = event_routes(parameters)
     template = load_template()
