@@ -62,6 +62,7 @@ class FakeSubscription:
     seat_item_id: str | None = None
     seat_price_id: str | None = None
     seat_quantity: int = 0
+    unbilled: bool = False  # cancelled without a final invoice, its open invoices voided
 
     def state(self) -> SubscriptionState:
         return SubscriptionState(
@@ -208,6 +209,14 @@ class FakeBillingGateway:
             return "canceled"
 
         return str(self.stripe._write("cancel_subscription", idempotency_key, cancel))
+
+    def cancel_unbilled(self, subscription_id: str, idempotency_key: str) -> str:
+        def cancel() -> str:
+            self.stripe.subscriptions[subscription_id].status = "canceled"
+            self.stripe.subscriptions[subscription_id].unbilled = True
+            return "canceled"
+
+        return str(self.stripe._write("cancel_unbilled", idempotency_key, cancel))
 
     def close_customer(self, customer_id: str, closed_at: datetime, idempotency_key: str) -> bool:
         def close() -> bool:

@@ -9,7 +9,7 @@ from typing import Protocol
 
 from pydantic import Field
 
-from .models import Account, CustomerDetails, Frozen
+from .models import Account, CustomerDetails, Facts, Frozen
 
 
 class PlanPrices(Frozen):
@@ -91,6 +91,11 @@ class BillingGateway(Protocol):
         """Cancels as the deployment's policy says; returns the subscription's status after."""
         ...
 
+    def cancel_unbilled(self, subscription_id: str, idempotency_key: str) -> str:
+        """Cancels at once without a final invoice or prorations and voids the subscription's open
+        invoices: the tenant was never served. Returns the subscription's status."""
+        ...
+
     def close_customer(self, customer_id: str, closed_at: datetime, idempotency_key: str) -> bool:
         """Marks the customer offboarded or deletes it, per policy; True when it was deleted."""
         ...
@@ -169,3 +174,18 @@ class EventPublisher(Protocol):
 
 class Clock(Protocol):
     def now(self) -> datetime: ...
+
+
+class RegistrationStore(Protocol):
+    """SBT's registration ids, each linked to its tenant by the onboarding request, and the facts of
+    provisioning events that named a registration before its link was known."""
+
+    def link(self, registration_id: str, tenant_id: str) -> Sequence[Facts]:
+        """Links the registration to its tenant; returns the facts kept under it so far (oldest first)."""
+        ...
+
+    def park(self, registration_id: str, facts: Facts) -> str | None:
+        """The tenant the registration is linked to; when none is yet, keeps `facts` under the
+        registration (once, however often they come) and returns None. Atomic with `link`: a fact
+        is either kept for the link to return or answered with the tenant."""
+        ...

@@ -315,6 +315,36 @@ class StripeBillingGateway:
                 return current.status
             raise
 
+    def cancel_unbilled(self, subscription_id: str, idempotency_key: str) -> str:
+        options: stripe.RequestOptions = {"idempotency_key": idempotency_key}
+        try:
+            status = self._call(
+                lambda: self._client.v1.subscriptions.cancel(
+                    subscription_id, params={"invoice_now": False, "prorate": False}, options=options
+                )
+            ).status
+        except PermanentBillingError:
+            current = self._call(lambda: self._client.v1.subscriptions.retrieve(subscription_id))
+            if current.status != "canceled":
+                raise
+            status = current.status
+        open_invoices = self._call(
+            lambda: self._client.v1.invoices.list(
+                params={"subscription": subscription_id, "status": "open", "limit": 100}
+            )
+        )
+        for invoice in open_invoices.data:
+            invoice_id = invoice.id
+            if invoice_id is None:
+                continue
+            key = f"{idempotency_key}:void:{invoice_id}"
+            self._call(
+                lambda invoice_id=invoice_id, key=key: self._client.v1.invoices.void_invoice(  # type: ignore[misc]
+                    invoice_id, options={"idempotency_key": key}
+                )
+            )
+        return status
+
     # -- the seam ---------------------------------------------------------------------------------
 
     def _call(self, request: Callable[[], T]) -> T:
