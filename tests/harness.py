@@ -195,7 +195,7 @@ class Stack:
         size of records; the records an invocation reports as failed (or all, if it raises) stay on the
         queue and come back after `visibility_timeout` seconds (the template says 180), and
         moto moves a record received too often to the dead-letter queue, as the redrive policy says."""
-        [route] = [route for route in self.routes if route.queue_id == queue_id]
+        route = next(route for route in self.routes if route.queue_id == queue_id)  # rules share a queue
         workers = concurrency or route.maximum_concurrency or 1
         queue_url = self.resources.queues[queue_id]
         run = QueueRun()

@@ -100,14 +100,18 @@ class Lifecycle:
             facts.model_copy(update={"open_requested": True}), registration_id, Operation.OPEN_ACCOUNT
         )
 
+    def check_tier(self, tier: str | None) -> None:
+        """An unknown tier is bad input (InvalidEvent), refused before anything is written."""
+        if tier is not None:
+            tier_plan(self._catalogue, tier)
+
     def update_account(
         self,
         facts: TenantFacts,
         registration_id: str | None = None,
         operation: Operation = Operation.UPDATE_ACCOUNT,
     ) -> Outcome:
-        if facts.tier is not None:
-            tier_plan(self._catalogue, facts.tier)
+        self.check_tier(facts.tier)
 
         def merge(account: Account) -> Account:
             merged = account.model_copy(update={"desired": account.desired.merge(facts)})

@@ -26,6 +26,7 @@ class Onboarding:
 
     def request(self, facts: TenantFacts, registration_id: str | None) -> Outcome:
         """The onboarding request: the tenant's facts, and the link from its registration."""
+        self._lifecycle.check_tier(facts.tier)
         kept = self._registrations.link(registration_id, facts.tenant_id) if registration_id else []
         opens = self._open_on is OpenOn.ONBOARDING_REQUEST
         if not kept:

@@ -25,7 +25,9 @@ pytestmark = pytest.mark.reliability
 FUZZED = 1000
 SEED = 20261124
 VALID_SAMPLES = (
+    "00_onboarding_request.json",
     "01_provision_success.json",
+    "21_provision_failure.json",
     "03_provision_success_flat_missing_email.json",
     "04_tenant_updated.json",
     "05_tenant_updated_tier_change.json",
@@ -60,13 +62,23 @@ def _garbage(rng: random.Random, depth: int = 0) -> Any:
     return {f"k{rng.randint(0, 99)}": _garbage(rng, depth + 1) for _ in range(rng.randint(0, 3))}
 
 
+# Ids go into keys and Stripe's Idempotency-Key header: outside the id pattern, they are refused.
+NOT_AN_ID: tuple[Any, ...] = (*NOT_A_STRING, "", "   ", "t" * 129, "租户-1", "t\r\nx", "t x", "#t", "t/1")
+
+
+def _identity(event: dict[str, Any]) -> str:
+    """The field that names the tenant: SBT's provisioning events name only the registration."""
+    return "tenantId" if "tenantId" in event["detail"] else "tenantRegistrationId"
+
+
 def _drop_tenant(rng: random.Random, event: dict[str, Any]) -> dict[str, Any]:
-    del event["detail"]["tenantId"]
+    event["detail"].pop("tenantId", None)
+    event["detail"].pop("tenantRegistrationId", None)
     return event
 
 
 def _tenant_wrong(rng: random.Random, event: dict[str, Any]) -> dict[str, Any]:
-    event["detail"]["tenantId"] = rng.choice([*NOT_A_STRING, "", "   ", "t" * 129])
+    event["detail"][_identity(event)] = rng.choice(NOT_AN_ID)
     return event
 
 
@@ -95,9 +107,18 @@ def _type_specific(rng: random.Random, event: dict[str, Any]) -> dict[str, Any] 
     user of a user event, the records of a usage report."""
     detail = event["detail"]
     kind = event["detail-type"]
+    if kind in ("sbt_aws_provisionFailure", "sbt_aws_onboardingRequest") or (
+        kind == "sbt_aws_provisionSuccess" and "tenantId" not in detail
+    ):
+        if kind == "sbt_aws_onboardingRequest" and rng.random() < 0.5:
+            detail["tier"] = rng.choice(["platinum", "BASIC", *NOT_A_STRING[1:]])
+        else:
+            detail["tenantRegistrationId"] = rng.choice(NOT_AN_ID[1:])
+        return event
     if kind == "sbt_aws_provisionSuccess":
         job = detail.get("jobOutput", {})
-        choice = rng.choice(["no tier", "unknown tier", "tier type"])
+        # (No tier at all is not bad input: SBT's tier usually comes with the onboarding request.)
+        choice = rng.choice(["unknown tier", "tier type"])
         for layer in [detail, job.get("tenantData") or {}, job.get("tenantRegistrationData") or {}]:
             layer.pop("tier", None)
         if choice == "unknown tier":
@@ -192,6 +213,7 @@ def assert_clear_rejection(answer: dict[str, Any]) -> None:
 def assert_nothing_written(stack: Stack) -> None:
     assert stack.emulator.writes() == 0
     assert stack.table_items("AccountsTable") == []
+    assert stack.table_items("RegistrationsTable") == []
     assert stack.table_items("UsageTable") == []
     assert stack.table_items("IdempotencyTable") == []
 
@@ -241,6 +263,7 @@ def test_a_detail_that_is_not_an_object_is_rejected_by_the_lifecycle_functions(
 
 
 def test_an_offboarding_whose_time_has_no_time_zone_is_rejected_like_the_other_events(stack: Stack) -> None:
+    stack.deliver(for_tenant("00_onboarding_request.json", "naive-time-tenant"))
     [opened] = stack.deliver(for_tenant("01_provision_success.json", "naive-time-tenant"))
     writes = stack.emulator.writes()
     event = for_tenant("06_tenant_deleted.json", "naive-time-tenant")
