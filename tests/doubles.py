@@ -6,11 +6,12 @@ import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from threading import RLock
+from threading import Lock, RLock
 
 from sbt_billing.errors import RevisionConflict
 from sbt_billing.lifecycle import Lifecycle
-from sbt_billing.models import Account, CustomerDetails
+from sbt_billing.models import Account, CustomerDetails, Facts, OpenOn
+from sbt_billing.onboarding import Onboarding
 from sbt_billing.ports import MeterEvent, PlanChange, PlanPrices, SubscriptionState, UsageRecord
 from sbt_billing.seats import Seats
 from sbt_billing.settings import TierPlan, UsageMeter
@@ -338,6 +339,28 @@ class InMemoryOutbox:
         return counts
 
 
+class InMemoryRegistrations:
+    """Registration ids linked to tenants, and the facts kept under a registration before its link."""
+
+    def __init__(self) -> None:
+        self.tenants: dict[str, str] = {}
+        self.kept: dict[str, dict[str, Facts]] = {}
+        self._lock = Lock()
+
+    def link(self, registration_id: str, tenant_id: str) -> list[Facts]:
+        with self._lock:
+            self.tenants.setdefault(registration_id, tenant_id)
+            kept = self.kept.get(registration_id, {})
+            return sorted(kept.values(), key=lambda facts: facts.occurred_at)
+
+    def park(self, registration_id: str, facts: Facts) -> str | None:
+        with self._lock:
+            if registration_id in self.tenants:
+                return self.tenants[registration_id]
+            self.kept.setdefault(registration_id, {})[facts.model_dump_json()] = facts
+            return None
+
+
 class InMemoryBilling:
     """Every port of the domain in memory, wired together as the functions wire the real adapters."""
 
@@ -360,7 +383,11 @@ class InMemoryBilling:
         gateway = FakeBillingGateway(self.stripe)
         self.seats = Seats(self.ledger, self.scheduler, self.store, gateway, delay_seconds=20)
         self.usage = Usage(self.outbox, self.store, gateway, self.publisher, self.clock, self.meters)
+        self.registrations = InMemoryRegistrations()
         self._seats_and_usage = seats_and_usage
+
+    def onboarding(self, open_on: OpenOn = OpenOn.PROVISION_SUCCESS) -> Onboarding:
+        return Onboarding(self.lifecycle(), self.registrations, open_on)
 
     def lifecycle(self, owner: str | None = None, working_until: datetime | None = None) -> Lifecycle:
         wired = self._seats_and_usage

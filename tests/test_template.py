@@ -71,7 +71,12 @@ FUNCTIONS = {
     "BillingApiFunction": Function("billing_api.lambda_handler", "api", "api_billing_status"),
     "StripeWebhookFunction": Function("stripe_webhook.lambda_handler", "webhook", "webhook_malformed_body"),
 }
-RULE_KINDS = ("onboarding", "lifecycle", "users", "usage")  # functions an EventBridge rule on the SBT bus invokes
+RULE_KINDS = (
+    "onboarding",
+    "lifecycle",
+    "users",
+    "usage",
+)  # functions an EventBridge rule on the SBT bus invokes
 RULE_FUNCTIONS = {name for name, function in FUNCTIONS.items() if function.kind in RULE_KINDS}
 HTTP_FUNCTIONS = {name for name, function in FUNCTIONS.items() if function.kind in ("api", "webhook")}
 # The SAM policy templates a function may use, all scoped by their parameters to one resource.

@@ -6,6 +6,7 @@ subscription first (it is the freshest), the lifecycle's last known status other
 
 | account                                              | state                              |
 |------------------------------------------------------|------------------------------------|
+| SBT's provisioning failed (closed unbilled)          | offboarded (provisioning_failed)   |
 | closed, or an offboarding recorded                   | offboarded                         |
 | Stripe reported the customer deleted                 | canceled                           |
 | subscription active / trialing / past_due / unpaid   | the same                           |
@@ -67,6 +68,8 @@ def subscription_status(account: Account) -> str | None:
 
 def billing_state(account: Account) -> tuple[BillingState, tuple[str, ...]]:
     """The account's state and the reasons for it, as short machine-readable codes."""
+    if account.desired.provisioning_failed is not None:
+        return BillingState.OFFBOARDED, ("provisioning_failed",)
     if account.status is AccountStatus.CLOSED or account.desired.closed is not None:
         return BillingState.OFFBOARDED, ("offboarded",)
     reported = account.reported
