@@ -202,18 +202,19 @@ class Lifecycle:
                 current = _account_or_none(conflict.current)
                 continue
             if not lead:
-                return self._recorded(operation, written)
+                return self._recorded(operation, written, facts)
             return self._drive(operation, written, resumed=base.opening is not None)
 
-    def _recorded(self, operation: Operation, written: Account) -> Outcome:
+    def _recorded(self, operation: Operation, written: Account, facts: TenantFacts) -> Outcome:
         """The outcome of a write that did not take the lease."""
         if (
-            operation is Operation.OPEN_ACCOUNT
+            written.desired.open_requested == facts.stamp()
             and written.status is AccountStatus.PENDING
             and written.desired.closed is None
             and written.desired.tier_value is None
         ):
-            # Asked for, but no event has named the tier: kept (a later tier opens it), and said loudly.
+            # This event asked for the account first, and no event has named the tier: kept (a later
+            # tier opens it), and said loudly, once.
             self._publisher.publish(
                 BILLING_FAILURE,
                 {"tenantId": written.tenant_id, "operation": operation.value, "reason": TIER_MISSING},

@@ -35,12 +35,11 @@ class Onboarding:
             return self._lifecycle.update_account(facts, registration_id)
         # Provisioning came first. Record this request's facts (its tier above all) before applying what
         # was kept, so that a kept success opens with them and a kept failure closes before anything opens.
-        outcome = self._lifecycle.update_account(facts, registration_id)
-        for early in kept:
-            outcome = self._apply(early.about(facts.tenant_id), registration_id)
+        outcomes = [self._lifecycle.update_account(facts, registration_id)]
+        outcomes += [self._apply(early.about(facts.tenant_id), registration_id) for early in kept]
         if opens:
-            outcome = self._lifecycle.open_account(facts, registration_id)
-        return outcome
+            outcomes.append(self._lifecycle.open_account(facts, registration_id))
+        return min(outcomes, key=lambda outcome: _SIGNIFICANCE.index(outcome.result))
 
     def report(self, facts: Facts, tenant_id: str | None, registration_id: str | None) -> Outcome:
         """The provisioning job's success (`facts.open_requested`) or failure (`facts.provisioning_failed`)."""
@@ -60,6 +59,18 @@ class Onboarding:
         if facts.provisioning_failed:
             return self._lifecycle.close_account(facts)
         return self._lifecycle.open_account(facts, registration_id)
+
+
+# Which of several outcomes an event answers with: what it changed or failed to, before what it left.
+_SIGNIFICANCE = (
+    Result.FAILED,
+    Result.APPLIED,
+    Result.IN_FLIGHT,
+    Result.RECORDED,
+    Result.UNCHANGED,
+    Result.IGNORED,
+    Result.REJECTED,
+)
 
 
 def _operation(facts: Facts) -> Operation:
