@@ -186,7 +186,7 @@ def test_the_unsigned_sample_is_refused(stack: Stack) -> None:
 def test_a_malformed_body_even_signed_is_a_400_and_writes_nothing(stack: Stack) -> None:
     malformed = sample("webhook_malformed_body.json")["body"]
     timestamp = int(time.time())
-    from sbt_billing.stripe_webhooks import signature_header
+    from sbt_billing.stripe_signature import signature_header
 
     header = signature_header(malformed.encode(), SECRET, timestamp)
     accounts = stack.table_items("AccountsTable")
