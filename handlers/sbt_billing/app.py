@@ -52,14 +52,13 @@ from .sbt_bus import EventBridgePublisher
 from .settings import Settings, settings
 from .stripe_billing import BillingPolicy, invocation_end
 from .stripe_reads import StripeBillingReader
+from .stripe_signature import InvalidSignature, verify_signature
 from .stripe_webhooks import (
-    InvalidSignature,
     StripeEvent,
     WebhookOutcome,
     WebhookPolicy,
     WebhookProcessor,
     parse_event,
-    verify_signature,
 )
 from .tenant_accounts import DynamoAccountStore
 
@@ -264,7 +263,11 @@ class _LazyLookup:
         return billing_reader().subscription_object(subscription_id)
 
 
+TEST_MODE_KEYS = ("sk_test_", "rk_test_")
+
+
 def webhook_processor() -> WebhookProcessor:
+    """The processor for one event; only events of the Stripe key's mode are the deployment's."""
     config = settings()
     return WebhookProcessor(
         store=account_store(),
@@ -273,6 +276,7 @@ def webhook_processor() -> WebhookProcessor:
         catalogue=config.tier_catalogue,
         policy=WebhookPolicy(
             gate=GatePolicy(allowed_states=config.gate_allowed_states),
+            livemode=not stripe_api_key(config).startswith(TEST_MODE_KEYS),
             publish_deactivate=config.publish_deactivate_requests,
             publish_activate=config.publish_activate_requests,
             publish_billing_updates=config.publish_billing_updates,
@@ -337,6 +341,8 @@ def handle_webhook(
         logger.warning("webhook not applied; Stripe will retry", problem=str(error))
         return 503, {"error": "retry_later"}
     metrics.add_metric(name=f"Webhook_{outcome.result.value}", unit=MetricUnit.Count, value=1)
+    if outcome.foreign:
+        metrics.add_metric(name="WebhookForeignObject", unit=MetricUnit.Count, value=1)
     logger.info(
         "webhook processed", result=outcome.result.value, reason=outcome.reason, tenant_id=outcome.tenant_id
     )
