@@ -12,7 +12,7 @@ from sbt_billing.errors import RevisionConflict
 from sbt_billing.lifecycle import Lifecycle
 from sbt_billing.models import Account, CustomerDetails, Facts, OpenOn
 from sbt_billing.onboarding import Onboarding
-from sbt_billing.ports import MeterEvent, PlanChange, PlanPrices, SubscriptionState, UsageRecord
+from sbt_billing.ports import MeterEvent, MeterStatus, PlanChange, PlanPrices, SubscriptionState, UsageRecord
 from sbt_billing.seats import Seats
 from sbt_billing.settings import TierPlan, UsageMeter
 from sbt_billing.usage import Usage
@@ -89,6 +89,7 @@ class FakeStripe:
     )
     meter_events: dict[str, MeterEvent] = field(default_factory=dict)
     meter_batches: list[int] = field(default_factory=list)
+    meters: dict[str, MeterStatus] = field(default_factory=dict)  # event name -> state (default active)
     customers: dict[str, FakeCustomer] = field(default_factory=dict)
     subscriptions: dict[str, FakeSubscription] = field(default_factory=dict)
     calls: list[str] = field(default_factory=list)
@@ -194,6 +195,9 @@ class FakeBillingGateway:
             return True
 
         return bool(self.stripe._write("set_quantity", idempotency_key, set_))
+
+    def meter_states(self, event_names: Sequence[str]) -> dict[str, MeterStatus]:
+        return {name: self.stripe.meters.get(name, MeterStatus.ACTIVE) for name in event_names}
 
     def send_meter_events(self, events: Sequence[MeterEvent]) -> None:
         if "send_meter_events" in self.stripe.fail_next:
@@ -329,8 +333,20 @@ class InMemoryOutbox:
         for record in records:
             self.records[record.identifier] = (record, "sent", None)
 
-    def mark_rejected(self, record: UsageRecord, reason: str) -> None:
+    def mark_rejected(self, record: UsageRecord, reason: str) -> bool:
+        known = self.records.get(record.identifier)
+        if known is not None and known[1] == "rejected":
+            return False
         self.records[record.identifier] = (record, "rejected", reason)
+        return True
+
+    def find(self, identifier: str) -> UsageRecord | None:
+        known = self.records.get(identifier)
+        return known[0] if known is not None else None
+
+    def state(self, identifier: str) -> tuple[str, str | None]:
+        _, state, reason = self.records[identifier]
+        return state, reason
 
     def states(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -382,7 +398,7 @@ class InMemoryBilling:
         self.outbox = InMemoryOutbox()
         gateway = FakeBillingGateway(self.stripe)
         self.seats = Seats(self.ledger, self.scheduler, self.store, gateway, delay_seconds=20)
-        self.usage = Usage(self.outbox, self.store, gateway, self.publisher, self.clock, self.meters)
+        self.usage = Usage(self.outbox, self.store, gateway, self.publisher, self.clock, self.meters, gateway)
         self.registrations = InMemoryRegistrations()
         self._seats_and_usage = seats_and_usage
 

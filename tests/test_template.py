@@ -363,7 +363,8 @@ def test_table_key_schemas_are_what_devtools_creates(template: dict[str, Any]) -
                 {"AttributeName": "pendingTenant", "KeyType": "HASH"},
                 {"AttributeName": "sk", "KeyType": "RANGE"},
             ],
-        )
+        ),
+        ("identifier", [{"AttributeName": "identifier", "KeyType": "HASH"}]),
     ]
     assert tables["UsageTable"].ttl_attribute is None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from enum import StrEnum
 from typing import Protocol
 
 from pydantic import Field
@@ -165,7 +166,26 @@ class UsageOutbox(Protocol):
 
     def mark_sent(self, records: Sequence[UsageRecord]) -> None: ...
 
-    def mark_rejected(self, record: UsageRecord, reason: str) -> None: ...
+    def mark_rejected(self, record: UsageRecord, reason: str) -> bool:
+        """Records the rejection; False when the record was already rejected (nothing changed)."""
+        ...
+
+    def find(self, identifier: str) -> UsageRecord | None:
+        """The record Stripe knows by `identifier` (its meter event identifier), whatever its tenant."""
+        ...
+
+
+class MeterStatus(StrEnum):
+    ACTIVE = "active"
+    INACTIVE = "inactive"  # deactivated: Stripe drops its events
+    MISSING = "missing"  # no meter has the event name
+    MISCONFIGURED = "misconfigured"  # its payload keys are not the ones our events carry
+
+
+class MeterDirectory(Protocol):
+    def meter_states(self, event_names: Sequence[str]) -> dict[str, MeterStatus]:
+        """Whether Stripe has a usable meter for each event name."""
+        ...
 
 
 class EventPublisher(Protocol):

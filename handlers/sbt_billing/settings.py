@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
+from decimal import Decimal
 from enum import StrEnum
 from functools import cache
 from typing import Annotated, Any
@@ -48,12 +49,16 @@ class TierPlan(BaseModel):
 
 class UsageMeter(BaseModel):
     """Where a usage name goes in Stripe: a Billing Meter's event name, and optionally the metered price
-    (by lookup key or id) that every subscription carries so that the meter's usage is invoiced."""
+    (by lookup key or id) that every subscription carries so that the meter's usage is invoiced.
+    `max_value` bounds one record's value; `integer` refuses fractions (Stripe's meter events take
+    decimal values, so fractions are allowed unless the meter says otherwise)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     event_name: Annotated[str, Field(min_length=1, max_length=100)]
     price: str | None = None
+    max_value: Annotated[Decimal | None, Field(gt=0, allow_inf_nan=False)] = None
+    integer: bool = False
 
 
 class Settings(BaseModel):
