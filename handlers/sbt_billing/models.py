@@ -53,13 +53,16 @@ class Stamp(Frozen):
 
 
 class TenantFacts(Frozen):
-    """What one event says about a tenant. Absent fields say nothing (they do not clear)."""
+    """What one event (or one billing API request) says about a tenant. Absent fields say nothing
+    (they do not clear). `proration_date` goes with `tier`: the moment a tier change is prorated from
+    (the caller's preview's), instead of the moment Stripe receives it."""
 
     tenant_id: str
     name: str | None = None
     email: str | None = None
     address: Address | None = None
     tier: str | None = None
+    proration_date: datetime | None = None
     occurred_at: datetime
 
     def stamp(self) -> Stamp:
@@ -76,23 +79,29 @@ class AddressRegister(Frozen):
     stamp: Stamp
 
 
+class TierRegister(StrRegister):
+    proration_date: datetime | None = None  # prorate the change from then (None: when Stripe gets it)
+
+
 class Desired(Frozen):
     """The state the latest facts describe, one last-writer-wins register per field."""
 
     name: StrRegister | None = None
     email: StrRegister | None = None
     address: AddressRegister | None = None
-    tier: StrRegister | None = None
+    tier: TierRegister | None = None
     closed: Stamp | None = None
 
     def merge(self, facts: TenantFacts) -> Desired:
         stamp = facts.stamp()
         changes: dict[str, Any] = {}
-        for field in ("name", "email", "tier"):
+        for field in ("name", "email"):
             value = getattr(facts, field)
             current: StrRegister | None = getattr(self, field)
             if value is not None and stamp.newer_than(current.stamp if current else None):
                 changes[field] = StrRegister(value=value, stamp=stamp)
+        if facts.tier is not None and stamp.newer_than(self.tier.stamp if self.tier else None):
+            changes["tier"] = TierRegister(value=facts.tier, stamp=stamp, proration_date=facts.proration_date)
         if facts.address is not None and stamp.newer_than(self.address.stamp if self.address else None):
             changes["address"] = AddressRegister(value=facts.address, stamp=stamp)
         return self.model_copy(update=changes) if changes else self
@@ -189,6 +198,18 @@ class InvoiceFact(Frozen):
     created: datetime | None = None
 
 
+class PendingPlan(Frozen):
+    """A tier change that Stripe keeps as a pending update until its invoice is paid (the payment
+    made at once failed). It stands for the tier fact it was made for (`stamp`): that fact is not
+    tried again automatically, so nothing loops or charges twice; a newer tier fact (a new request)
+    tries anew. Paying the invoice makes Stripe apply the change, which the account then follows."""
+
+    tier: str
+    stamp: Stamp
+    invoice: InvoiceFact | None = None  # the open invoice to pay (hosted_invoice_url)
+    expires_at: datetime | None = None  # when Stripe drops the pending update if it is still unpaid
+
+
 class PaymentState(StrEnum):
     PAID = "paid"
     FAILED = "failed"
@@ -245,6 +266,8 @@ class Account(Frozen):
     seat_item_id: str | None = None  # the per-seat item, when the tier has a seat price
     seat_price_id: str | None = None
     metered_items: dict[str, str] = Field(default_factory=dict)  # metered price id -> item id
+    pending_plan: PendingPlan | None = None  # a tier change waiting for its invoice to be paid
+    plan_invoice_id: str | None = None  # the invoice the last tier change made (always_invoice)
     reported: StripeReport | None = None  # Stripe's own facts, from webhooks
 
     def leased_to_other(self, owner: str, now: datetime) -> bool:
@@ -261,9 +284,14 @@ class Account(Frozen):
         return (
             self.customer_id is None
             or self.subscription_id is None
-            or self.applied_tier != self.desired.tier_value
+            or (self.applied_tier != self.desired.tier_value and not self.plan_blocked())
             or self.applied_details_digest != self.desired.details().digest()
         )
+
+    def plan_blocked(self) -> bool:
+        """Whether the desired tier is the very fact whose change waits for its invoice to be paid."""
+        pending, tier = self.pending_plan, self.desired.tier
+        return pending is not None and tier is not None and pending.stamp == tier.stamp
 
     def with_progress_of(self, driven: Account) -> Account:
         """This account (newer facts merged by others) carrying what the lease holder did in Stripe."""
@@ -283,6 +311,8 @@ class Account(Frozen):
             "seat_item_id",
             "seat_price_id",
             "metered_items",
+            "pending_plan",
+            "plan_invoice_id",
         }
         return self.model_copy(update={name: getattr(driven, name) for name in owned})
 
@@ -299,6 +329,7 @@ class Result(StrEnum):
     RECORDED = "recorded"  # kept for later (no account yet) or handed to the worker holding the lease
     IGNORED = "ignored"  # the account is closed: offboarding is terminal
     IN_FLIGHT = "in_flight"  # the same fact is being processed by another invocation
+    PAYMENT_REQUIRED = "payment_required"  # the tier change waits for its invoice to be paid (pending update)
     REJECTED = "rejected"  # bad input: nothing was written anywhere
     FAILED = "failed"  # Stripe refused for good: reported on the bus
 
@@ -312,9 +343,18 @@ class Outcome(Frozen):
     subscription_id: str | None = None
     subscription_status: str | None = None
     tier: str | None = None
+    # What the billing API answers with, beside the result: the change's invoice (invoiced at once, or
+    # waiting to be paid) and the account as this invocation left it.
+    invoice: InvoiceFact | None = Field(default=None, exclude=True)
+    account: Account | None = Field(default=None, exclude=True)
 
     def as_response(self) -> dict[str, str]:
-        return {key: str(value) for key, value in self.model_dump(mode="json").items() if value is not None}
+        response = {
+            key: str(value) for key, value in self.model_dump(mode="json").items() if value is not None
+        }
+        if self.invoice is not None:
+            response["invoice_id"] = self.invoice.invoice_id
+        return response
 
 
 def digest_of(data: Any) -> str:
