@@ -219,7 +219,7 @@ TenantId = Annotated[str, Path(pattern=TENANT_ID_PATTERN, description="The SBT t
 ERRORS: dict[int, OpenAPIResponse] = {
     status: {"description": description, "content": {"application/json": {"model": ErrorOut}}}
     for status, description in (
-        (400, "The path or query is invalid."),
+        (400, "The path, query or body is invalid."),
         (403, "The caller is not authenticated with IAM (SigV4)."),
         (404, "No such tenant."),
     )

@@ -101,7 +101,7 @@ class BillingChangeIn(ChangeModel):
     tenant_name: Name | None = None
     email: Email | None = None
     address: AddressIn | None = Field(
-        default=None, description="Replaces the whole address (absent parts are cleared)."
+        default=None, description="The billing address, as sbt_aws_tenantUpdated carries it."
     )
     proration_date: int | None = Field(
         default=None,
