@@ -27,7 +27,7 @@ from sbt_billing_client import (
     PaymentRequired,
     TenantNotFound,
 )
-from tests.harness import Stack, stack_on
+from tests.harness import Stack, sample, stack_on
 from tests.integration.local_gateway import LocalApiGateway
 
 TENANT = "8a6f3c1e-5b2d-4e7f-9a10-3c4d5e6f7a8b"
@@ -216,6 +216,32 @@ def test_a_stale_proration_date_is_a_400(client: BillingClient, opened: dict[str
         client.update(TENANT, tier="premium", proration_date=stale)
 
     assert "prorationDate" in refused.value.message
+
+
+def test_an_offboarded_tenant_is_a_409(stack: Stack, client: BillingClient, opened: dict[str, str]) -> None:
+    deleted = {**tenant_updated(datetime.now(UTC)), "detail-type": "sbt_aws_tenantDeleted"}
+    stack.deliver(deleted)
+
+    with pytest.raises(BillingApiError) as refused:
+        client.update(TENANT, tier="premium")
+
+    assert (refused.value.status, refused.value.code) == (409, "tenant_offboarded")
+
+
+def test_the_sample_requests_change_and_preview_as_sam_local_invoke_would_send_them(stack: Stack) -> None:
+    change, preview = sample("api_billing_change.json"), sample("api_billing_preview.json")
+    tenant = change["pathParameters"]["tenantId"]
+    opened_at = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)  # before the samples' requestTimeEpoch
+    stack.emulator.admin("POST", "clock", {"now": opened_at.timestamp(), "allow_backwards": True})
+    stack.deliver(provision_success(tenant, at=opened_at))
+
+    changed = stack.invoke("BillingApiFunction", change)
+    previewed = stack.invoke("BillingApiFunction", preview)
+
+    assert changed["statusCode"] == 200, changed
+    assert json.loads(changed["body"])["tier"] == "premium"
+    assert previewed["statusCode"] == 200, previewed
+    assert json.loads(previewed["body"])["currentTier"] == "premium"
 
 
 # -- ordering with the event path ------------------------------------------------------------------------
