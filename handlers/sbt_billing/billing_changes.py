@@ -48,7 +48,7 @@ from .api_models import (
 from .billing_state import GatePolicy, decide
 from .errors import InvalidEvent, NotBillable, PermanentBillingError, TenantBusy, UnknownTenant
 from .lifecycle import tier_plan
-from .models import AccountStatus, Address, Outcome, Result, TenantFacts
+from .models import AccountStatus, Address, Lease, Outcome, Result, TenantFacts
 from .ports import InvoiceAmount, PlanPreview
 from .settings import TierPlan
 
@@ -334,7 +334,7 @@ def _answer(outcome: Outcome, gate: GatePolicy) -> ChangeAnswer:
     if result in (Result.RECORDED, Result.IN_FLIGHT) and (
         account is None or account.status is not AccountStatus.PENDING
     ):
-        raise tenant_busy(BUSY_RETRY_AFTER_SECONDS)
+        raise tenant_busy(_retry_after(account.lease if account else None, datetime.now(UTC)))
     if result is Result.IGNORED:
         raise ApiError(HTTPStatus.CONFLICT, "tenant_offboarded", "The tenant is offboarded.")
     if result is Result.PAYMENT_REQUIRED:
@@ -414,6 +414,14 @@ def _tenant_not_found() -> ApiError:
 
 
 # -- helpers -----------------------------------------------------------------------------------------
+
+
+def _retry_after(lease: Lease | None, now: datetime) -> float:
+    """A second while the lease holder's invocation runs (it applies the recorded fact before it
+    releases); the lease's remaining time when that invocation ended without releasing it."""
+    if lease is None or (lease.working_until is not None and lease.working_until > now):
+        return BUSY_RETRY_AFTER_SECONDS
+    return max((lease.expires_at - now).total_seconds(), BUSY_RETRY_AFTER_SECONDS)
 
 
 def _known_tier(catalogue: Mapping[str, TierPlan], tier: str, loc: tuple[str, str]) -> None:
