@@ -10,9 +10,18 @@ from threading import Lock, RLock
 
 from sbt_billing.errors import RevisionConflict
 from sbt_billing.lifecycle import Lifecycle
-from sbt_billing.models import Account, CustomerDetails, Facts, OpenOn
+from sbt_billing.models import Account, CustomerDetails, Facts, InvoiceFact, OpenOn
 from sbt_billing.onboarding import Onboarding
-from sbt_billing.ports import MeterEvent, MeterStatus, PlanChange, PlanPrices, SubscriptionState, UsageRecord
+from sbt_billing.ports import (
+    InvoiceAmount,
+    MeterEvent,
+    MeterStatus,
+    PlanChange,
+    PlanPreview,
+    PlanPrices,
+    SubscriptionState,
+    UsageRecord,
+)
 from sbt_billing.seats import Seats
 from sbt_billing.settings import TierPlan, UsageMeter
 from sbt_billing.usage import Usage
@@ -64,6 +73,8 @@ class FakeSubscription:
     seat_price_id: str | None = None
     seat_quantity: int = 0
     unbilled: bool = False  # cancelled without a final invoice, its open invoices voided
+    pending_price: str | None = None  # a plan change Stripe keeps until its invoice is paid
+    latest_invoice: InvoiceFact | None = None
 
     def state(self) -> SubscriptionState:
         return SubscriptionState(
@@ -72,6 +83,8 @@ class FakeSubscription:
             status=self.status,
             price_id=self.price_id,
             seat_item_id=self.seat_item_id,
+            latest_invoice=self.latest_invoice,
+            pending_update=self.pending_price is not None,
         )
 
 
@@ -95,6 +108,10 @@ class FakeStripe:
     calls: list[str] = field(default_factory=list)
     replays: dict[str, object] = field(default_factory=dict)
     fail_next: dict[str, Exception] = field(default_factory=dict)
+    invoice_changes: bool = False  # proration_behavior always_invoice: a change is invoiced at once
+    payments_fail: bool = False  # ... and its payment fails: Stripe keeps the change pending
+    plan_changes: list[PlanChange] = field(default_factory=list)
+    previews: list[PlanChange] = field(default_factory=list)
     _ids: itertools.count[int] = field(default_factory=itertools.count)
 
     def _new_id(self, prefix: str) -> str:
@@ -112,6 +129,14 @@ class FakeStripe:
 
     def writes(self, name: str | None = None) -> int:
         return len([call for call in self.calls if name is None or call == name])
+
+    def pay_latest_invoice(self, subscription_id: str) -> None:
+        """The tenant pays the change's invoice: Stripe applies the pending change."""
+        sub = self.subscriptions[subscription_id]
+        if sub.pending_price is not None:
+            sub.price_id, sub.pending_price = sub.pending_price, None
+        if sub.latest_invoice is not None:
+            sub.latest_invoice = sub.latest_invoice.model_copy(update={"status": "paid"})
 
 
 class FakeBillingGateway:
@@ -166,8 +191,20 @@ class FakeBillingGateway:
 
     def change_plan(self, change: PlanChange, idempotency_key: str) -> SubscriptionState:
         def change_() -> SubscriptionState:
+            self.stripe.plan_changes.append(change)
             sub = self.stripe.subscriptions[change.subscription_id]
-            sub.price_id = change.base_price
+            if self.stripe.invoice_changes:
+                sub.latest_invoice = InvoiceFact(
+                    invoice_id=self.stripe._new_id("in"),
+                    status="open" if self.stripe.payments_fail else "paid",
+                    amount_due=1000,
+                    currency="usd",
+                    hosted_invoice_url="https://invoice.test/i/1",
+                )
+                if self.stripe.payments_fail:
+                    sub.pending_price = change.base_price
+                    return sub.state()
+            sub.price_id, sub.pending_price = change.base_price, None
             if change.seat_price and not sub.seat_item_id:
                 sub.seat_item_id, sub.seat_quantity = self.stripe._new_id("si"), change.seat_quantity
             if not change.seat_price:
@@ -178,6 +215,21 @@ class FakeBillingGateway:
         result = self.stripe._write("change_plan", idempotency_key, change_)
         assert isinstance(result, SubscriptionState)
         return result
+
+    def subscription_state(self, subscription_id: str, prices: PlanPrices) -> SubscriptionState | None:
+        self.stripe.calls.append("retrieve_subscription")
+        sub = self.stripe.subscriptions.get(subscription_id)
+        return sub.state() if sub else None
+
+    def preview_change(self, customer_id: str, change: PlanChange) -> PlanPreview:
+        assert change.proration_date is not None
+        self.stripe.previews.append(change)
+        return PlanPreview(
+            proration_date=change.proration_date,
+            proration_behavior="always_invoice" if self.stripe.invoice_changes else "create_prorations",
+            due_now=InvoiceAmount(amount_due=1000, currency="usd") if self.stripe.invoice_changes else None,
+            next_invoice=InvoiceAmount(amount_due=29900, currency="usd"),
+        )
 
     def _seat_subscription(self, item_id: str) -> FakeSubscription | None:
         return next((s for s in self.stripe.subscriptions.values() if s.seat_item_id == item_id), None)

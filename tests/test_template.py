@@ -566,11 +566,16 @@ REGISTRATIONS_CRUD = {"DynamoDBCrudPolicy": {"TableName": {"Ref": "Registrations
 STRIPE_SECRET = {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": SECRET_ARN}}
 PUT_EVENTS = {"EventBridgePutEventsPolicy": {"EventBusName": {"Ref": "EventBusName"}}}
 SEND_SEAT_SYNC = {"SQSSendMessagePolicy": {"QueueName": {"Fn::GetAtt": ["SeatSyncQueue", "QueueName"]}}}
+IDEMPOTENCY_CRUD = {"DynamoDBCrudPolicy": {"TableName": {"Ref": "IdempotencyTable"}}}
+USAGE_READ = {"DynamoDBReadPolicy": {"TableName": {"Ref": "UsageTable"}}}
 # Lifecycle functions apply each fact once by the account record itself; seats and usage are idempotent
-# by their own keys in the usage table; only the webhook keeps Powertools idempotency records. Only the
-# functions that schedule seat syncs may send to its queue.
+# by their own keys in the usage table; the webhook and the API's Idempotency-Key keep Powertools
+# idempotency records. Only the functions that schedule seat syncs may send to its queue. The API's
+# changes go through the lifecycle (account writes, billing events); it only reads the usage table.
+# (tests/integration/test_billing_changes.py checks these grants against the calls the API makes.)
 EXPECTED_POLICIES = {
     "onboarding": [ACCOUNTS_CRUD, REGISTRATIONS_CRUD, USAGE_CRUD, STRIPE_SECRET, PUT_EVENTS],
+    "api": [ACCOUNTS_CRUD, IDEMPOTENCY_CRUD, USAGE_READ, STRIPE_SECRET, PUT_EVENTS],
     "lifecycle": [ACCOUNTS_CRUD, USAGE_CRUD, STRIPE_SECRET, PUT_EVENTS],
     "users": [ACCOUNTS_CRUD, USAGE_CRUD, STRIPE_SECRET, PUT_EVENTS, SEND_SEAT_SYNC],
     "seat_sync": [ACCOUNTS_CRUD, USAGE_CRUD, STRIPE_SECRET, PUT_EVENTS, SEND_SEAT_SYNC],

@@ -24,13 +24,24 @@ from aws_lambda_powertools.utilities.idempotency import (
     IdempotencyConfig,
     idempotent_function,
 )
-from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyPersistenceLayerError,
+    IdempotencyValidationError,
+)
 from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
+from .billing_changes import (
+    ChangeAnswer,
+    ChangeServices,
+    IdempotentChange,
+    idempotency_in_progress,
+    idempotency_key_reused,
+)
 from .billing_state import BillingServices, GatePolicy
 from .errors import ConfigurationError, InvalidEvent, TransientBillingError
 from .events import (
@@ -45,8 +56,9 @@ from .events import (
     update_facts,
 )
 from .lifecycle import TIER_MISSING, Lifecycle
-from .models import Frozen, Operation, Outcome, Result
+from .models import Frozen, Operation, Outcome, Result, TenantFacts
 from .onboarding import Onboarding
+from .ports import PlanPreview
 from .registrations import DynamoRegistrationStore
 from .sbt_bus import EventBridgePublisher
 from .settings import Settings, settings
@@ -229,6 +241,82 @@ def billing_services() -> BillingServices:
     )
 
 
+# -- the billing API's changes (PATCH, preview) --------------------------------------------------------
+
+
+def _apply_change(facts: TenantFacts, seconds_left: float) -> Outcome:
+    """A PATCH's facts through the lifecycle, as an event's: its lease is held until the request's end."""
+    working_until = SystemClock().now() + timedelta(seconds=seconds_left)
+    with invocation_end(seconds_left):
+        return lifecycle(working_until).update_account(facts, must_exist=True)
+
+
+def _preview_change(tenant_id: str, tier: str, at: datetime, seconds_left: float) -> PlanPreview:
+    with invocation_end(seconds_left):
+        return lifecycle().preview_plan_change(tenant_id, tier, at)
+
+
+@cache
+def api_idempotency_config() -> IdempotencyConfig:
+    """Idempotency-Key on PATCH: the record is keyed by tenant and key, and holds the body's hash."""
+    return IdempotencyConfig(
+        event_key_jmespath="[tenant_id, key]",
+        payload_validation_jmespath="body",
+        raise_on_no_idempotency_key=True,
+        expires_after_seconds=settings().idempotency_expiry_seconds,
+    )
+
+
+@cache
+def _api_persistence() -> DynamoDBPersistenceLayer:
+    # Its own instance: a persistence layer keeps the first configuration it is given.
+    return DynamoDBPersistenceLayer(
+        table_name=settings().idempotency_table, boto3_client=_aws_client("dynamodb")
+    )
+
+
+def _run_change(request: IdempotentChange, run: Callable[[], ChangeAnswer]) -> ChangeAnswer:
+    return run()
+
+
+@cache
+def _idempotent_change() -> Callable[..., ChangeAnswer]:
+    wrapped: Callable[..., ChangeAnswer] = idempotent_function(
+        _run_change,
+        data_keyword_argument="request",
+        persistence_store=_api_persistence(),
+        config=api_idempotency_config(),
+        output_serializer=PydanticSerializer(model=ChangeAnswer),
+        key_prefix="sbt-billing-api-change",
+    )
+    return wrapped
+
+
+def _once(request: IdempotentChange, run: Callable[[], ChangeAnswer]) -> ChangeAnswer:
+    """The first answer for (tenant, Idempotency-Key). What `run` raises (a busy tenant, an unknown one,
+    Stripe or DynamoDB unavailable) is not kept, so that a retry runs again."""
+    try:
+        return _idempotent_change()(request=request, run=run)
+    except IdempotencyValidationError:
+        raise idempotency_key_reused() from None
+    except IdempotencyAlreadyInProgressError:
+        raise idempotency_in_progress() from None
+    except IdempotencyPersistenceLayerError:
+        raise TransientBillingError("the idempotency table is unavailable") from None
+
+
+@cache
+def change_services() -> ChangeServices:
+    config = settings()
+    return ChangeServices(
+        catalogue=config.tier_catalogue,
+        gate=GatePolicy(allowed_states=config.gate_allowed_states),
+        apply=_apply_change,
+        preview=_preview_change,
+        once=_once,
+    )
+
+
 def webhook_secrets() -> list[str]:
     """The endpoint's signing secrets from the secret named by WEBHOOK_SECRET_NAME: `whsec_...`, or JSON
     `{"signingSecret": "whsec_..."}` / `{"signingSecrets": [...]}` (two while a secret is rolled).
@@ -368,6 +456,10 @@ def forget_clients() -> None:
         _persistence,
         billing_services,
         _idempotent_webhook,
+        api_idempotency_config,
+        _api_persistence,
+        _idempotent_change,
+        change_services,
     ):
         factory.cache_clear()
     with _gateways_lock:

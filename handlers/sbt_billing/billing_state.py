@@ -37,7 +37,7 @@ from .models import (
     PaymentState,
     SubscriptionFact,
 )
-from .ports import AccountStore
+from .ports import AccountStore, InvoiceAmount
 from .settings import TierPlan
 
 _STATES_OF_STATUS = {
@@ -172,10 +172,8 @@ class SubscriptionView(Frozen):
     cancel_at_period_end: bool = False
 
 
-class UpcomingInvoice(Frozen):
-    amount_due: int
-    currency: str
-    period_end: datetime | None = None
+# The next invoice, as Stripe's preview gives it.
+UpcomingInvoice = InvoiceAmount
 
 
 # An invoice as the API lists it is the invoice as a webhook reports it.

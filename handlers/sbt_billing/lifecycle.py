@@ -25,18 +25,36 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 from uuid import uuid4
 
-from .errors import InvalidEvent, PermanentBillingError, RevisionConflict, TransientBillingError
+from .errors import (
+    InvalidEvent,
+    NotBillable,
+    PermanentBillingError,
+    RevisionConflict,
+    TenantBusy,
+    TransientBillingError,
+    UnknownTenant,
+)
 from .models import (
     Account,
     AccountStatus,
+    InvoiceFact,
     Lease,
     OpeningSnapshot,
     Operation,
     Outcome,
+    PendingPlan,
     Result,
     TenantFacts,
 )
-from .ports import AccountStore, BillingGateway, Clock, EventPublisher, PlanChange, PlanPrices
+from .ports import (
+    AccountStore,
+    BillingGateway,
+    Clock,
+    EventPublisher,
+    PlanChange,
+    PlanPreview,
+    PlanPrices,
+)
 from .settings import TierPlan
 
 if TYPE_CHECKING:
@@ -110,7 +128,10 @@ class Lifecycle:
         facts: TenantFacts,
         registration_id: str | None = None,
         operation: Operation = Operation.UPDATE_ACCOUNT,
+        must_exist: bool = False,
     ) -> Outcome:
+        """Merges the facts (an SBT event's or a billing API request's) and drives Stripe to them.
+        With `must_exist`, a tenant without an account is UnknownTenant instead of a pending account."""
         self.check_tier(facts.tier)
 
         def merge(account: Account) -> Account:
@@ -127,7 +148,26 @@ class Lifecycle:
                 merged = self._start_opening(merged)
             return merged
 
-        return self._run(operation, facts, merge)
+        return self._run(operation, facts, merge, must_exist=must_exist)
+
+    def preview_plan_change(self, tenant_id: str, tier: str, proration_date: datetime) -> PlanPreview:
+        """What changing the tenant's plan to `tier`, prorated as of `proration_date`, would cost:
+        Stripe's invoice preview of the very update the driver would send. Writes nothing."""
+        prices = self.prices_for(tier)
+        account = self._store.get(tenant_id)
+        if account is None:
+            raise UnknownTenant(tenant_id)
+        if (
+            account.status is not AccountStatus.OPEN
+            or account.desired.closed is not None
+            or account.customer_id is None
+            or account.subscription_id is None
+            or account.subscription_item_id is None
+        ):
+            raise NotBillable("the account has no subscription to change yet")
+        change = plan_change(account, prices, self._seats.count if self._seats else None, proration_date)
+        preview = self._billing.preview_change(account.customer_id, change)
+        return preview.model_copy(update={"from_tier": account.applied_tier})
 
     def close_account(self, facts: TenantFacts) -> Outcome:
         """Offboarding; or, for `facts.provisioning_failed`, SBT could not provision the tenant: the
@@ -148,9 +188,15 @@ class Lifecycle:
 
         return self._run(Operation.CLOSE_ACCOUNT, facts, merge)
 
-    def _run(self, operation: Operation, facts: TenantFacts, merge: Callable[[Account], Account]) -> Outcome:
+    def _run(
+        self,
+        operation: Operation,
+        facts: TenantFacts,
+        merge: Callable[[Account], Account],
+        must_exist: bool = False,
+    ) -> Outcome:
         try:
-            return self._handle(operation, facts, merge)
+            return self._handle(operation, facts, merge, must_exist)
         except PermanentBillingError as error:
             self._publisher.publish(
                 BILLING_FAILURE,
@@ -163,9 +209,15 @@ class Lifecycle:
     # -- step 1: record ---------------------------------------------------------------------------
 
     def _handle(
-        self, operation: Operation, facts: TenantFacts, merge: Callable[[Account], Account]
+        self,
+        operation: Operation,
+        facts: TenantFacts,
+        merge: Callable[[Account], Account],
+        must_exist: bool = False,
     ) -> Outcome:
         current = self._store.get(facts.tenant_id)
+        if current is None and must_exist:
+            raise UnknownTenant(facts.tenant_id)
         while True:
             now = self._clock.now()
             base = current or Account(tenant_id=facts.tenant_id)
@@ -194,7 +246,8 @@ class Lifecycle:
                     # "unchanged" and leave the work undone.
                     if current.lease is not None and _holder_working(current.lease, now):
                         return self._outcome(operation, current, Result.IN_FLIGHT)
-                    raise TransientBillingError("another invocation holds the tenant's lease; retry later")
+                    expires_at = current.lease.expires_at if current.lease else now
+                    raise TenantBusy(retry_after=max((expires_at - now).total_seconds(), 0.0))
                 return self._outcome(operation, current, Result.UNCHANGED)
             try:
                 written = self._store.save(merged, expected_revision=current.revision if current else None)
@@ -248,15 +301,18 @@ class Lifecycle:
 
     def _drive(self, operation: Operation, account: Account, resumed: bool) -> Outcome:
         driver = _Driver(self, account, resumed)
-        published = False
+        published: set[str] = set()
         try:
             while True:
                 driven = driver.run()
                 released = driven.model_copy(update={"lease": None})
-                if not published:
-                    # Before the write that records the outcome: an event may be repeated, never lost.
+                # Before the write that records the outcome: an event may be repeated, never lost.
+                if driver.payment_required is not None and BILLING_FAILURE not in published:
+                    self._publish_payment_required(operation, released, driver.payment_required)
+                    published.add(BILLING_FAILURE)
+                elif driver.payment_required is None and BILLING_SUCCESS not in published:
                     self._publish_success(operation, released)
-                    published = True
+                    published.add(BILLING_SUCCESS)
                 try:
                     written = self._store.save(released, expected_revision=driven.revision)
                 except RevisionConflict as conflict:
@@ -267,7 +323,11 @@ class Lifecycle:
                         ) from None
                     driver.account = latest.with_progress_of(driven)
                     continue
-                return self._outcome(operation, written, Result.APPLIED)
+                if driver.payment_required is not None:
+                    return self._outcome(
+                        operation, written, Result.PAYMENT_REQUIRED, invoice=driver.payment_required.invoice
+                    )
+                return self._outcome(operation, written, Result.APPLIED, invoice=driver.invoiced)
         except BaseException:
             self._release(driver.account)
             raise
@@ -315,9 +375,27 @@ class Lifecycle:
                 detail[key] = value
         self._publisher.publish(BILLING_SUCCESS, detail)
 
+    def _publish_payment_required(self, operation: Operation, account: Account, pending: PendingPlan) -> None:
+        detail: dict[str, object] = {
+            "tenantId": account.tenant_id,
+            "operation": operation.value,
+            "reason": f"{Result.PAYMENT_REQUIRED.value}: the change to tier {pending.tier!r} waits for "
+            "its invoice to be paid",
+            "tier": pending.tier,
+        }
+        if pending.invoice is not None:
+            detail["invoiceId"] = pending.invoice.invoice_id
+        if account.applied_tier is not None:
+            detail["appliedTier"] = account.applied_tier
+        self._publisher.publish(BILLING_FAILURE, detail)
+
     @staticmethod
     def _outcome(
-        operation: Operation, account: Account, result: Result, reason: str | None = None
+        operation: Operation,
+        account: Account,
+        result: Result,
+        reason: str | None = None,
+        invoice: InvoiceFact | None = None,
     ) -> Outcome:
         return Outcome(
             tenant_id=account.tenant_id,
@@ -328,6 +406,8 @@ class Lifecycle:
             subscription_id=account.subscription_id,
             subscription_status=account.subscription_status,
             tier=account.applied_tier,
+            invoice=invoice,
+            account=account,
         )
 
 
@@ -343,6 +423,8 @@ class _Driver:
         # An earlier invocation started this opening and did not record its end: it may have
         # created the customer and the subscription already.
         self._resumed = resumed
+        self.invoiced: InvoiceFact | None = None  # what this drive's plan change invoiced at once
+        self.payment_required: PendingPlan | None = None  # this drive's change waits for its invoice
 
     def _key(self, *parts: object) -> str:
         return ":".join(("sbt-billing", self.account.tenant_id, *(str(part) for part in parts)))
@@ -415,31 +497,61 @@ class _Driver:
         self._progress(applied_details_digest=details.digest())
 
     def _sync_plan(self) -> None:
-        tier = self.account.desired.tier_value
         account = self.account
-        if tier is None or account.subscription_id is None or account.subscription_item_id is None:
+        register = account.desired.tier
+        if register is None or account.subscription_id is None or account.subscription_item_id is None:
             return
+        tier = register.value
         if tier == account.applied_tier:
+            if account.pending_plan is not None:
+                # Paid and applied (a webhook followed it), or no longer wanted.
+                self._progress(pending_plan=None)
             return
         prices = self._lifecycle.prices_for(tier)
+        if account.plan_blocked():
+            # Tried once and waiting for its invoice: never tried again by itself (no second charge).
+            if self.payment_required is None:
+                self._follow_pending_plan(account.subscription_id, tier, prices)
+            return
         if prices.base != account.price_id or prices.seats != account.seat_price_id:
-            adds_seats = prices.seats is not None and account.seat_item_id is None
             seats = self._lifecycle._seats
-            change = PlanChange(
-                subscription_id=account.subscription_id,
-                base_item_id=account.subscription_item_id,
-                base_price=prices.base,
-                seat_item_id=account.seat_item_id,
-                seat_price=prices.seats,
-                seat_quantity=seats.count(account.tenant_id) if adds_seats and seats else 0,
-            )
+            change = plan_change(account, prices, seats.count if seats else None, register.proration_date)
             state = self._billing.change_plan(
                 change, idempotency_key=self._key("plan", account.revision, prices.base, prices.seats or "")
             )
+            if state.pending_update:
+                self.payment_required = PendingPlan(
+                    tier=tier,
+                    stamp=register.stamp,
+                    invoice=state.latest_invoice,
+                    expires_at=state.pending_update_expires_at,
+                )
+                self._progress(pending_plan=self.payment_required)
+                return
+            invoice = state.latest_invoice
+            if invoice is not None and invoice.invoice_id != account.plan_invoice_id:
+                self.invoiced = invoice
+                self._progress(plan_invoice_id=invoice.invoice_id)
             self._progress(
-                seat_item_id=state.seat_item_id, seat_price_id=prices.seats if state.seat_item_id else None
+                seat_item_id=state.seat_item_id,
+                seat_price_id=prices.seats if state.seat_item_id else None,
+                subscription_status=state.status,
             )
-        self._progress(applied_tier=tier, price_id=prices.base)
+        self._progress(applied_tier=tier, price_id=prices.base, pending_plan=None)
+
+    def _follow_pending_plan(self, subscription_id: str, tier: str, prices: PlanPrices) -> None:
+        """One read: once the tenant paid, Stripe applied the pending change and the account follows."""
+        state = self._billing.subscription_state(subscription_id, prices)
+        if state is None or state.pending_update or state.price_id != prices.base:
+            return
+        self._progress(
+            applied_tier=tier,
+            price_id=prices.base,
+            seat_item_id=state.seat_item_id,
+            seat_price_id=prices.seats if state.seat_item_id else None,
+            subscription_status=state.status,
+            pending_plan=None,
+        )
 
     def _close(self) -> None:
         snapshot = self.account.opening
@@ -478,6 +590,27 @@ class _Driver:
                 self.account.customer_id, closed_at=now, idempotency_key=self._key("customer", "close")
             )
         self._progress(status=AccountStatus.CLOSED, closed_at=now, customer_deleted=deleted)
+
+
+def plan_change(
+    account: Account,
+    prices: PlanPrices,
+    seat_count: Callable[[str], int] | None,
+    proration_date: datetime | None,
+) -> PlanChange:
+    """The one subscription update that moves the account's items to `prices`."""
+    assert account.subscription_id is not None
+    assert account.subscription_item_id is not None
+    adds_seats = prices.seats is not None and account.seat_item_id is None
+    return PlanChange(
+        subscription_id=account.subscription_id,
+        base_item_id=account.subscription_item_id,
+        base_price=prices.base,
+        seat_item_id=account.seat_item_id,
+        seat_price=prices.seats,
+        seat_quantity=seat_count(account.tenant_id) if adds_seats and seat_count else 0,
+        proration_date=proration_date,
+    )
 
 
 def _holder_working(lease: Lease, now: datetime) -> bool:

@@ -10,7 +10,7 @@ from typing import Protocol
 
 from pydantic import Field
 
-from .models import Account, CustomerDetails, Facts, Frozen
+from .models import Account, CustomerDetails, Facts, Frozen, InvoiceFact
 
 
 class PlanPrices(Frozen):
@@ -28,6 +28,11 @@ class SubscriptionState(Frozen):
     price_id: str
     seat_item_id: str | None = None
     metered_items: dict[str, str] = Field(default_factory=dict)  # metered price id -> item id
+    # After a plan change: the subscription's latest invoice when the change made one (billing reason
+    # subscription_update), and whether Stripe kept the change pending until that invoice is paid.
+    latest_invoice: InvoiceFact | None = None
+    pending_update: bool = False
+    pending_update_expires_at: datetime | None = None
 
 
 class PlanChange(Frozen):
@@ -39,6 +44,23 @@ class PlanChange(Frozen):
     seat_item_id: str | None = None  # the current seat item, if any
     seat_price: str | None = None  # the target seat price, if the tier has one
     seat_quantity: int = 0  # for a seat item that the change adds
+    proration_date: datetime | None = None  # prorate as of then (None: when Stripe gets the change)
+
+
+class InvoiceAmount(Frozen):
+    amount_due: int  # in the currency's smallest unit
+    currency: str
+    period_end: datetime | None = None
+
+
+class PlanPreview(Frozen):
+    """What a plan change would cost, from Stripe's invoice preview."""
+
+    proration_date: datetime
+    proration_behavior: str
+    due_now: InvoiceAmount | None  # invoiced at once (proration behavior always_invoice), else None
+    next_invoice: InvoiceAmount | None  # the next regular invoice after the change
+    from_tier: str | None = None  # the tier the account is billed for now
 
 
 class MeterEvent(Frozen):
@@ -85,7 +107,17 @@ class BillingGateway(Protocol):
     ) -> SubscriptionState: ...
 
     def change_plan(self, change: PlanChange, idempotency_key: str) -> SubscriptionState:
-        """Swaps the base price (and adds, re-prices or removes the seat item) in one update."""
+        """Swaps the base price (and adds, re-prices or removes the seat item) in one update. Where the
+        change is invoiced at once and charged automatically, Stripe keeps it pending until the invoice
+        is paid (`pending_update`): a failed payment leaves the plan as it was."""
+        ...
+
+    def subscription_state(self, subscription_id: str, prices: PlanPrices) -> SubscriptionState | None:
+        """The subscription as Stripe holds it now (items told apart by `prices`), None if it is gone."""
+        ...
+
+    def preview_change(self, customer_id: str, change: PlanChange) -> PlanPreview:
+        """Stripe's invoice preview of `change` (its proration_date set), writing nothing."""
         ...
 
     def cancel_subscription(self, subscription_id: str, idempotency_key: str) -> str:

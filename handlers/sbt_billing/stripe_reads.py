@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -16,7 +16,6 @@ import stripe
 from .billing_state import (
     CustomerView,
     InvoicePage,
-    InvoiceSummary,
     PriceView,
     SubscriptionView,
     UpcomingInvoice,
@@ -25,7 +24,7 @@ from .errors import PermanentBillingError
 from .meter_errors import MeterErrorReport, MeterErrorSample
 from .models import Address
 from .ports import MeterStatus
-from .stripe_billing import StripeBillingGateway
+from .stripe_billing import StripeBillingGateway, _time, invoice_fact
 
 METER_CACHE_SECONDS = 300.0
 # What our meter events carry (stripe_billing.send_meter_events): a meter must read these keys.
@@ -101,20 +100,7 @@ class StripeBillingReader(StripeBillingGateway):
             params["starting_after"] = starting_after
         page = self._call(lambda: self._client.v1.invoices.list(params=params))
         return InvoicePage(
-            invoices=tuple(
-                InvoiceSummary(
-                    invoice_id=invoice.id or "",
-                    number=invoice.number,
-                    status=invoice.status,
-                    amount_due=invoice.amount_due,
-                    amount_paid=invoice.amount_paid,
-                    currency=invoice.currency,
-                    due_date=_time(invoice.due_date),
-                    hosted_invoice_url=invoice.hosted_invoice_url,
-                    created=_time(invoice.created),
-                )
-                for invoice in page.data
-            ),
+            invoices=tuple(invoice_fact(invoice) for invoice in page.data),
             has_more=page.has_more,
         )
 
@@ -210,12 +196,6 @@ class StripeBillingReader(StripeBillingGateway):
                 return None
             raise
         return found.to_dict(recursive=True)
-
-
-def _time(value: Any) -> datetime | None:
-    return (
-        datetime.fromtimestamp(value, UTC) if isinstance(value, int) and not isinstance(value, bool) else None
-    )
 
 
 def _meter_state(meter: stripe.billing.Meter) -> MeterStatus:

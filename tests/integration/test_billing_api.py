@@ -197,7 +197,12 @@ def test_the_served_openapi_document_validates(client: BillingClient) -> None:
     document = client.openapi()
 
     validate(document)
-    assert set(document["paths"]) == {"/tenants/{tenantId}/billing", "/tenants/{tenantId}/billing/status"}
+    assert set(document["paths"]) == {
+        "/tenants/{tenantId}/billing",
+        "/tenants/{tenantId}/billing/status",
+        "/tenants/{tenantId}/billing/preview",
+    }
+    assert set(document["paths"]["/tenants/{tenantId}/billing"]) == {"get", "patch"}
     status = document["paths"]["/tenants/{tenantId}/billing/status"]["get"]
     assert {"200", "400", "403", "404"} <= set(status["responses"])
     assert document["components"]["securitySchemes"]["sigv4"]["name"] == "Authorization"
