@@ -25,6 +25,7 @@ class StackNames:
     refs: Mapping[str, str]  # logical id -> what Ref gives (a table's name, a queue's URL...)
     attributes: Mapping[tuple[str, str], str]  # (logical id, attribute) -> value
     conditions: Mapping[str, Any] = field(default_factory=dict)  # the template's Conditions section
+    mappings: Mapping[str, Any] = field(default_factory=dict)  # the template's Mappings section
     region: str = "us-east-1"
     account: str = "123456789012"
     partition: str = "aws"
@@ -105,6 +106,23 @@ def _if(argument: Any, names: StackNames) -> Any:
     return resolve(when_true if names.condition(condition) else when_false, names)
 
 
+def _text(value: Any) -> str:
+    """A value as CloudFormation compares it: a parameter's string (true/false, a list comma-joined)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ",".join(_text(item) for item in value)
+    return str(value)
+
+
+def _find_in_map(argument: Any, names: StackNames) -> Any:
+    mapping, top, second = (resolve(item, names) for item in argument)
+    try:
+        return names.mappings[mapping][top][second]
+    except KeyError:
+        raise Unresolvable(f"Fn::FindInMap {mapping}.{top}.{second}") from None
+
+
 def _select(argument: Any, names: StackNames) -> Any:
     index, items = argument
     return resolve(items, names)[int(resolve(index, names))]
@@ -126,7 +144,10 @@ _FUNCTIONS: dict[str, Callable[[Any, StackNames], Any]] = {
     "Fn::GetAtt": _get_att,
     "Fn::Sub": _sub,
     "Fn::If": _if,
-    "Fn::Equals": lambda argument, names: resolve(argument[0], names) == resolve(argument[1], names),
+    "Fn::Equals": lambda argument, names: (
+        _text(resolve(argument[0], names)) == _text(resolve(argument[1], names))
+    ),
+    "Fn::FindInMap": _find_in_map,
     "Fn::Not": lambda argument, names: not resolve(argument[0], names),
     "Fn::And": lambda argument, names: all(resolve(item, names) for item in argument),
     "Fn::Or": lambda argument, names: any(resolve(item, names) for item in argument),

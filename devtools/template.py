@@ -108,15 +108,22 @@ def _as_parameter_string(value: Any) -> str:
     return str(value)
 
 
-def resolve(value: Any, names: Mapping[str, str], conditions: Mapping[str, Any] | None = None) -> Any:
-    """Resolves the intrinsics that need no resource attribute (Ref, Fn::Sub, Fn::If and the condition
-    functions, Fn::Select, Fn::Split, Fn::Join) against `names`, the template's `conditions` deciding
-    each Fn::If; AWS::NoValue resolves to NO_VALUE (a key or list item that is not there).
+def resolve(value: Any, names: Mapping[str, str], template: Mapping[str, Any] | None = None) -> Any:
+    """Resolves the intrinsics that need no resource attribute (Ref, Fn::Sub, Fn::Select, Fn::Split,
+    Fn::Join) against `names`, and, given the `template` (its Conditions and Mappings), Fn::If, the
+    condition functions and Fn::FindInMap; AWS::NoValue resolves to NO_VALUE (a key or list item that
+    is not there).
 
     `names` maps parameter names (and, where the caller knows them, resources' logical ids) to values.
     Raises UnresolvedError for anything else.
     """
-    stack = StackNames(parameters=names, refs={}, attributes={}, conditions=conditions or {})
+    stack = StackNames(
+        parameters=names,
+        refs={},
+        attributes={},
+        conditions=(template or {}).get("Conditions") or {},
+        mappings=(template or {}).get("Mappings") or {},
+    )
     try:
         return resolve_intrinsics(value, stack)
     except Unresolvable as error:
@@ -245,10 +252,12 @@ def event_routes(
                 continue
             rule = source.get("Properties", {})
             try:
-                bus = resolve(rule.get("EventBusName", "default"), names)
+                bus = resolve(rule.get("EventBusName", "default"), names, template)
             except UnresolvedError:
                 bus = rule.get("EventBusName")
-            routes.append(EventRoute(function_id, rule_id, bus, resolve(rule["Pattern"], names), dict(rule)))
+            routes.append(
+                EventRoute(function_id, rule_id, bus, resolve(rule["Pattern"], names, template), dict(rule))
+            )
     routes += _queued_routes(template, names)
     return routes
 
@@ -274,7 +283,7 @@ def _queued_routes(template: Mapping[str, Any], names: Mapping[str, str]) -> lis
                 raise ValueError(f"rule {rule_id} targets {arn!r}, which no function consumes")
             function_id, mapping = consumers[queue_id]
             try:
-                bus = resolve(rule.get("EventBusName", "default"), names)
+                bus = resolve(rule.get("EventBusName", "default"), names, template)
             except UnresolvedError:
                 bus = rule.get("EventBusName")
             limit = (mapping.get("ScalingConfig") or {}).get("MaximumConcurrency")
@@ -283,11 +292,11 @@ def _queued_routes(template: Mapping[str, Any], names: Mapping[str, str]) -> lis
                     function_id,
                     rule_id,
                     bus,
-                    resolve(rule["EventPattern"], names),
+                    resolve(rule["EventPattern"], names, template),
                     {key: value for key, value in target.items() if key not in ("Id", "Arn")},
                     queue_id=queue_id,
                     batch_size=int(mapping.get("BatchSize", 10)),
-                    maximum_concurrency=None if limit is None else int(resolve(limit, names)),
+                    maximum_concurrency=None if limit is None else int(resolve(limit, names, template)),
                 )
             )
     return routes
@@ -357,9 +366,9 @@ class FunctionHandler:
         return self.handler.rsplit(".", 1)[1]
 
 
-def _resolved_or_none(value: Any, names: Mapping[str, str]) -> str | None:
+def _resolved_or_none(value: Any, names: Mapping[str, str], template: Mapping[str, Any]) -> str | None:
     try:
-        return _as_parameter_string(resolve(value, names))
+        return _as_parameter_string(resolve(value, names, template))
     except UnresolvedError:
         return None
 
@@ -380,10 +389,9 @@ def function_handlers(
     for logical_id, properties in _functions(template).items():
         environment: dict[str, str] = {}
         unresolved: dict[str, Any] = {}
-        conditions = template.get("Conditions") or {}
         for variable, value in (properties.get("Environment", {}).get("Variables") or {}).items():
             try:
-                resolved = resolve(value, names, conditions)
+                resolved = resolve(value, names, template)
             except UnresolvedError:
                 unresolved[variable] = value
                 continue
@@ -396,7 +404,7 @@ def function_handlers(
             environment=environment,
             unresolved=unresolved,
             timeout=int(properties.get("Timeout", 3)),
-            memory_size=_resolved_or_none(properties.get("MemorySize", 128), names),
+            memory_size=_resolved_or_none(properties.get("MemorySize", 128), names, template),
         )
     return handlers
 

@@ -1,7 +1,8 @@
 """A typed client of the SBT Stripe billing API for callers in the application plane.
 
 Requests are signed with the caller's IAM credentials (SigV4, service `execute-api`), so the caller's
-role needs `execute-api:Invoke` on the API's GET methods. Needs botocore (on Lambda's Python runtime
+role needs `execute-api:Invoke` on the API's GET methods (reads, previews) and, to change a tenant's
+plan or details with update(), on its PATCH method. Needs botocore (on Lambda's Python runtime
 and in every boto3 install); nothing else beyond the standard library.
 
     from sbt_billing_client import BillingClient
@@ -13,15 +14,28 @@ and in every boto3 install); nothing else beyond the standard library.
 """
 
 from .client import BillingClient
-from .errors import AccessDenied, BillingApiError, InvalidRequest, ServiceUnavailable, TenantNotFound
+from .errors import (
+    AccessDenied,
+    BillingApiError,
+    Busy,
+    Conflict,
+    IdempotencyKeyReused,
+    InvalidRequest,
+    PaymentRequired,
+    ServiceUnavailable,
+    TenantNotFound,
+)
 from .models import (
     Address,
+    Amount,
+    BillingChange,
     BillingStatus,
     Customer,
     Invoice,
     InvoicePage,
     NextInvoice,
     Plan,
+    PlanPreview,
     Subscription,
     TenantBilling,
 )
@@ -29,15 +43,22 @@ from .models import (
 __all__ = [
     "AccessDenied",
     "Address",
+    "Amount",
     "BillingApiError",
+    "BillingChange",
     "BillingClient",
     "BillingStatus",
+    "Busy",
+    "Conflict",
     "Customer",
+    "IdempotencyKeyReused",
     "InvalidRequest",
     "Invoice",
     "InvoicePage",
     "NextInvoice",
+    "PaymentRequired",
     "Plan",
+    "PlanPreview",
     "ServiceUnavailable",
     "Subscription",
     "TenantBilling",

@@ -1,4 +1,4 @@
-"""The HTTP side: SigV4-signed GETs with urllib, answers parsed into the models, errors by status."""
+"""The HTTP side: SigV4-signed requests with urllib, answers parsed into the models, errors by status."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Mapping
+from dataclasses import asdict
+from datetime import datetime
 from typing import Any
 
 from botocore.auth import SigV4Auth
@@ -15,7 +17,7 @@ from botocore.credentials import Credentials
 from botocore.session import Session, get_session
 
 from .errors import BillingApiError, error_for
-from .models import BillingStatus, Invoice, TenantBilling
+from .models import Address, BillingChange, BillingStatus, Invoice, PlanPreview, TenantBilling
 
 SERVICE = "execute-api"
 USER_AGENT = "sbt-billing-client/1.0"
@@ -68,29 +70,88 @@ class BillingClient:
                 return
             cursor = page.next_cursor
 
+    def update(
+        self,
+        tenant_id: str,
+        *,
+        tier: str | None = None,
+        tenant_name: str | None = None,
+        email: str | None = None,
+        address: Address | None = None,
+        proration_date: int | datetime | None = None,
+        idempotency_key: str | None = None,
+    ) -> BillingChange:
+        """Changes the tenant's tier and/or details; answers once Stripe has the change. Pass an
+        `idempotency_key` (e.g. a uuid4 per user action) to retry safely: a retry with the same key
+        returns the first answer. Raises PaymentRequired (the invoice to pay), Busy (retry after
+        `retry_after` seconds), Conflict (offboarded), IdempotencyKeyReused, InvalidRequest, TenantNotFound."""
+        body: dict[str, Any] = {}
+        if tier is not None:
+            body["tier"] = tier
+        if tenant_name is not None:
+            body["tenantName"] = tenant_name
+        if email is not None:
+            body["email"] = email
+        if address is not None:
+            body["address"] = {
+                "postalCode" if key == "postal_code" else key: value
+                for key, value in asdict(address).items()
+                if value is not None
+            }
+        if proration_date is not None:
+            body["prorationDate"] = (
+                int(proration_date.timestamp()) if isinstance(proration_date, datetime) else proration_date
+            )
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        return BillingChange.from_json(
+            self._request("PATCH", f"/tenants/{_segment(tenant_id)}/billing", body=body, headers=headers)
+        )
+
+    def preview(self, tenant_id: str, tier: str, *, proration_date: int | None = None) -> PlanPreview:
+        """What changing the tenant to `tier` costs now and on the next invoice (Stripe's preview).
+        Pass its `proration_date` to update() to be invoiced exactly what it showed."""
+        query = {"tier": tier}
+        if proration_date is not None:
+            query["prorationDate"] = str(proration_date)
+        return PlanPreview.from_json(self._get(f"/tenants/{_segment(tenant_id)}/billing/preview", query))
+
     def openapi(self) -> dict[str, Any]:
         return self._get("/billing/openapi.json")
 
     # -- signing and transport --------------------------------------------------------------------
 
     def _get(self, path: str, query: Mapping[str, str] | None = None) -> dict[str, Any]:
+        return self._request("GET", path, query)
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
         url = self._base + path + (f"?{urllib.parse.urlencode(sorted(query.items()))}" if query else "")
-        signed = AWSRequest(
-            method="GET", url=url, headers={"Accept": "application/json", "User-Agent": USER_AGENT}
-        )
+        data = json.dumps(body).encode() if body is not None else None
+        sent = {"Accept": "application/json", "User-Agent": USER_AGENT, **(headers or {})}
+        if data is not None:
+            sent["Content-Type"] = "application/json"
+        signed = AWSRequest(method=method, url=url, headers=sent, data=data)
         credentials = self._credentials or self._session.get_credentials()
         if credentials is None:
             raise BillingApiError(403, "no_credentials", "no AWS credentials to sign the request with")
         SigV4Auth(credentials, SERVICE, self._region).add_auth(signed)
-        request = urllib.request.Request(url, headers=dict(signed.headers.items()), method="GET")  # noqa: S310
+        request = urllib.request.Request(  # noqa: S310 - http(s) only, checked in __init__
+            url, data=data, headers=dict(signed.headers.items()), method=method
+        )
         try:
             with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310 - http(s) only, checked above
-                body = response.read()
+                answer = response.read()
         except urllib.error.HTTPError as error:
-            raise _error(error.code, error.read()) from None
+            raise _error(error.code, error.read(), error.headers.get("Retry-After")) from None
         except OSError as error:
             raise error_for(503, "unreachable", str(error)) from None
-        document = json.loads(body)
+        document = json.loads(answer)
         if not isinstance(document, dict):
             raise error_for(502, "bad_response", "the API answered something other than a JSON object")
         return document
@@ -107,14 +168,28 @@ def _region_of(base_url: str) -> str | None:
     return parts[2] if len(parts) > 3 and parts[1] == "execute-api" else None
 
 
-def _error(status: int, raw: bytes) -> BillingApiError:
+def _error(status: int, raw: bytes, retry_after: str | None = None) -> BillingApiError:
     try:
         document = json.loads(raw)
     except ValueError:
         document = {}
     error = document.get("error") if isinstance(document, dict) else None
     if isinstance(error, dict):
-        return error_for(status, str(error.get("code", "error")), str(error.get("message", "")))
+        invoice = error.get("invoice")
+        return error_for(
+            status,
+            str(error.get("code", "error")),
+            str(error.get("message", "")),
+            retry_after=_seconds(retry_after),
+            invoice=Invoice.from_json(invoice) if isinstance(invoice, dict) else None,
+        )
     # API Gateway's own refusals (e.g. a missing or bad signature) are {"message": "..."}.
     message = document.get("message", "") if isinstance(document, dict) else ""
     return error_for(status, "gateway", str(message))
+
+
+def _seconds(retry_after: str | None) -> float | None:
+    try:
+        return float(retry_after) if retry_after else None
+    except ValueError:
+        return None

@@ -198,3 +198,75 @@ class TenantBilling:
             next_invoice=NextInvoice.from_json(data.get("nextInvoice")),
             invoices=InvoicePage.from_json(data.get("invoices") or {}),
         )
+
+
+@dataclass(frozen=True)
+class BillingChange:
+    """The answer to update(): the tenant's billing once Stripe has the change."""
+
+    tenant_id: str
+    result: str  # applied, unchanged, recorded (the account is not open yet and opens with it)
+    status: BillingStatus
+    tier: str | None
+    customer: Customer | None
+    subscription_id: str | None
+    subscription_status: str | None
+    invoiced_now: Invoice | None  # what the change invoiced at once (ProrationBehavior always_invoice)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> BillingChange:
+        subscription = data.get("subscription") or {}
+        invoiced = data.get("invoicedNow")
+        return cls(
+            tenant_id=str(data["tenantId"]),
+            result=str(data["result"]),
+            status=BillingStatus.from_json(data["status"]),
+            tier=data.get("tier"),
+            customer=Customer.from_json(data.get("customer")),
+            subscription_id=subscription.get("id"),
+            subscription_status=subscription.get("status"),
+            invoiced_now=Invoice.from_json(invoiced) if invoiced else None,
+        )
+
+
+@dataclass(frozen=True)
+class Amount:
+    amount_due: int  # in the currency's smallest unit
+    currency: str
+    period_end: datetime | None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> Amount | None:
+        if data is None:
+            return None
+        return cls(
+            amount_due=int(data["amountDue"]),
+            currency=str(data["currency"]),
+            period_end=_time(data.get("periodEnd")),
+        )
+
+
+@dataclass(frozen=True)
+class PlanPreview:
+    """What changing to `tier` costs: `due_now` (invoiced at once, with always_invoice) and the next
+    invoice. Pass `proration_date` to update() to be invoiced exactly `due_now`."""
+
+    tenant_id: str
+    tier: str
+    current_tier: str | None
+    proration_date: int  # epoch seconds
+    proration_behavior: str
+    due_now: Amount | None
+    next_invoice: Amount | None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PlanPreview:
+        return cls(
+            tenant_id=str(data["tenantId"]),
+            tier=str(data["tier"]),
+            current_tier=data.get("currentTier"),
+            proration_date=int(data["prorationDate"]),
+            proration_behavior=str(data["prorationBehavior"]),
+            due_now=Amount.from_json(data.get("dueNow")),
+            next_invoice=Amount.from_json(data.get("nextInvoice")),
+        )

@@ -29,14 +29,14 @@ from __future__ import annotations
 
 import calendar
 import copy
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
 
-from . import invoices, meters
+from . import invoices, meters, pending_updates
 from .common import money, previous_attributes, public
 from .errors import StripeError, invalid, missing_param, no_such
 from .params import Params, apply_metadata
@@ -52,6 +52,7 @@ MAX_TRIAL_DAYS = 730
 LIVE = ("active", "past_due", "unpaid", "trialing", "incomplete", "paused")
 PRORATING = ("active", "past_due", "unpaid")
 PRORATION_BEHAVIORS = ["create_prorations", "always_invoice", "none"]
+PAYMENT_BEHAVIORS = ["allow_incomplete", "default_incomplete", "error_if_incomplete", "pending_if_incomplete"]
 
 CREATE_PARAMS = {
     "customer",
@@ -329,6 +330,11 @@ def set_status(emu: Emulator, sub: Obj, status: str) -> None:
 
 
 def on_invoice_paid(emu: Emulator, sub: Obj, inv: Obj) -> None:
+    if pending_updates.is_pending_invoice(sub, inv):
+        before = emu.store.render(sub)
+        pending_updates.apply(emu, sub)
+        _changed(emu, sub, before)
+        emu.store.record_event("customer.subscription.pending_update_applied", sub)
     if sub["status"] in ("incomplete", "past_due", "unpaid"):
         still_open = [
             i
@@ -340,6 +346,8 @@ def on_invoice_paid(emu: Emulator, sub: Obj, inv: Obj) -> None:
 
 
 def on_payment_failed(emu: Emulator, sub: Obj, inv: Obj, exhausted: bool) -> None:
+    if not pending_updates.failure_moves_status(sub, inv):
+        return
     if sub["status"] in ("active", "trialing"):
         set_status(emu, sub, "past_due")
     if exhausted and sub["status"] == "past_due":
@@ -511,13 +519,7 @@ def create(req: Request) -> Obj:
         raise invalid(
             "days_until_due can only be set when collection_method is send_invoice.", param="days_until_due"
         )
-    payment_behavior = (
-        p.enum(
-            "payment_behavior",
-            ["allow_incomplete", "default_incomplete", "error_if_incomplete", "pending_if_incomplete"],
-        )
-        or "allow_incomplete"
-    )
+    payment_behavior = p.enum("payment_behavior", PAYMENT_BEHAVIORS) or "allow_incomplete"
     p.enum("proration_behavior", PRORATION_BEHAVIORS)
     trial_days = p.int("trial_period_days", minimum=0)
     if trial_days is not None and trial_days > MAX_TRIAL_DAYS:
@@ -886,15 +888,41 @@ def update(req: Request) -> Obj:
                 "A canceled subscription can only update its cancellation_details and metadata.",
                 param=sorted(extra)[0],
             )
-    _update(emu, sub, p)
+    _apply(emu, sub, p, lambda: _update(emu, sub, p), pending_updates.SUBSCRIPTION_PARAMS)
     if counted is not None:
         counted.append(req.now)
     return store.render(sub)
 
 
+def _apply(
+    emu: Emulator, sub: Obj, p: Params, change: Callable[[], None], pending_params: frozenset[str]
+) -> None:
+    """Make ``change`` and record it; with ``payment_behavior=pending_if_incomplete``, an update whose
+    invoice is not paid at once becomes the subscription's pending update instead (see
+    ``pending_updates``)."""
+    before = emu.store.render(sub)
+    if p.enum("payment_behavior", PAYMENT_BEHAVIORS) != "pending_if_incomplete":
+        change()
+        _changed(emu, sub, before)
+        return
+    pending_updates.check(sub, p, pending_params)
+    attempt = pending_updates.begin(emu, sub)
+    try:
+        change()
+    except StripeError:
+        pending_updates.settle(sub)
+        raise
+    unpaid = pending_updates.unpaid_invoice(emu, sub, attempt)
+    if unpaid is None:
+        pending_updates.settle(sub)
+    else:
+        items = [render_item(emu, i) for i in items_of(emu, sub)]
+        pending_updates.hold(emu, sub, attempt, unpaid, items)
+    _changed(emu, sub, before)
+
+
 def _update(emu: Emulator, sub: Obj, p: Params) -> None:
-    store = emu.store
-    before = store.render(sub)
+    """Apply an update's params to ``sub`` (the caller records the event)."""
     behavior = p.enum("proration_behavior", PRORATION_BEHAVIORS) or "create_prorations"
     at = p.int("proration_date")
     changes = _changes_from(emu, sub, p)
@@ -940,7 +968,6 @@ def _update(emu: Emulator, sub: Obj, p: Params) -> None:
     if trial_end is not None:
         _set_trial_end(emu, sub, trial_end)
     _cancel_at(p, sub, _period(emu, sub)[1])
-    _changed(emu, sub, before)
 
 
 def _set_trial_end(emu: Emulator, sub: Obj, trial_end: int | str) -> None:
@@ -1045,10 +1072,14 @@ def list_items(req: Request) -> Obj:
 
 def _mutate_item(req: Request, sub: Obj, change: Change) -> None:
     p = req.params
-    before = req.store.render(sub)
     behavior = p.enum("proration_behavior", PRORATION_BEHAVIORS) or "create_prorations"
-    apply_changes(req.emulator, sub, [change], behavior, p.int("proration_date"))
-    _changed(req.emulator, sub, before)
+    _apply(
+        req.emulator,
+        sub,
+        p,
+        lambda: apply_changes(req.emulator, sub, [change], behavior, p.int("proration_date")),
+        pending_updates.ITEM_ENDPOINT_PARAMS,
+    )
 
 
 def create_item(req: Request) -> Obj:
@@ -1226,6 +1257,9 @@ def _next_due(emu: Emulator, sub: Obj) -> tuple[int, str] | None:
         candidates.append((sub["cancel_at"], "cancel"))
     if status == "trialing" and sub["trial_end"] is not None:
         candidates.append((sub["trial_end"], "trial_end"))
+    pending_expiry = pending_updates.expires_at(sub)
+    if pending_expiry is not None:
+        candidates.append((pending_expiry, "pending_expire"))
     if status in ("active", "past_due", "unpaid"):
         candidates.append((_period(emu, sub)[1], "renew"))
     pause = sub["pause_collection"]
@@ -1277,6 +1311,10 @@ def _apply_due(emu: Emulator, when: int, what: str, obj: Obj) -> None:
         _end_trial(emu, sub, when)
     elif what == "renew":
         _start_period(emu, sub, _period(emu, sub)[1], "subscription_cycle", before)
+    elif what == "pending_expire":
+        pending_updates.discard(emu, sub)
+        _changed(emu, sub, before)
+        emu.store.record_event("customer.subscription.pending_update_expired", sub)
     elif what == "resume":
         sub["pause_collection"] = None
         _changed(emu, sub, before)

@@ -6,12 +6,22 @@ import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from threading import RLock
+from threading import Lock, RLock
 
 from sbt_billing.errors import RevisionConflict
 from sbt_billing.lifecycle import Lifecycle
-from sbt_billing.models import Account, CustomerDetails
-from sbt_billing.ports import MeterEvent, PlanChange, PlanPrices, SubscriptionState, UsageRecord
+from sbt_billing.models import Account, CustomerDetails, Facts, InvoiceFact, OpenOn
+from sbt_billing.onboarding import Onboarding
+from sbt_billing.ports import (
+    InvoiceAmount,
+    MeterEvent,
+    MeterStatus,
+    PlanChange,
+    PlanPreview,
+    PlanPrices,
+    SubscriptionState,
+    UsageRecord,
+)
 from sbt_billing.seats import Seats
 from sbt_billing.settings import TierPlan, UsageMeter
 from sbt_billing.usage import Usage
@@ -62,6 +72,9 @@ class FakeSubscription:
     seat_item_id: str | None = None
     seat_price_id: str | None = None
     seat_quantity: int = 0
+    unbilled: bool = False  # cancelled without a final invoice, its open invoices voided
+    pending_price: str | None = None  # a plan change Stripe keeps until its invoice is paid
+    latest_invoice: InvoiceFact | None = None
 
     def state(self) -> SubscriptionState:
         return SubscriptionState(
@@ -70,6 +83,8 @@ class FakeSubscription:
             status=self.status,
             price_id=self.price_id,
             seat_item_id=self.seat_item_id,
+            latest_invoice=self.latest_invoice,
+            pending_update=self.pending_price is not None,
         )
 
 
@@ -87,11 +102,16 @@ class FakeStripe:
     )
     meter_events: dict[str, MeterEvent] = field(default_factory=dict)
     meter_batches: list[int] = field(default_factory=list)
+    meters: dict[str, MeterStatus] = field(default_factory=dict)  # event name -> state (default active)
     customers: dict[str, FakeCustomer] = field(default_factory=dict)
     subscriptions: dict[str, FakeSubscription] = field(default_factory=dict)
     calls: list[str] = field(default_factory=list)
     replays: dict[str, object] = field(default_factory=dict)
     fail_next: dict[str, Exception] = field(default_factory=dict)
+    invoice_changes: bool = False  # proration_behavior always_invoice: a change is invoiced at once
+    payments_fail: bool = False  # ... and its payment fails: Stripe keeps the change pending
+    plan_changes: list[PlanChange] = field(default_factory=list)
+    previews: list[PlanChange] = field(default_factory=list)
     _ids: itertools.count[int] = field(default_factory=itertools.count)
 
     def _new_id(self, prefix: str) -> str:
@@ -109,6 +129,14 @@ class FakeStripe:
 
     def writes(self, name: str | None = None) -> int:
         return len([call for call in self.calls if name is None or call == name])
+
+    def pay_latest_invoice(self, subscription_id: str) -> None:
+        """The tenant pays the change's invoice: Stripe applies the pending change."""
+        sub = self.subscriptions[subscription_id]
+        if sub.pending_price is not None:
+            sub.price_id, sub.pending_price = sub.pending_price, None
+        if sub.latest_invoice is not None:
+            sub.latest_invoice = sub.latest_invoice.model_copy(update={"status": "paid"})
 
 
 class FakeBillingGateway:
@@ -163,8 +191,20 @@ class FakeBillingGateway:
 
     def change_plan(self, change: PlanChange, idempotency_key: str) -> SubscriptionState:
         def change_() -> SubscriptionState:
+            self.stripe.plan_changes.append(change)
             sub = self.stripe.subscriptions[change.subscription_id]
-            sub.price_id = change.base_price
+            if self.stripe.invoice_changes:
+                sub.latest_invoice = InvoiceFact(
+                    invoice_id=self.stripe._new_id("in"),
+                    status="open" if self.stripe.payments_fail else "paid",
+                    amount_due=1000,
+                    currency="usd",
+                    hosted_invoice_url="https://invoice.test/i/1",
+                )
+                if self.stripe.payments_fail:
+                    sub.pending_price = change.base_price
+                    return sub.state()
+            sub.price_id, sub.pending_price = change.base_price, None
             if change.seat_price and not sub.seat_item_id:
                 sub.seat_item_id, sub.seat_quantity = self.stripe._new_id("si"), change.seat_quantity
             if not change.seat_price:
@@ -175,6 +215,21 @@ class FakeBillingGateway:
         result = self.stripe._write("change_plan", idempotency_key, change_)
         assert isinstance(result, SubscriptionState)
         return result
+
+    def subscription_state(self, subscription_id: str, prices: PlanPrices) -> SubscriptionState | None:
+        self.stripe.calls.append("retrieve_subscription")
+        sub = self.stripe.subscriptions.get(subscription_id)
+        return sub.state() if sub else None
+
+    def preview_change(self, customer_id: str, change: PlanChange) -> PlanPreview:
+        assert change.proration_date is not None
+        self.stripe.previews.append(change)
+        return PlanPreview(
+            proration_date=change.proration_date,
+            proration_behavior="always_invoice" if self.stripe.invoice_changes else "create_prorations",
+            due_now=InvoiceAmount(amount_due=1000, currency="usd") if self.stripe.invoice_changes else None,
+            next_invoice=InvoiceAmount(amount_due=29900, currency="usd"),
+        )
 
     def _seat_subscription(self, item_id: str) -> FakeSubscription | None:
         return next((s for s in self.stripe.subscriptions.values() if s.seat_item_id == item_id), None)
@@ -193,6 +248,9 @@ class FakeBillingGateway:
 
         return bool(self.stripe._write("set_quantity", idempotency_key, set_))
 
+    def meter_states(self, event_names: Sequence[str]) -> dict[str, MeterStatus]:
+        return {name: self.stripe.meters.get(name, MeterStatus.ACTIVE) for name in event_names}
+
     def send_meter_events(self, events: Sequence[MeterEvent]) -> None:
         if "send_meter_events" in self.stripe.fail_next:
             raise self.stripe.fail_next.pop("send_meter_events")
@@ -208,6 +266,14 @@ class FakeBillingGateway:
             return "canceled"
 
         return str(self.stripe._write("cancel_subscription", idempotency_key, cancel))
+
+    def cancel_unbilled(self, subscription_id: str, idempotency_key: str) -> str:
+        def cancel() -> str:
+            self.stripe.subscriptions[subscription_id].status = "canceled"
+            self.stripe.subscriptions[subscription_id].unbilled = True
+            return "canceled"
+
+        return str(self.stripe._write("cancel_unbilled", idempotency_key, cancel))
 
     def close_customer(self, customer_id: str, closed_at: datetime, idempotency_key: str) -> bool:
         def close() -> bool:
@@ -319,14 +385,48 @@ class InMemoryOutbox:
         for record in records:
             self.records[record.identifier] = (record, "sent", None)
 
-    def mark_rejected(self, record: UsageRecord, reason: str) -> None:
+    def mark_rejected(self, record: UsageRecord, reason: str) -> bool:
+        known = self.records.get(record.identifier)
+        if known is not None and known[1] == "rejected":
+            return False
         self.records[record.identifier] = (record, "rejected", reason)
+        return True
+
+    def find(self, identifier: str) -> UsageRecord | None:
+        known = self.records.get(identifier)
+        return known[0] if known is not None else None
+
+    def state(self, identifier: str) -> tuple[str, str | None]:
+        _, state, reason = self.records[identifier]
+        return state, reason
 
     def states(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         for _, state, _ in self.records.values():
             counts[state] = counts.get(state, 0) + 1
         return counts
+
+
+class InMemoryRegistrations:
+    """Registration ids linked to tenants, and the facts kept under a registration before its link."""
+
+    def __init__(self) -> None:
+        self.tenants: dict[str, str] = {}
+        self.kept: dict[str, dict[str, Facts]] = {}
+        self._lock = Lock()
+
+    def link(self, registration_id: str, tenant_id: str) -> list[Facts]:
+        with self._lock:
+            self.tenants.setdefault(registration_id, tenant_id)
+            kept = self.kept.get(registration_id, {})
+            return sorted(kept.values(), key=lambda facts: facts.occurred_at)
+
+    def park(self, registration_id: str, facts: Facts) -> str | None:
+        with self._lock:
+            if registration_id in self.tenants:
+                return self.tenants[registration_id]
+            self.kept.setdefault(registration_id, {})[facts.model_dump_json()] = facts
+            return None
 
 
 class InMemoryBilling:
@@ -350,8 +450,12 @@ class InMemoryBilling:
         self.outbox = InMemoryOutbox()
         gateway = FakeBillingGateway(self.stripe)
         self.seats = Seats(self.ledger, self.scheduler, self.store, gateway, delay_seconds=20)
-        self.usage = Usage(self.outbox, self.store, gateway, self.publisher, self.clock, self.meters)
+        self.usage = Usage(self.outbox, self.store, gateway, self.publisher, self.clock, self.meters, gateway)
+        self.registrations = InMemoryRegistrations()
         self._seats_and_usage = seats_and_usage
+
+    def onboarding(self, open_on: OpenOn = OpenOn.PROVISION_SUCCESS) -> Onboarding:
+        return Onboarding(self.lifecycle(), self.registrations, open_on)
 
     def lifecycle(self, owner: str | None = None, working_until: datetime | None = None) -> Lifecycle:
         wired = self._seats_and_usage

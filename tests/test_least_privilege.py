@@ -91,6 +91,7 @@ def stack_names(
         refs=refs,
         attributes=attributes,
         conditions=translated.get("Conditions", {}),
+        mappings=translated.get("Mappings", {}),
     )
 
 

@@ -50,7 +50,7 @@ EVENTS = ROOT / "events"
 ARTIFACT_LIMIT_BYTES = 25 * 1000 * 1000
 SECRET_PATTERN = re.compile(r"\b(sk|rk|pk)_(live|test)_[0-9A-Za-z]{4,}|\bwhsec_[0-9A-Za-z]{4,}")
 SEAT_TENANT = "8d2e4f60-1a3b-4c5d-8e9f-0a1b2c3d4e5f"
-Kind = Literal["lifecycle", "users", "usage", "seat_sync", "flush", "api", "webhook"]
+Kind = Literal["onboarding", "lifecycle", "users", "usage", "seat_sync", "flush", "api", "webhook"]
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ class Function:
 
 FUNCTIONS = {
     "ProvisionSuccessFunction": Function(
-        "provision_success.lambda_handler", "lifecycle", "provision_success"
+        "provision_success.lambda_handler", "onboarding", "provision_success"
     ),
     "TenantUpdatedFunction": Function("tenant_updated.lambda_handler", "lifecycle", "tenant_updated"),
     "TenantDeletedFunction": Function("tenant_deleted.lambda_handler", "lifecycle", "tenant_deleted"),
@@ -73,7 +73,12 @@ FUNCTIONS = {
     "BillingApiFunction": Function("billing_api.lambda_handler", "api", "api_billing_status"),
     "StripeWebhookFunction": Function("stripe_webhook.lambda_handler", "webhook", "webhook_malformed_body"),
 }
-RULE_KINDS = ("lifecycle", "users", "usage")  # functions an EventBridge rule on the SBT bus invokes
+RULE_KINDS = (
+    "onboarding",
+    "lifecycle",
+    "users",
+    "usage",
+)  # functions an EventBridge rule on the SBT bus invokes
 RULE_FUNCTIONS = {name for name, function in FUNCTIONS.items() if function.kind in RULE_KINDS}
 HTTP_FUNCTIONS = {name for name, function in FUNCTIONS.items() if function.kind in ("api", "webhook")}
 # The SAM policy templates a function may use, all scoped by their parameters to one resource.
@@ -171,6 +176,7 @@ RESOURCE_NAMES = {
     "AccountsTable": "accounts",
     "IdempotencyTable": "idempotency",
     "UsageTable": "usage",
+    "RegistrationsTable": "registrations",
     "SeatSyncQueue": "https://sqs.example/seat-sync",
 }
 
@@ -304,7 +310,7 @@ def test_only_this_stacks_lifecycle_rules_may_send_to_the_lifecycle_queues(templ
     assert allow["Principal"] == {"Service": "events.amazonaws.com"}
     assert allow["Action"] == "sqs:SendMessage"
     assert sorted(arn["Fn::GetAtt"][0] for arn in allow["Condition"]["ArnEquals"]["aws:SourceArn"]) == sorted(
-        ["ProvisionSuccessRule", "TenantUpdatedRule", "TenantDeletedRule"]
+        ["OnboardingRequestRule", "ProvisionSuccessRule", "TenantUpdatedRule", "TenantDeletedRule"]
     )
     assert deny["Effect"] == "Deny"
     assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
@@ -371,7 +377,7 @@ def test_table_key_schemas_are_what_devtools_creates(template: dict[str, Any]) -
     assert (
         set(tables)
         == set(resources_of_type(template, "AWS::DynamoDB::Table"))
-        == {"AccountsTable", "IdempotencyTable", "UsageTable"}
+        == {"AccountsTable", "IdempotencyTable", "UsageTable", "RegistrationsTable"}
     )
     for logical_id, table in tables.items():
         properties = template["Resources"][logical_id]["Properties"]
@@ -401,7 +407,8 @@ def test_table_key_schemas_are_what_devtools_creates(template: dict[str, Any]) -
                 {"AttributeName": "pendingTenant", "KeyType": "HASH"},
                 {"AttributeName": "sk", "KeyType": "RANGE"},
             ],
-        )
+        ),
+        ("identifier", [{"AttributeName": "identifier", "KeyType": "HASH"}]),
     ]
     assert tables["UsageTable"].ttl_attribute is None
 
@@ -507,6 +514,21 @@ def test_each_function_has_an_environment_of_its_own_that_settings_accept(templa
         assert handler.unresolved == {}, name
         own = {variable for variable in handler.environment if not variable.startswith("POWERTOOLS_")}
         assert own <= known - local_only, (name, own - known)
+    own = {  # settings only the function that uses them gets
+        "ProvisionSuccessFunction": {
+            "REGISTRATIONS_TABLE",
+            "OPEN_ACCOUNT_ON",
+            "ONBOARDING_REQUEST_DETAIL_TYPE",
+            "PROVISION_SUCCESS_DETAIL_TYPE",
+            "PROVISION_FAILURE_DETAIL_TYPE",
+        },
+        "TenantUpdatedFunction": {"TENANT_UPDATED_DETAIL_TYPE"},
+        "TenantDeletedFunction": {"OFFBOARDING_REQUEST_DETAIL_TYPE", "TENANT_DELETED_DETAIL_TYPE"},
+    }
+    for name, variables in own.items():
+        assert variables <= set(handlers[name].environment), name
+    for name in set(FUNCTIONS) - set(own):
+        assert not set().union(*own.values()) & set(handlers[name].environment), name
         assert "POWERTOOLS_LOG_LEVEL" in handler.environment
         settings = Settings.from_environment(handler.environment)
         assert settings.lease_seconds > handler.timeout
@@ -521,19 +543,22 @@ def test_each_function_has_an_environment_of_its_own_that_settings_accept(templa
     )
 
 
-def test_the_http_functions_hold_only_the_read_key_when_one_is_given() -> None:
+def test_the_public_webhook_holds_only_the_read_key_when_one_is_given() -> None:
     parameters = {"EventBusName": "bus", "StripeSecretName": "secret", "StripeReadSecretName": "read"}
     handlers = function_handlers(parameters, RESOURCE_NAMES)
-    for name in HTTP_FUNCTIONS:
-        assert "STRIPE_SECRET_NAME" not in handlers[name].environment, name
-        assert handlers[name].environment["STRIPE_READ_SECRET_NAME"] == "read"
-    for name in set(FUNCTIONS) - HTTP_FUNCTIONS - {"TenantUsersFunction"}:
+    webhook = handlers["StripeWebhookFunction"].environment
+    assert "STRIPE_SECRET_NAME" not in webhook
+    assert webhook["STRIPE_READ_SECRET_NAME"] == "read"
+    # The API reads with it too, and keeps the deployment's key for its PATCH.
+    api = handlers["BillingApiFunction"].environment
+    assert (api["STRIPE_SECRET_NAME"], api["STRIPE_READ_SECRET_NAME"]) == ("secret", "read")
+    # The others write to Stripe: the deployment's key, never the read key.
+    for name in set(FUNCTIONS) - {"StripeWebhookFunction", "BillingApiFunction", "TenantUsersFunction"}:
         assert handlers[name].environment["STRIPE_SECRET_NAME"] == "secret", name
         assert "STRIPE_READ_SECRET_NAME" not in handlers[name].environment, name
     without = function_handlers({"EventBusName": "bus", "StripeSecretName": "secret"}, RESOURCE_NAMES)
-    for name in HTTP_FUNCTIONS:
-        assert without[name].environment["STRIPE_SECRET_NAME"] == "secret"
-        assert without[name].environment["STRIPE_READ_SECRET_NAME"] == ""
+    assert without["StripeWebhookFunction"].environment["STRIPE_SECRET_NAME"] == "secret"
+    assert without["StripeWebhookFunction"].environment["STRIPE_READ_SECRET_NAME"] == ""
 
 
 def test_the_user_rule_and_the_created_detail_types_agree() -> None:
@@ -613,6 +638,7 @@ ACCOUNTS_READ = {"DynamoDBReadPolicy": {"TableName": {"Ref": "AccountsTable"}}}
 USAGE_CRUD = {"DynamoDBCrudPolicy": {"TableName": {"Ref": "UsageTable"}}}
 USAGE_READ = {"DynamoDBReadPolicy": {"TableName": {"Ref": "UsageTable"}}}
 IDEMPOTENCY_CRUD = {"DynamoDBCrudPolicy": {"TableName": {"Ref": "IdempotencyTable"}}}
+REGISTRATIONS_CRUD = {"DynamoDBCrudPolicy": {"TableName": {"Ref": "RegistrationsTable"}}}
 STRIPE_SECRET = {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": SECRET_ARN}}
 READ_SECRET_ARN = {
     "Fn::If": [
@@ -634,19 +660,32 @@ READ_OR_WRITE_SECRET = {
 PUT_EVENTS = {"EventBridgePutEventsPolicy": {"EventBusName": {"Ref": "EventBusName"}}}
 SEND_SEAT_SYNC = {"SQSSendMessagePolicy": {"QueueName": {"Fn::GetAtt": ["SeatSyncQueue", "QueueName"]}}}
 # What each function's code does (tests/test_least_privilege.py checks every call it makes against its
-# role): the lifecycle works on accounts, seats and usage, Stripe and the bus; the user function only
-# records users and schedules syncs; the seat sync and usage functions read accounts; the API only reads;
-# only the webhook keeps Powertools idempotency records. The API and the webhook take the read-only key
-# when there is one.
+# role): the lifecycle works on accounts, seats and usage, Stripe and the bus (onboarding on SBT's
+# registrations too); the user function only records users and schedules syncs; the seat sync and usage
+# functions read accounts; the API's changes go through the lifecycle (account writes, billing events,
+# Idempotency-Key records) and it only reads the usage table.
 EXPECTED_POLICIES = {
-    "ProvisionSuccessFunction": [ACCOUNTS_CRUD, USAGE_CRUD, STRIPE_SECRET, PUT_EVENTS],
+    "ProvisionSuccessFunction": [ACCOUNTS_CRUD, REGISTRATIONS_CRUD, USAGE_CRUD, STRIPE_SECRET, PUT_EVENTS],
     "TenantUpdatedFunction": [ACCOUNTS_CRUD, USAGE_CRUD, STRIPE_SECRET, PUT_EVENTS],
     "TenantDeletedFunction": [ACCOUNTS_CRUD, USAGE_CRUD, STRIPE_SECRET, PUT_EVENTS],
     "TenantUsersFunction": [USAGE_CRUD, SEND_SEAT_SYNC],
     "SeatSyncFunction": [ACCOUNTS_READ, USAGE_CRUD, STRIPE_SECRET, SEND_SEAT_SYNC],
     "UsageIngestFunction": [ACCOUNTS_READ, USAGE_CRUD, STRIPE_SECRET, PUT_EVENTS],
     "UsageFlushFunction": [ACCOUNTS_READ, USAGE_CRUD, STRIPE_SECRET, PUT_EVENTS],
-    "BillingApiFunction": [ACCOUNTS_READ, USAGE_READ, READ_OR_WRITE_SECRET],
+    "BillingApiFunction": [
+        ACCOUNTS_CRUD,
+        IDEMPOTENCY_CRUD,
+        USAGE_READ,
+        STRIPE_SECRET,
+        {
+            "Fn::If": [
+                "HasStripeReadSecret",
+                {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": READ_SECRET_ARN}},
+                {"Ref": "AWS::NoValue"},
+            ]
+        },
+        PUT_EVENTS,
+    ],
 }
 
 
@@ -705,9 +744,9 @@ def test_no_function_is_granted_wildcard_actions_or_resources(template: dict[str
         for problem in wildcard_grants(policy, f"{name}.Policies[{index}]")
     ]
     assert problems == []
-    for name in HTTP_FUNCTIONS:  # the read-only key when there is one, never both keys
-        assert READ_OR_WRITE_SECRET in template["Resources"][name]["Properties"]["Policies"], name
-        assert STRIPE_SECRET not in template["Resources"][name]["Properties"]["Policies"], name
+    webhook = template["Resources"]["StripeWebhookFunction"]["Properties"]["Policies"]
+    assert READ_OR_WRITE_SECRET in webhook  # the read-only key when there is one, never both keys
+    assert STRIPE_SECRET not in webhook
 
 
 def test_the_wildcard_check_catches_broad_grants() -> None:
@@ -773,7 +812,8 @@ def test_functions_keep_their_logs_for_a_bounded_time(template: dict[str, Any]) 
 
 def test_parameter_defaults_resolve_as_cloudformation_passes_them(template: dict[str, Any]) -> None:
     values = parameter_values(template, {"EventBusName": "bus"})
-    assert values["ControlPlaneSource"] == "sbt.control.plane"
+    assert values["ControlPlaneSource"] == ""  # as SbtRelease names it
+    assert values["SbtRelease"] == "current"
     assert values["FunctionMemorySize"] == "512"
     with pytest.raises(KeyError):
         parameter_values(template, {"NoSuchParameter": "x"})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from threading import Lock
@@ -23,30 +24,53 @@ from aws_lambda_powertools.utilities.idempotency import (
     IdempotencyConfig,
     idempotent_function,
 )
-from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyPersistenceLayerError,
+    IdempotencyValidationError,
+)
 from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
+from .billing_changes import (
+    ChangeAnswer,
+    ChangeServices,
+    IdempotentChange,
+    idempotency_in_progress,
+    idempotency_key_reused,
+)
 from .billing_state import BillingServices, GatePolicy
 from .errors import ConfigurationError, InvalidEvent, TransientBillingError
-from .events import parse
-from .lifecycle import Lifecycle, tier_plan
+from .events import (
+    OnboardingRequestEvent,
+    ProvisioningEvent,
+    TenantDeletedEvent,
+    TenantUpdatedEvent,
+    deletion_facts,
+    onboarding_request,
+    parse,
+    provisioning_report,
+    update_facts,
+)
+from .lifecycle import TIER_MISSING, Lifecycle
 from .models import Frozen, Operation, Outcome, Result, TenantFacts
+from .onboarding import Onboarding
+from .ports import PlanPreview
+from .registrations import DynamoRegistrationStore
 from .sbt_bus import EventBridgePublisher
 from .settings import Settings, required, settings
 from .stripe_billing import BillingPolicy, invocation_end
 from .stripe_reads import StripeBillingReader
+from .stripe_signature import InvalidSignature, verify_signature
 from .stripe_webhooks import (
-    InvalidSignature,
     StripeEvent,
     WebhookOutcome,
     WebhookPolicy,
     WebhookProcessor,
     parse_event,
-    verify_signature,
 )
 from .tenant_accounts import DynamoAccountStore
 
@@ -175,7 +199,17 @@ def account_store() -> DynamoAccountStore:
 def publisher() -> EventBridgePublisher:
     config = settings()
     bus = required(config.event_bus_name, "EVENT_BUS_NAME")
-    return EventBridgePublisher(_aws_client("events"), bus, config.event_source)
+    return EventBridgePublisher(
+        _aws_client("events"), bus, config.event_source, config.published_detail_type_prefix
+    )
+
+
+@cache
+def registrations() -> DynamoRegistrationStore:
+    table = settings().registrations_table
+    if table is None:
+        raise ConfigurationError("REGISTRATIONS_TABLE is not set: SBT's onboarding events need it")
+    return DynamoRegistrationStore(_aws_client("dynamodb"), table)
 
 
 def deferred[T](factory: Callable[[], T]) -> T:
@@ -253,6 +287,83 @@ def billing_services() -> BillingServices:
     )
 
 
+# -- the billing API's changes (PATCH, preview) --------------------------------------------------------
+
+
+def _apply_change(facts: TenantFacts, seconds_left: float) -> Outcome:
+    """A PATCH's facts through the lifecycle, as an event's: its lease is held until the request's end."""
+    working_until = SystemClock().now() + timedelta(seconds=seconds_left)
+    with invocation_end(seconds_left):
+        return lifecycle(working_until).update_account(facts, must_exist=True)
+
+
+def _preview_change(tenant_id: str, tier: str, at: datetime, seconds_left: float) -> PlanPreview:
+    with invocation_end(seconds_left):
+        return lifecycle().preview_plan_change(tenant_id, tier, at)
+
+
+@cache
+def api_idempotency_config() -> IdempotencyConfig:
+    """Idempotency-Key on PATCH: the record is keyed by tenant and key, and holds the body's hash."""
+    return IdempotencyConfig(
+        event_key_jmespath="[tenant_id, key]",
+        payload_validation_jmespath="body",
+        raise_on_no_idempotency_key=True,
+        expires_after_seconds=settings().idempotency_expiry_seconds,
+    )
+
+
+@cache
+def _api_persistence() -> DynamoDBPersistenceLayer:
+    # Its own instance: a persistence layer keeps the first configuration it is given.
+    return DynamoDBPersistenceLayer(
+        table_name=required(settings().idempotency_table, "IDEMPOTENCY_TABLE"),
+        boto3_client=_aws_client("dynamodb"),
+    )
+
+
+def _run_change(request: IdempotentChange, run: Callable[[], ChangeAnswer]) -> ChangeAnswer:
+    return run()
+
+
+@cache
+def _idempotent_change() -> Callable[..., ChangeAnswer]:
+    wrapped: Callable[..., ChangeAnswer] = idempotent_function(
+        _run_change,
+        data_keyword_argument="request",
+        persistence_store=_api_persistence(),
+        config=api_idempotency_config(),
+        output_serializer=PydanticSerializer(model=ChangeAnswer),
+        key_prefix="sbt-billing-api-change",
+    )
+    return wrapped
+
+
+def _once(request: IdempotentChange, run: Callable[[], ChangeAnswer]) -> ChangeAnswer:
+    """The first answer for (tenant, Idempotency-Key). What `run` raises (a busy tenant, an unknown one,
+    Stripe or DynamoDB unavailable) is not kept, so that a retry runs again."""
+    try:
+        return _idempotent_change()(request=request, run=run)
+    except IdempotencyValidationError:
+        raise idempotency_key_reused() from None
+    except IdempotencyAlreadyInProgressError:
+        raise idempotency_in_progress() from None
+    except IdempotencyPersistenceLayerError:
+        raise TransientBillingError("the idempotency table is unavailable") from None
+
+
+@cache
+def change_services() -> ChangeServices:
+    config = settings()
+    return ChangeServices(
+        catalogue=required(config.tier_catalogue, "TIER_CATALOGUE"),
+        gate=GatePolicy(allowed_states=config.gate_allowed_states),
+        apply=_apply_change,
+        preview=_preview_change,
+        once=_once,
+    )
+
+
 def webhook_secrets() -> list[str]:
     """The endpoint's signing secrets from the secret named by WEBHOOK_SECRET_NAME: `whsec_...`, or JSON
     `{"signingSecret": "whsec_..."}` / `{"signingSecrets": [...]}` (two while a secret is rolled).
@@ -287,7 +398,11 @@ class _LazyLookup:
         return billing_reader().subscription_object(subscription_id)
 
 
+TEST_MODE_KEYS = ("sk_test_", "rk_test_")
+
+
 def webhook_processor() -> WebhookProcessor:
+    """The processor for one event; only events of the Stripe key's mode are the deployment's."""
     config = settings()
     return WebhookProcessor(
         store=account_store(),
@@ -296,6 +411,7 @@ def webhook_processor() -> WebhookProcessor:
         catalogue=required(config.tier_catalogue, "TIER_CATALOGUE"),
         policy=WebhookPolicy(
             gate=GatePolicy(allowed_states=config.gate_allowed_states),
+            livemode=not stripe_read_key(config).startswith(TEST_MODE_KEYS),
             publish_deactivate=config.publish_deactivate_requests,
             publish_activate=config.publish_activate_requests,
             publish_billing_updates=config.publish_billing_updates,
@@ -360,6 +476,8 @@ def handle_webhook(
         logger.warning("webhook not applied; Stripe will retry", problem=str(error))
         return 503, {"error": "retry_later"}
     metrics.add_metric(name=f"Webhook_{outcome.result.value}", unit=MetricUnit.Count, value=1)
+    if outcome.foreign:
+        metrics.add_metric(name="WebhookForeignObject", unit=MetricUnit.Count, value=1)
     logger.info(
         "webhook processed", result=outcome.result.value, reason=outcome.reason, tenant_id=outcome.tenant_id
     )
@@ -380,10 +498,15 @@ def forget_clients() -> None:
         _secrets,
         account_store,
         publisher,
+        registrations,
         idempotency_config,
         _persistence,
         billing_services,
         _idempotent_webhook,
+        api_idempotency_config,
+        _api_persistence,
+        _idempotent_change,
+        change_services,
     ):
         factory.cache_clear()
     with _gateways_lock:
@@ -405,46 +528,104 @@ def rejected_event(error: InvalidEvent, raw_event: object, operation: str) -> di
     return response
 
 
-_OPERATIONS: dict[Operation, Callable[[Lifecycle, TenantFacts], Outcome]] = {
-    Operation.OPEN_ACCOUNT: Lifecycle.open_account,
-    Operation.UPDATE_ACCOUNT: Lifecycle.update_account,
-    Operation.CLOSE_ACCOUNT: Lifecycle.close_account,
-}
+@dataclass(frozen=True)
+class Handling[M: EventBridgeModel]:
+    """How a function handles one detail type: the model it parses and what it does with it."""
+
+    model: type[M]
+    operation: Operation
+    run: Callable[[M, Lifecycle], Outcome]
 
 
-def handle_event[M: EventBridgeModel](
-    raw_event: Mapping[str, Any],
-    context: LambdaContext,
-    model: type[M],
-    to_facts: Callable[[M], TenantFacts],
-    operation: Operation,
+def lifecycle_handlings(function: str) -> dict[str, Handling[Any]]:
+    """The detail types each lifecycle function handles (as the deployment names them), and how."""
+    config = settings()
+    if function == "onboarding":
+
+        def onboard(lifecycle: Lifecycle) -> Onboarding:
+            return Onboarding(lifecycle, registrations(), config.open_account_on)
+
+        def request(event: OnboardingRequestEvent, lifecycle: Lifecycle) -> Outcome:
+            facts, registration_id = onboarding_request(event)
+            return onboard(lifecycle).request(facts, registration_id)
+
+        def provisioned(succeeded: bool) -> Callable[[ProvisioningEvent, Lifecycle], Outcome]:
+            def run(event: ProvisioningEvent, lifecycle: Lifecycle) -> Outcome:
+                return onboard(lifecycle).report(*provisioning_report(event, succeeded))
+
+            return run
+
+        return {
+            config.onboarding_request_detail_type: Handling(
+                OnboardingRequestEvent, Operation.OPEN_ACCOUNT, request
+            ),
+            config.provision_success_detail_type: Handling(
+                ProvisioningEvent, Operation.OPEN_ACCOUNT, provisioned(succeeded=True)
+            ),
+            config.provision_failure_detail_type: Handling(
+                ProvisioningEvent, Operation.CLOSE_ACCOUNT, provisioned(succeeded=False)
+            ),
+        }
+    if function == "update":
+        return {
+            config.tenant_updated_detail_type: Handling(
+                TenantUpdatedEvent,
+                Operation.UPDATE_ACCOUNT,
+                lambda event, lifecycle: lifecycle.update_account(update_facts(event)),
+            )
+        }
+    if function == "deletion":
+        close = Handling(
+            TenantDeletedEvent,
+            Operation.CLOSE_ACCOUNT,
+            lambda event, lifecycle: lifecycle.close_account(deletion_facts(event)),
+        )
+        return {config.offboarding_request_detail_type: close, config.tenant_deleted_detail_type: close}
+    raise ValueError(f"no lifecycle function {function!r}")
+
+
+def handle_event(
+    raw_event: Mapping[str, Any], context: LambdaContext, handlings: Mapping[str, Handling[Any]]
 ) -> dict[str, str]:
     """One EventBridge event, end to end. The account record is its idempotency record: a fact
     already recorded changes nothing, however often and under whatever event id it comes again."""
+    detail_type = raw_event.get("detail-type") if isinstance(raw_event, Mapping) else None
+    handling = handlings.get(detail_type) if isinstance(detail_type, str) else None
+    if handling is None:
+        # e.g. a provisioning event fed to the deletion function: never act on what we were not sent.
+        expected = ", ".join(sorted(handlings))
+        error = InvalidEvent("detail-type", f"is not one this function handles ({expected})")
+        return rejected_event(error, raw_event, next(iter(handlings.values())).operation.value)
+    operation = handling.operation
     try:
-        event = parse(model, raw_event)
-        logger.set_correlation_id(event.id)
-        logger.append_keys(event_id=event.id, detail_type=event.detail_type)
-        facts = to_facts(event)
-        logger.append_keys(tenant_id=facts.tenant_id)
-        if facts.tier is not None:
-            tier_plan(required(settings().tier_catalogue, "TIER_CATALOGUE"), facts.tier)
+        event = parse(handling.model, raw_event)
     except InvalidEvent as error:
         return rejected_event(error, raw_event, operation.value)
+    logger.set_correlation_id(event.id)
+    logger.append_keys(event_id=event.id, detail_type=event.detail_type)
+    tenant = getattr(event.detail, "tenant_id", None)
+    if tenant is not None:
+        logger.append_keys(tenant_id=tenant)
 
     seconds_left = context.get_remaining_time_in_millis() / 1000
     working_until = SystemClock().now() + timedelta(seconds=seconds_left)
     try:
         with invocation_end(seconds_left):
-            outcome = _OPERATIONS[operation](lifecycle(working_until), facts)
+            outcome = handling.run(event, lifecycle(working_until))
+    except InvalidEvent as error:
+        # Found before anything was written for the event (an unknown tier, a registration of another
+        # tenant): retrying cannot fix it.
+        return rejected_event(error, raw_event, operation.value)
     except (TransientBillingError, ConfigurationError) as error:
         # The platform retries the event, and dead-letters it when retries run out.
         metrics.add_dimension(name="operation", value=operation.value)
         metrics.add_metric(name="Result_retrying", unit=MetricUnit.Count, value=1)
         logger.warning("event will be retried", error_type=type(error).__name__, reason=str(error))
         raise
-    metrics.add_dimension(name="operation", value=operation.value)
+    metrics.add_dimension(name="operation", value=outcome.operation.value)
     metrics.add_metric(name=f"Result_{outcome.result.value}", unit=MetricUnit.Count, value=1)
+    if outcome.reason == TIER_MISSING:
+        metrics.add_metric(name="TierMissing", unit=MetricUnit.Count, value=1)
     log = logger.warning if outcome.result is Result.FAILED else logger.info
-    log("event processed", result=outcome.result.value, reason=outcome.reason)
+    log("event processed", result=outcome.result.value, reason=outcome.reason, tenant_id=outcome.tenant_id)
     return outcome.as_response()

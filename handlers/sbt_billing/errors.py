@@ -21,6 +21,23 @@ class TransientBillingError(BillingError):
     The invocation fails so that the platform retries, and at last dead-letters, the event."""
 
 
+class TenantBusy(TransientBillingError):
+    """Another invocation holds the tenant's lease and Stripe lags behind the recorded facts: retry
+    after `retry_after` seconds (the lease's remaining time), when the holder is done or its lease over."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__("another invocation holds the tenant's lease; retry later")
+        self.retry_after = retry_after
+
+
+class UnknownTenant(BillingError):
+    """No billing account exists for the tenant (and the caller asked not to create one)."""
+
+
+class NotBillable(BillingError):
+    """The account has no subscription to change yet (pending, opening) or no longer (closed)."""
+
+
 class PermanentBillingError(BillingError):
     """Stripe refused the request for good (invalid request, missing resource): a retry would fail the same."""
 

@@ -25,18 +25,36 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 from uuid import uuid4
 
-from .errors import InvalidEvent, PermanentBillingError, RevisionConflict, TransientBillingError
+from .errors import (
+    InvalidEvent,
+    NotBillable,
+    PermanentBillingError,
+    RevisionConflict,
+    TenantBusy,
+    TransientBillingError,
+    UnknownTenant,
+)
 from .models import (
     Account,
     AccountStatus,
+    InvoiceFact,
     Lease,
     OpeningSnapshot,
     Operation,
     Outcome,
+    PendingPlan,
     Result,
     TenantFacts,
 )
-from .ports import AccountStore, BillingGateway, Clock, EventPublisher, PlanChange, PlanPrices
+from .ports import (
+    AccountStore,
+    BillingGateway,
+    Clock,
+    EventPublisher,
+    PlanChange,
+    PlanPreview,
+    PlanPrices,
+)
 from .settings import TierPlan
 
 if TYPE_CHECKING:
@@ -45,6 +63,11 @@ if TYPE_CHECKING:
 
 BILLING_SUCCESS = "sbt_aws_billingSuccess"
 BILLING_FAILURE = "sbt_aws_billingFailure"
+
+TIER_MISSING = (
+    "tier_missing: no event has named the tenant's tier, so no price can be chosen; send `tier` in "
+    "tenantData at registration (POST /tenant-registrations), or export `tier` from the provisioning job"
+)
 
 # Past this age an interrupted opening can no longer count on Stripe replaying its idempotent create.
 KEY_WINDOW_MARGIN = timedelta(hours=23)
@@ -88,32 +111,75 @@ class Lifecycle:
 
     # -- operations -------------------------------------------------------------------------------
 
-    def open_account(self, facts: TenantFacts) -> Outcome:
-        if facts.tier is not None:
-            tier_plan(self._catalogue, facts.tier)
+    def open_account(self, facts: TenantFacts, registration_id: str | None = None) -> Outcome:
+        """Asks for the tenant's account (provisioned, or onboarded when billing starts there) with
+        what the event says; it opens as soon as a tier is known."""
+        return self.update_account(
+            facts.model_copy(update={"open_requested": True}), registration_id, Operation.OPEN_ACCOUNT
+        )
+
+    def check_tier(self, tier: str | None) -> None:
+        """An unknown tier is bad input (InvalidEvent), refused before anything is written."""
+        if tier is not None:
+            tier_plan(self._catalogue, tier)
+
+    def update_account(
+        self,
+        facts: TenantFacts,
+        registration_id: str | None = None,
+        operation: Operation = Operation.UPDATE_ACCOUNT,
+        must_exist: bool = False,
+    ) -> Outcome:
+        """Merges the facts (an SBT event's or a billing API request's) and drives Stripe to them.
+        With `must_exist`, a tenant without an account is UnknownTenant instead of a pending account."""
+        self.check_tier(facts.tier)
 
         def merge(account: Account) -> Account:
             merged = account.model_copy(update={"desired": account.desired.merge(facts)})
-            if merged.status is AccountStatus.PENDING and merged.desired.closed is None:
+            if registration_id is not None and merged.registration_id is None:
+                merged = merged.model_copy(update={"registration_id": registration_id})
+            desired = merged.desired
+            if (
+                merged.status is AccountStatus.PENDING
+                and desired.closed is None
+                and desired.open_requested is not None
+                and desired.tier_value is not None
+            ):
                 merged = self._start_opening(merged)
             return merged
 
-        return self._run(Operation.OPEN_ACCOUNT, facts, merge)
+        return self._run(operation, facts, merge, must_exist=must_exist)
 
-    def update_account(self, facts: TenantFacts) -> Outcome:
-        if facts.tier is not None:
-            tier_plan(self._catalogue, facts.tier)
-        return self._run(
-            Operation.UPDATE_ACCOUNT,
-            facts,
-            lambda account: account.model_copy(update={"desired": account.desired.merge(facts)}),
-        )
+    def preview_plan_change(self, tenant_id: str, tier: str, proration_date: datetime) -> PlanPreview:
+        """What changing the tenant's plan to `tier`, prorated as of `proration_date`, would cost:
+        Stripe's invoice preview of the very update the driver would send. Writes nothing."""
+        prices = self.prices_for(tier)
+        account = self._store.get(tenant_id)
+        if account is None:
+            raise UnknownTenant(tenant_id)
+        if (
+            account.status is not AccountStatus.OPEN
+            or account.desired.closed is not None
+            or account.customer_id is None
+            or account.subscription_id is None
+            or account.subscription_item_id is None
+        ):
+            raise NotBillable("the account has no subscription to change yet")
+        change = plan_change(account, prices, self._seats.count if self._seats else None, proration_date)
+        preview = self._billing.preview_change(account.customer_id, change)
+        return preview.model_copy(update={"from_tier": account.applied_tier})
 
     def close_account(self, facts: TenantFacts) -> Outcome:
+        """Offboarding; or, for `facts.provisioning_failed`, SBT could not provision the tenant: the
+        account closes without charging it (the subscription cancelled unbilled, its open invoices
+        voided)."""
         now = self._clock.now()
+        unbilled = facts.provisioning_failed
 
         def merge(account: Account) -> Account:
-            closed = account.model_copy(update={"desired": account.desired.close(facts.stamp())})
+            closed = account.model_copy(
+                update={"desired": account.desired.close(facts.stamp(), provisioning_failed=unbilled)}
+            )
             if closed.status is AccountStatus.PENDING and closed.opening is None:
                 # Nothing was ever created in Stripe: the tombstone alone closes the account, and a
                 # provisioning event that arrives later finds it and creates nothing.
@@ -122,9 +188,15 @@ class Lifecycle:
 
         return self._run(Operation.CLOSE_ACCOUNT, facts, merge)
 
-    def _run(self, operation: Operation, facts: TenantFacts, merge: Callable[[Account], Account]) -> Outcome:
+    def _run(
+        self,
+        operation: Operation,
+        facts: TenantFacts,
+        merge: Callable[[Account], Account],
+        must_exist: bool = False,
+    ) -> Outcome:
         try:
-            return self._handle(operation, facts, merge)
+            return self._handle(operation, facts, merge, must_exist)
         except PermanentBillingError as error:
             self._publisher.publish(
                 BILLING_FAILURE,
@@ -137,9 +209,15 @@ class Lifecycle:
     # -- step 1: record ---------------------------------------------------------------------------
 
     def _handle(
-        self, operation: Operation, facts: TenantFacts, merge: Callable[[Account], Account]
+        self,
+        operation: Operation,
+        facts: TenantFacts,
+        merge: Callable[[Account], Account],
+        must_exist: bool = False,
     ) -> Outcome:
         current = self._store.get(facts.tenant_id)
+        if current is None and must_exist:
+            raise UnknownTenant(facts.tenant_id)
         while True:
             now = self._clock.now()
             base = current or Account(tenant_id=facts.tenant_id)
@@ -168,7 +246,8 @@ class Lifecycle:
                     # "unchanged" and leave the work undone.
                     if current.lease is not None and _holder_working(current.lease, now):
                         return self._outcome(operation, current, Result.IN_FLIGHT)
-                    raise TransientBillingError("another invocation holds the tenant's lease; retry later")
+                    expires_at = current.lease.expires_at if current.lease else now
+                    raise TenantBusy(retry_after=max((expires_at - now).total_seconds(), 0.0))
                 return self._outcome(operation, current, Result.UNCHANGED)
             try:
                 written = self._store.save(merged, expected_revision=current.revision if current else None)
@@ -176,11 +255,24 @@ class Lifecycle:
                 current = _account_or_none(conflict.current)
                 continue
             if not lead:
-                return self._recorded(operation, written)
+                return self._recorded(operation, written, facts)
             return self._drive(operation, written, resumed=base.opening is not None)
 
-    def _recorded(self, operation: Operation, written: Account) -> Outcome:
+    def _recorded(self, operation: Operation, written: Account, facts: TenantFacts) -> Outcome:
         """The outcome of a write that did not take the lease."""
+        if (
+            written.desired.open_requested == facts.stamp()
+            and written.status is AccountStatus.PENDING
+            and written.desired.closed is None
+            and written.desired.tier_value is None
+        ):
+            # This event asked for the account first, and no event has named the tier: kept (a later
+            # tier opens it), and said loudly, once.
+            self._publisher.publish(
+                BILLING_FAILURE,
+                {"tenantId": written.tenant_id, "operation": operation.value, "reason": TIER_MISSING},
+            )
+            return self._outcome(operation, written, Result.FAILED, reason=TIER_MISSING)
         if written.needs_driving() or written.status is AccountStatus.PENDING:
             # The lease holder applies it before releasing, or the account opens with it later.
             return self._outcome(operation, written, Result.RECORDED)
@@ -191,8 +283,7 @@ class Lifecycle:
 
     def _start_opening(self, account: Account) -> Account:
         tier = account.desired.tier_value
-        if tier is None:
-            raise InvalidEvent("tier", "is required to open an account and no event has named one")
+        assert tier is not None
         prices = self.prices_for(tier)
         seat_quantity = self._seats.count(account.tenant_id) if prices.seats and self._seats else 0
         snapshot = OpeningSnapshot(
@@ -210,15 +301,18 @@ class Lifecycle:
 
     def _drive(self, operation: Operation, account: Account, resumed: bool) -> Outcome:
         driver = _Driver(self, account, resumed)
-        published = False
+        published: set[str] = set()
         try:
             while True:
                 driven = driver.run()
                 released = driven.model_copy(update={"lease": None})
-                if not published:
-                    # Before the write that records the outcome: an event may be repeated, never lost.
+                # Before the write that records the outcome: an event may be repeated, never lost.
+                if driver.payment_required is not None and BILLING_FAILURE not in published:
+                    self._publish_payment_required(operation, released, driver.payment_required)
+                    published.add(BILLING_FAILURE)
+                elif driver.payment_required is None and BILLING_SUCCESS not in published:
                     self._publish_success(operation, released)
-                    published = True
+                    published.add(BILLING_SUCCESS)
                 try:
                     written = self._store.save(released, expected_revision=driven.revision)
                 except RevisionConflict as conflict:
@@ -229,7 +323,11 @@ class Lifecycle:
                         ) from None
                     driver.account = latest.with_progress_of(driven)
                     continue
-                return self._outcome(operation, written, Result.APPLIED)
+                if driver.payment_required is not None:
+                    return self._outcome(
+                        operation, written, Result.PAYMENT_REQUIRED, invoice=driver.payment_required.invoice
+                    )
+                return self._outcome(operation, written, Result.APPLIED, invoice=driver.invoiced)
         except BaseException:
             self._release(driver.account)
             raise
@@ -277,9 +375,27 @@ class Lifecycle:
                 detail[key] = value
         self._publisher.publish(BILLING_SUCCESS, detail)
 
+    def _publish_payment_required(self, operation: Operation, account: Account, pending: PendingPlan) -> None:
+        detail: dict[str, object] = {
+            "tenantId": account.tenant_id,
+            "operation": operation.value,
+            "reason": f"{Result.PAYMENT_REQUIRED.value}: the change to tier {pending.tier!r} waits for "
+            "its invoice to be paid",
+            "tier": pending.tier,
+        }
+        if pending.invoice is not None:
+            detail["invoiceId"] = pending.invoice.invoice_id
+        if account.applied_tier is not None:
+            detail["appliedTier"] = account.applied_tier
+        self._publisher.publish(BILLING_FAILURE, detail)
+
     @staticmethod
     def _outcome(
-        operation: Operation, account: Account, result: Result, reason: str | None = None
+        operation: Operation,
+        account: Account,
+        result: Result,
+        reason: str | None = None,
+        invoice: InvoiceFact | None = None,
     ) -> Outcome:
         return Outcome(
             tenant_id=account.tenant_id,
@@ -290,6 +406,8 @@ class Lifecycle:
             subscription_id=account.subscription_id,
             subscription_status=account.subscription_status,
             tier=account.applied_tier,
+            invoice=invoice,
+            account=account,
         )
 
 
@@ -305,6 +423,8 @@ class _Driver:
         # An earlier invocation started this opening and did not record its end: it may have
         # created the customer and the subscription already.
         self._resumed = resumed
+        self.invoiced: InvoiceFact | None = None  # what this drive's plan change invoiced at once
+        self.payment_required: PendingPlan | None = None  # this drive's change waits for its invoice
 
     def _key(self, *parts: object) -> str:
         return ":".join(("sbt-billing", self.account.tenant_id, *(str(part) for part in parts)))
@@ -377,31 +497,61 @@ class _Driver:
         self._progress(applied_details_digest=details.digest())
 
     def _sync_plan(self) -> None:
-        tier = self.account.desired.tier_value
         account = self.account
-        if tier is None or account.subscription_id is None or account.subscription_item_id is None:
+        register = account.desired.tier
+        if register is None or account.subscription_id is None or account.subscription_item_id is None:
             return
+        tier = register.value
         if tier == account.applied_tier:
+            if account.pending_plan is not None:
+                # Paid and applied (a webhook followed it), or no longer wanted.
+                self._progress(pending_plan=None)
             return
         prices = self._lifecycle.prices_for(tier)
+        if account.plan_blocked():
+            # Tried once and waiting for its invoice: never tried again by itself (no second charge).
+            if self.payment_required is None:
+                self._follow_pending_plan(account.subscription_id, tier, prices)
+            return
         if prices.base != account.price_id or prices.seats != account.seat_price_id:
-            adds_seats = prices.seats is not None and account.seat_item_id is None
             seats = self._lifecycle._seats
-            change = PlanChange(
-                subscription_id=account.subscription_id,
-                base_item_id=account.subscription_item_id,
-                base_price=prices.base,
-                seat_item_id=account.seat_item_id,
-                seat_price=prices.seats,
-                seat_quantity=seats.count(account.tenant_id) if adds_seats and seats else 0,
-            )
+            change = plan_change(account, prices, seats.count if seats else None, register.proration_date)
             state = self._billing.change_plan(
                 change, idempotency_key=self._key("plan", account.revision, prices.base, prices.seats or "")
             )
+            if state.pending_update:
+                self.payment_required = PendingPlan(
+                    tier=tier,
+                    stamp=register.stamp,
+                    invoice=state.latest_invoice,
+                    expires_at=state.pending_update_expires_at,
+                )
+                self._progress(pending_plan=self.payment_required)
+                return
+            invoice = state.latest_invoice
+            if invoice is not None and invoice.invoice_id != account.plan_invoice_id:
+                self.invoiced = invoice
+                self._progress(plan_invoice_id=invoice.invoice_id)
             self._progress(
-                seat_item_id=state.seat_item_id, seat_price_id=prices.seats if state.seat_item_id else None
+                seat_item_id=state.seat_item_id,
+                seat_price_id=prices.seats if state.seat_item_id else None,
+                subscription_status=state.status,
             )
-        self._progress(applied_tier=tier, price_id=prices.base)
+        self._progress(applied_tier=tier, price_id=prices.base, pending_plan=None)
+
+    def _follow_pending_plan(self, subscription_id: str, tier: str, prices: PlanPrices) -> None:
+        """One read: once the tenant paid, Stripe applied the pending change and the account follows."""
+        state = self._billing.subscription_state(subscription_id, prices)
+        if state is None or state.pending_update or state.price_id != prices.base:
+            return
+        self._progress(
+            applied_tier=tier,
+            price_id=prices.base,
+            seat_item_id=state.seat_item_id,
+            seat_price_id=prices.seats if state.seat_item_id else None,
+            subscription_status=state.status,
+            pending_plan=None,
+        )
 
     def _close(self) -> None:
         snapshot = self.account.opening
@@ -413,6 +563,14 @@ class _Driver:
             if found is not None:
                 self._progress(subscription_id=found.subscription_id, subscription_item_id=found.item_id)
         if self.account.subscription_id is not None and self.account.subscription_status != "canceled":
+            if self.account.desired.provisioning_failed is not None:
+                # SBT could not provision the tenant: nothing to charge, nothing owed.
+                status = self._billing.cancel_unbilled(
+                    self.account.subscription_id, idempotency_key=self._key("subscription", "cancel-unbilled")
+                )
+                self._progress(subscription_status=status)
+                self._close_customer()
+                return
             # What the tenant used and its last seat count reach Stripe before the final invoice.
             if self._lifecycle._usage is not None:
                 self._lifecycle._usage.flush(self.account.tenant_id, account=self.account)
@@ -422,6 +580,9 @@ class _Driver:
                 self.account.subscription_id, idempotency_key=self._key("subscription", "cancel")
             )
             self._progress(subscription_status=status)
+        self._close_customer()
+
+    def _close_customer(self) -> None:
         now = self._clock.now()
         deleted = self.account.customer_deleted
         if self.account.customer_id is not None and not deleted:
@@ -429,6 +590,27 @@ class _Driver:
                 self.account.customer_id, closed_at=now, idempotency_key=self._key("customer", "close")
             )
         self._progress(status=AccountStatus.CLOSED, closed_at=now, customer_deleted=deleted)
+
+
+def plan_change(
+    account: Account,
+    prices: PlanPrices,
+    seat_count: Callable[[str], int] | None,
+    proration_date: datetime | None,
+) -> PlanChange:
+    """The one subscription update that moves the account's items to `prices`."""
+    assert account.subscription_id is not None
+    assert account.subscription_item_id is not None
+    adds_seats = prices.seats is not None and account.seat_item_id is None
+    return PlanChange(
+        subscription_id=account.subscription_id,
+        base_item_id=account.subscription_item_id,
+        base_price=prices.base,
+        seat_item_id=account.seat_item_id,
+        seat_price=prices.seats,
+        seat_quantity=seat_count(account.tenant_id) if adds_seats and seat_count else 0,
+        proration_date=proration_date,
+    )
 
 
 def _holder_working(lease: Lease, now: datetime) -> bool:

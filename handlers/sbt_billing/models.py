@@ -52,18 +52,36 @@ class Stamp(Frozen):
         return other is None or (self.at, self.digest) > (other.at, other.digest)
 
 
-class TenantFacts(Frozen):
-    """What one event says about a tenant. Absent fields say nothing (they do not clear)."""
+class Facts(Frozen):
+    """What one event (or one billing API request) says, before we know which tenant it is about (SBT's
+    provisioning events name the registration, not the tenant). Absent fields say nothing (they do not
+    clear). `proration_date` goes with `tier`: the moment a tier change is prorated from (the caller's
+    preview's), instead of the moment Stripe receives it."""
 
-    tenant_id: str
     name: str | None = None
     email: str | None = None
     address: Address | None = None
     tier: str | None = None
+    proration_date: datetime | None = None
     occurred_at: datetime
+    open_requested: bool = False  # the event asks for the account to be opened (provisioned, onboarded)
+    provisioning_failed: bool = False  # SBT could not provision the tenant: close it, unbilled
+
+    def about(self, tenant_id: str) -> TenantFacts:
+        return TenantFacts(tenant_id=tenant_id, **self.model_dump(exclude={"tenant_id"}))
+
+
+class TenantFacts(Facts):
+    """What one event says about a tenant."""
+
+    tenant_id: str
 
     def stamp(self) -> Stamp:
-        return Stamp(at=self.occurred_at, digest=digest_of(self.model_dump(mode="json")))
+        data = self.model_dump(mode="json")
+        for optional in ("open_requested", "provisioning_failed", "proration_date"):
+            if not data[optional]:
+                del data[optional]  # the digest of a plain fact stays what it was before these fields
+        return Stamp(at=self.occurred_at, digest=digest_of(data))
 
 
 class StrRegister(Frozen):
@@ -76,30 +94,46 @@ class AddressRegister(Frozen):
     stamp: Stamp
 
 
+class TierRegister(StrRegister):
+    proration_date: datetime | None = None  # prorate the change from then (None: when Stripe gets it)
+
+
 class Desired(Frozen):
     """The state the latest facts describe, one last-writer-wins register per field."""
 
     name: StrRegister | None = None
     email: StrRegister | None = None
     address: AddressRegister | None = None
-    tier: StrRegister | None = None
+    tier: TierRegister | None = None
     closed: Stamp | None = None
+    open_requested: Stamp | None = None  # an event asked for the account: once asked, it stays asked
+    provisioning_failed: Stamp | None = None  # the close came from a failed provisioning: unbilled
 
     def merge(self, facts: TenantFacts) -> Desired:
         stamp = facts.stamp()
         changes: dict[str, Any] = {}
-        for field in ("name", "email", "tier"):
+        if facts.open_requested and self.open_requested is None:
+            changes["open_requested"] = stamp
+        for field in ("name", "email"):
             value = getattr(facts, field)
             current: StrRegister | None = getattr(self, field)
             if value is not None and stamp.newer_than(current.stamp if current else None):
                 changes[field] = StrRegister(value=value, stamp=stamp)
+        if facts.tier is not None and stamp.newer_than(self.tier.stamp if self.tier else None):
+            changes["tier"] = TierRegister(value=facts.tier, stamp=stamp, proration_date=facts.proration_date)
         if facts.address is not None and stamp.newer_than(self.address.stamp if self.address else None):
             changes["address"] = AddressRegister(value=facts.address, stamp=stamp)
         return self.model_copy(update=changes) if changes else self
 
-    def close(self, stamp: Stamp) -> Desired:
-        """Offboarding is terminal (SBT never reuses a tenant id): the first close stands."""
-        return self if self.closed is not None else self.model_copy(update={"closed": stamp})
+    def close(self, stamp: Stamp, provisioning_failed: bool = False) -> Desired:
+        """Offboarding is terminal (SBT never reuses a tenant id): the first close stands, and with it
+        whether it came from a failed provisioning (then nothing is charged)."""
+        if self.closed is not None:
+            return self
+        update: dict[str, Any] = {"closed": stamp}
+        if provisioning_failed:
+            update["provisioning_failed"] = stamp
+        return self.model_copy(update=update)
 
     def details(self) -> CustomerDetails:
         return CustomerDetails(
@@ -114,7 +148,7 @@ class Desired(Frozen):
 
 
 class AccountStatus(StrEnum):
-    PENDING = "pending"  # facts arrived before the provisioning event: nothing in Stripe yet
+    PENDING = "pending"  # facts arrived before the account was asked for (or its tier): nothing in Stripe yet
     OPENING = "opening"  # customer and subscription are being created
     OPEN = "open"  # customer and subscription exist; see subscription_status
     CLOSED = "closed"  # offboarded: subscription cancelled, customer marked or deleted (terminal)
@@ -189,6 +223,18 @@ class InvoiceFact(Frozen):
     created: datetime | None = None
 
 
+class PendingPlan(Frozen):
+    """A tier change that Stripe keeps as a pending update until its invoice is paid (the payment
+    made at once failed). It stands for the tier fact it was made for (`stamp`): that fact is not
+    tried again automatically, so nothing loops or charges twice; a newer tier fact (a new request)
+    tries anew. Paying the invoice makes Stripe apply the change, which the account then follows."""
+
+    tier: str
+    stamp: Stamp
+    invoice: InvoiceFact | None = None  # the open invoice to pay (hosted_invoice_url)
+    expires_at: datetime | None = None  # when Stripe drops the pending update if it is still unpaid
+
+
 class PaymentState(StrEnum):
     PAID = "paid"
     FAILED = "failed"
@@ -228,6 +274,7 @@ class StripeReport(Frozen):
 class Account(Frozen):
     tenant_id: str
     revision: int = 0
+    registration_id: str | None = None  # SBT's tenantRegistrationId, from the onboarding request
     status: AccountStatus = AccountStatus.PENDING
     desired: Desired = Field(default_factory=Desired)
     opening: OpeningSnapshot | None = None
@@ -245,6 +292,8 @@ class Account(Frozen):
     seat_item_id: str | None = None  # the per-seat item, when the tier has a seat price
     seat_price_id: str | None = None
     metered_items: dict[str, str] = Field(default_factory=dict)  # metered price id -> item id
+    pending_plan: PendingPlan | None = None  # a tier change waiting for its invoice to be paid
+    plan_invoice_id: str | None = None  # the invoice the last tier change made (always_invoice)
     reported: StripeReport | None = None  # Stripe's own facts, from webhooks
 
     def leased_to_other(self, owner: str, now: datetime) -> bool:
@@ -261,9 +310,14 @@ class Account(Frozen):
         return (
             self.customer_id is None
             or self.subscription_id is None
-            or self.applied_tier != self.desired.tier_value
+            or (self.applied_tier != self.desired.tier_value and not self.plan_blocked())
             or self.applied_details_digest != self.desired.details().digest()
         )
+
+    def plan_blocked(self) -> bool:
+        """Whether the desired tier is the very fact whose change waits for its invoice to be paid."""
+        pending, tier = self.pending_plan, self.desired.tier
+        return pending is not None and tier is not None and pending.stamp == tier.stamp
 
     def with_progress_of(self, driven: Account) -> Account:
         """This account (newer facts merged by others) carrying what the lease holder did in Stripe."""
@@ -283,8 +337,17 @@ class Account(Frozen):
             "seat_item_id",
             "seat_price_id",
             "metered_items",
+            "pending_plan",
+            "plan_invoice_id",
         }
         return self.model_copy(update={name: getattr(driven, name) for name in owned})
+
+
+class OpenOn(StrEnum):
+    """When billing starts for a tenant SBT onboards."""
+
+    PROVISION_SUCCESS = "provisionSuccess"  # once its resources exist
+    ONBOARDING_REQUEST = "onboardingRequest"  # at registration (SBT's own billing default)
 
 
 class Operation(StrEnum):
@@ -299,6 +362,7 @@ class Result(StrEnum):
     RECORDED = "recorded"  # kept for later (no account yet) or handed to the worker holding the lease
     IGNORED = "ignored"  # the account is closed: offboarding is terminal
     IN_FLIGHT = "in_flight"  # the same fact is being processed by another invocation
+    PAYMENT_REQUIRED = "payment_required"  # the tier change waits for its invoice to be paid (pending update)
     REJECTED = "rejected"  # bad input: nothing was written anywhere
     FAILED = "failed"  # Stripe refused for good: reported on the bus
 
@@ -312,9 +376,18 @@ class Outcome(Frozen):
     subscription_id: str | None = None
     subscription_status: str | None = None
     tier: str | None = None
+    # What the billing API answers with, beside the result: the change's invoice (invoiced at once, or
+    # waiting to be paid) and the account as this invocation left it.
+    invoice: InvoiceFact | None = Field(default=None, exclude=True)
+    account: Account | None = Field(default=None, exclude=True)
 
     def as_response(self) -> dict[str, str]:
-        return {key: str(value) for key, value in self.model_dump(mode="json").items() if value is not None}
+        response = {
+            key: str(value) for key, value in self.model_dump(mode="json").items() if value is not None
+        }
+        if self.invoice is not None:
+            response["invoice_id"] = self.invoice.invoice_id
+        return response
 
 
 def digest_of(data: Any) -> str:

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from enum import StrEnum
 from typing import Protocol
 
 from pydantic import Field
 
-from .models import Account, CustomerDetails, Frozen
+from .models import Account, CustomerDetails, Facts, Frozen, InvoiceFact
 
 
 class PlanPrices(Frozen):
@@ -27,6 +28,11 @@ class SubscriptionState(Frozen):
     price_id: str
     seat_item_id: str | None = None
     metered_items: dict[str, str] = Field(default_factory=dict)  # metered price id -> item id
+    # After a plan change: the subscription's latest invoice when the change made one (billing reason
+    # subscription_update), and whether Stripe kept the change pending until that invoice is paid.
+    latest_invoice: InvoiceFact | None = None
+    pending_update: bool = False
+    pending_update_expires_at: datetime | None = None
 
 
 class PlanChange(Frozen):
@@ -38,6 +44,23 @@ class PlanChange(Frozen):
     seat_item_id: str | None = None  # the current seat item, if any
     seat_price: str | None = None  # the target seat price, if the tier has one
     seat_quantity: int = 0  # for a seat item that the change adds
+    proration_date: datetime | None = None  # prorate as of then (None: when Stripe gets the change)
+
+
+class InvoiceAmount(Frozen):
+    amount_due: int  # in the currency's smallest unit
+    currency: str
+    period_end: datetime | None = None
+
+
+class PlanPreview(Frozen):
+    """What a plan change would cost, from Stripe's invoice preview."""
+
+    proration_date: datetime
+    proration_behavior: str
+    due_now: InvoiceAmount | None  # invoiced at once (proration behavior always_invoice), else None
+    next_invoice: InvoiceAmount | None  # the next regular invoice after the change
+    from_tier: str | None = None  # the tier the account is billed for now
 
 
 class MeterEvent(Frozen):
@@ -84,11 +107,26 @@ class BillingGateway(Protocol):
     ) -> SubscriptionState: ...
 
     def change_plan(self, change: PlanChange, idempotency_key: str) -> SubscriptionState:
-        """Swaps the base price (and adds, re-prices or removes the seat item) in one update."""
+        """Swaps the base price (and adds, re-prices or removes the seat item) in one update. Where the
+        change is invoiced at once and charged automatically, Stripe keeps it pending until the invoice
+        is paid (`pending_update`): a failed payment leaves the plan as it was."""
+        ...
+
+    def subscription_state(self, subscription_id: str, prices: PlanPrices) -> SubscriptionState | None:
+        """The subscription as Stripe holds it now (items told apart by `prices`), None if it is gone."""
+        ...
+
+    def preview_change(self, customer_id: str, change: PlanChange) -> PlanPreview:
+        """Stripe's invoice preview of `change` (its proration_date set), writing nothing."""
         ...
 
     def cancel_subscription(self, subscription_id: str, idempotency_key: str) -> str:
         """Cancels as the deployment's policy says; returns the subscription's status after."""
+        ...
+
+    def cancel_unbilled(self, subscription_id: str, idempotency_key: str) -> str:
+        """Cancels at once without a final invoice or prorations and voids the subscription's open
+        invoices: the tenant was never served. Returns the subscription's status."""
         ...
 
     def close_customer(self, customer_id: str, closed_at: datetime, idempotency_key: str) -> bool:
@@ -160,7 +198,26 @@ class UsageOutbox(Protocol):
 
     def mark_sent(self, records: Sequence[UsageRecord]) -> None: ...
 
-    def mark_rejected(self, record: UsageRecord, reason: str) -> None: ...
+    def mark_rejected(self, record: UsageRecord, reason: str) -> bool:
+        """Records the rejection; False when the record was already rejected (nothing changed)."""
+        ...
+
+    def find(self, identifier: str) -> UsageRecord | None:
+        """The record Stripe knows by `identifier` (its meter event identifier), whatever its tenant."""
+        ...
+
+
+class MeterStatus(StrEnum):
+    ACTIVE = "active"
+    INACTIVE = "inactive"  # deactivated: Stripe drops its events
+    MISSING = "missing"  # no meter has the event name
+    MISCONFIGURED = "misconfigured"  # its payload keys are not the ones our events carry
+
+
+class MeterDirectory(Protocol):
+    def meter_states(self, event_names: Sequence[str]) -> dict[str, MeterStatus]:
+        """Whether Stripe has a usable meter for each event name."""
+        ...
 
 
 class EventPublisher(Protocol):
@@ -169,3 +226,18 @@ class EventPublisher(Protocol):
 
 class Clock(Protocol):
     def now(self) -> datetime: ...
+
+
+class RegistrationStore(Protocol):
+    """SBT's registration ids, each linked to its tenant by the onboarding request, and the facts of
+    provisioning events that named a registration before its link was known."""
+
+    def link(self, registration_id: str, tenant_id: str) -> Sequence[Facts]:
+        """Links the registration to its tenant; returns the facts kept under it so far (oldest first)."""
+        ...
+
+    def park(self, registration_id: str, facts: Facts) -> str | None:
+        """The tenant the registration is linked to; when none is yet, keeps `facts` under the
+        registration (once, however often they come) and returns None. Atomic with `link`: a fact
+        is either kept for the link to return or answered with the tenant."""
+        ...

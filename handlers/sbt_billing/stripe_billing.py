@@ -9,6 +9,7 @@ platform retries the event); a request Stripe refuses for good is a PermanentBil
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -16,13 +17,20 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from threading import Lock
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import stripe
 
 from .errors import ConfigurationError, PermanentBillingError, TransientBillingError
-from .models import CustomerDetails, digest_of
-from .ports import MeterEvent, PlanChange, PlanPrices, SubscriptionState
+from .models import CustomerDetails, InvoiceFact, digest_of
+from .ports import (
+    InvoiceAmount,
+    MeterEvent,
+    PlanChange,
+    PlanPreview,
+    PlanPrices,
+    SubscriptionState,
+)
 from .settings import CancellationMode, CollectionMode, CustomerOnDelete, ProrationBehavior
 
 if TYPE_CHECKING:
@@ -30,8 +38,10 @@ if TYPE_CHECKING:
         CustomerCreateParams,
         CustomerCreateParamsAddress,
         CustomerUpdateParams,
+        InvoiceCreatePreviewParamsSubscriptionDetails,
         SubscriptionCreateParams,
         SubscriptionCreateParamsItem,
+        SubscriptionUpdateParams,
         SubscriptionUpdateParamsItem,
     )
     from stripe.params.v2.billing import MeterEventStreamCreateParams
@@ -39,6 +49,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 PRICE_CACHE_SECONDS = 300.0
+SEARCH_LIMIT = 10  # candidates a recovery search reads (one tenant's customers: one, rarely more)
 SESSION_MARGIN_SECONDS = 60.0
 RATE_LIMIT_MAX_PAUSE = 2.0  # seconds: the longest single wait after a 429
 RATE_LIMIT_RESERVE_SECONDS = 8.0  # of an invocation's time, kept for the work after the wait
@@ -118,9 +129,14 @@ class StripeBillingGateway:
     # -- customers --------------------------------------------------------------------------------
 
     def find_customer(self, tenant_id: str) -> str | None:
+        """The customer whose metadata.tenantId is exactly `tenant_id` (what the search returns is only
+        a candidate: its matching need not be exact), for recovering an interrupted opening."""
         query = f"metadata['tenantId']:'{_quoted(tenant_id)}'"
-        found = self._call(lambda: self._client.v1.customers.search(params={"query": query, "limit": 1}))
-        return found.data[0].id if found.data else None
+        found = self._call(
+            lambda: self._client.v1.customers.search(params={"query": query, "limit": SEARCH_LIMIT})
+        )
+        exact = [customer.id for customer in found.data if _tenant_of(customer) == tenant_id]
+        return exact[0] if exact else None
 
     def create_customer(self, tenant_id: str, details: CustomerDetails, idempotency_key: str) -> str:
         params: CustomerCreateParams = {"metadata": {"tenantId": tenant_id}}
@@ -175,9 +191,13 @@ class StripeBillingGateway:
             )
         )
         for subscription in found.data:
-            if subscription.status not in ("canceled", "incomplete_expired"):
-                first = subscription["items"].data[0].price.id
-                return _state(subscription, prices or PlanPrices(base=first))
+            if subscription.status in ("canceled", "incomplete_expired"):
+                continue
+            item_prices = {item.price.id for item in subscription["items"].data}
+            if prices is not None and prices.base not in item_prices:
+                continue  # not the plan's: another subscription of the customer (an add-on)
+            first = subscription["items"].data[0].price.id
+            return _state(subscription, prices or PlanPrices(base=first))
         return None
 
     def create_subscription(
@@ -207,21 +227,83 @@ class StripeBillingGateway:
         return _state(subscription, prices)
 
     def change_plan(self, change: PlanChange, idempotency_key: str) -> SubscriptionState:
-        items: list[SubscriptionUpdateParamsItem] = [{"id": change.base_item_id, "price": change.base_price}]
-        if change.seat_price is not None and change.seat_item_id is not None:
-            items.append({"id": change.seat_item_id, "price": change.seat_price})
-        elif change.seat_price is not None:
-            items.append({"price": change.seat_price, "quantity": change.seat_quantity})
-        elif change.seat_item_id is not None:
-            items.append({"id": change.seat_item_id, "deleted": True})
+        """One update; the latest invoice comes expanded in its answer (no second request) so that what
+        the change invoiced at once, or waits to be paid, is known."""
+        items = _plan_items(change)
+        params: SubscriptionUpdateParams = {
+            "items": items,
+            "proration_behavior": self._policy().proration_behavior.value,
+            "expand": ["latest_invoice"],
+        }
+        if change.proration_date is not None:
+            params["proration_date"] = int(change.proration_date.timestamp())
+        if self._pending_updates(items):
+            params["payment_behavior"] = "pending_if_incomplete"
         subscription = self._call(
             lambda: self._client.v1.subscriptions.update(
-                change.subscription_id,
-                params={"items": items, "proration_behavior": self._policy().proration_behavior.value},
-                options={"idempotency_key": idempotency_key},
+                change.subscription_id, params=params, options={"idempotency_key": idempotency_key}
             )
         )
         return _state(subscription, PlanPrices(base=change.base_price, seats=change.seat_price))
+
+    def _pending_updates(self, items: Sequence[SubscriptionUpdateParamsItem]) -> bool:
+        """Stripe's pending updates (a failed payment leaves the plan as it was) apply to changes that
+        are invoiced and charged at once: proration_behavior always_invoice on charge_automatically
+        subscriptions (this deployment's trial mode). Stripe supports them neither for send_invoice
+        subscriptions nor for item deletions (only price and quantity may change), so they are not
+        asked for there."""
+        return (
+            self._policy().proration_behavior is ProrationBehavior.ALWAYS_INVOICE
+            and self._policy().collection_mode is CollectionMode.TRIAL
+            and not any(item.get("deleted") for item in items)
+        )
+
+    def subscription_state(self, subscription_id: str, prices: PlanPrices) -> SubscriptionState | None:
+        try:
+            subscription = self._call(lambda: self._client.v1.subscriptions.retrieve(subscription_id))
+        except PermanentBillingError as error:
+            if "resource_missing" in str(error):
+                return None
+            raise
+        return _state(subscription, prices)
+
+    def preview_change(self, customer_id: str, change: PlanChange) -> PlanPreview:
+        """Stripe's invoice preview of the update change_plan would send, at change.proration_date. With
+        always_invoice, two previews: the invoice made at once, and the next regular one."""
+        assert change.proration_date is not None
+        behavior = self._policy().proration_behavior
+        details: InvoiceCreatePreviewParamsSubscriptionDetails = {
+            "items": _plan_items(change),
+            "proration_behavior": behavior.value,
+            "proration_date": int(change.proration_date.timestamp()),
+        }
+
+        def preview(details: InvoiceCreatePreviewParamsSubscriptionDetails) -> InvoiceAmount:
+            invoice = self._call(
+                lambda: self._client.v1.invoices.create_preview(
+                    params={
+                        "customer": customer_id,
+                        "subscription": change.subscription_id,
+                        "subscription_details": details,
+                    }
+                )
+            )
+            return InvoiceAmount(
+                amount_due=invoice.amount_due,
+                currency=invoice.currency,
+                period_end=_time(invoice.period_end),
+            )
+
+        due_now = None
+        if behavior is ProrationBehavior.ALWAYS_INVOICE:
+            due_now = preview(details)
+            details = {**details, "proration_behavior": ProrationBehavior.NONE.value}
+        return PlanPreview(
+            proration_date=change.proration_date,
+            proration_behavior=behavior.value,
+            due_now=due_now,
+            next_invoice=preview(details),
+        )
 
     # -- seats and usage --------------------------------------------------------------------------
 
@@ -322,6 +404,36 @@ class StripeBillingGateway:
                 return current.status
             raise
 
+    def cancel_unbilled(self, subscription_id: str, idempotency_key: str) -> str:
+        options: stripe.RequestOptions = {"idempotency_key": idempotency_key}
+        try:
+            status = self._call(
+                lambda: self._client.v1.subscriptions.cancel(
+                    subscription_id, params={"invoice_now": False, "prorate": False}, options=options
+                )
+            ).status
+        except PermanentBillingError:
+            current = self._call(lambda: self._client.v1.subscriptions.retrieve(subscription_id))
+            if current.status != "canceled":
+                raise
+            status = current.status
+        open_invoices = self._call(
+            lambda: self._client.v1.invoices.list(
+                params={"subscription": subscription_id, "status": "open", "limit": 100}
+            )
+        )
+        for invoice in open_invoices.data:
+            invoice_id = invoice.id
+            if invoice_id is None:
+                continue
+            key = f"{idempotency_key}:void:{invoice_id}"
+            self._call(
+                lambda invoice_id=invoice_id, key=key: self._client.v1.invoices.void_invoice(  # type: ignore[misc]
+                    invoice_id, options={"idempotency_key": key}
+                )
+            )
+        return status
+
     # -- the seam ---------------------------------------------------------------------------------
 
     def _call(self, request: Callable[[], T]) -> T:
@@ -367,7 +479,7 @@ class _SessionExpiredError(Exception):
 
 
 def _describe(error: stripe.StripeError) -> str:
-    """Stripe's own words, without anything that could carry a key."""
+    """Stripe's own words, without a key or an email address they may quote."""
     code = getattr(error, "code", None)
     parts = [type(error).__name__]
     if error.http_status:
@@ -379,12 +491,20 @@ def _describe(error: stripe.StripeError) -> str:
 
 
 def _redact(message: str) -> str:
+    """Stripe's message without what it may quote back: keys, and email addresses (a refused email
+    is named in its error)."""
     words = []
     for word in message.split():
-        if word.startswith(("sk_", "rk_", "whsec_")):
-            word = word[:8] + "…"
-        words.append(word)
+        words.append("[email]" if "@" in word else _KEY.sub(lambda key: key.group()[:8] + "…", word))
     return " ".join(words)
+
+
+_KEY = re.compile(r"\b(?:sk|rk|whsec)_\w+")
+
+
+def _tenant_of(customer: stripe.Customer) -> str | None:
+    tenant = (customer.to_dict(recursive=True).get("metadata") or {}).get("tenantId")
+    return tenant if isinstance(tenant, str) else None
 
 
 def _quoted(value: str) -> str:
@@ -411,10 +531,25 @@ def _address(details: CustomerDetails) -> CustomerCreateParamsAddress:
     return address
 
 
+def _plan_items(change: PlanChange) -> list[SubscriptionUpdateParamsItem]:
+    """The items of the one update that moves a subscription to a tier's prices."""
+    items: list[SubscriptionUpdateParamsItem] = [{"id": change.base_item_id, "price": change.base_price}]
+    if change.seat_price is not None and change.seat_item_id is not None:
+        items.append({"id": change.seat_item_id, "price": change.seat_price})
+    elif change.seat_price is not None:
+        items.append({"price": change.seat_price, "quantity": change.seat_quantity})
+    elif change.seat_item_id is not None:
+        items.append({"id": change.seat_item_id, "deleted": True})
+    return items
+
+
 def _state(subscription: stripe.Subscription, prices: PlanPrices) -> SubscriptionState:
-    """The subscription's items told apart by price: base, seats, metered."""
+    """The subscription's items told apart by price: base, seats, metered; with its pending update and,
+    when expanded, the latest invoice a plan change made."""
     by_price = {item.price.id: item.id for item in subscription["items"].data}
     base = by_price.get(prices.base) or subscription["items"].data[0].id
+    pending = getattr(subscription, "pending_update", None)
+    latest = getattr(subscription, "latest_invoice", None)
     return SubscriptionState(
         subscription_id=subscription.id,
         item_id=base,
@@ -422,4 +557,30 @@ def _state(subscription: stripe.Subscription, prices: PlanPrices) -> Subscriptio
         price_id=prices.base if prices.base in by_price else subscription["items"].data[0].price.id,
         seat_item_id=by_price.get(prices.seats) if prices.seats else None,
         metered_items={price: by_price[price] for price in prices.metered if price in by_price},
+        latest_invoice=invoice_fact(latest)
+        if isinstance(latest, stripe.Invoice) and latest.billing_reason == "subscription_update"
+        else None,
+        pending_update=bool(pending),
+        pending_update_expires_at=_time(pending.expires_at) if pending else None,
+    )
+
+
+def invoice_fact(invoice: stripe.Invoice) -> InvoiceFact:
+    return InvoiceFact(
+        invoice_id=invoice.id or "",
+        number=invoice.number,
+        status=invoice.status,
+        amount_due=invoice.amount_due,
+        amount_paid=invoice.amount_paid,
+        currency=invoice.currency,
+        due_date=_time(invoice.due_date),
+        hosted_invoice_url=invoice.hosted_invoice_url,
+        attempt_count=invoice.attempt_count,
+        created=_time(invoice.created),
+    )
+
+
+def _time(value: Any) -> datetime | None:
+    return (
+        datetime.fromtimestamp(value, UTC) if isinstance(value, int) and not isinstance(value, bool) else None
     )

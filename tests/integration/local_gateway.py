@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -87,6 +89,9 @@ class LocalApiGateway:
             def do_POST(self) -> None:
                 gateway._serve(self, "POST")
 
+            def do_PATCH(self) -> None:
+                gateway._serve(self, "PATCH")
+
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
@@ -133,7 +138,13 @@ class LocalApiGateway:
                 )
             event = self._event(route, method, path, parts.query, params, headers, body, identity)
             response = self._invoke(route.function_id, event)
-            self._answer(handler, int(response["statusCode"]), response.get("body") or "")
+            headers = {
+                name: values[-1]
+                for name, values in (response.get("multiValueHeaders") or {}).items()
+                if values
+            }
+            headers.update(response.get("headers") or {})
+            self._answer(handler, int(response["statusCode"]), response.get("body") or "", headers)
             return
         self._answer(handler, 403, {"message": "Missing Authentication Token"})  # API Gateway's unknown route
 
@@ -202,14 +213,21 @@ class LocalApiGateway:
                 "path": f"/{STAGE}{path}",
                 "resourcePath": route.resource,
                 "identity": identity,
+                "requestId": str(uuid.uuid4()),
+                "requestTimeEpoch": time.time_ns() // 1_000_000,  # when API Gateway received it
             }
         )
         return event
 
     @staticmethod
-    def _answer(handler: BaseHTTPRequestHandler, status: int, body: Any) -> None:
+    def _answer(
+        handler: BaseHTTPRequestHandler, status: int, body: Any, headers: Mapping[str, str] | None = None
+    ) -> None:
         raw = (body if isinstance(body, str) else json.dumps(body)).encode()
         handler.send_response(status)
+        for name, value in (headers or {}).items():
+            if name.lower() not in ("content-type", "content-length"):
+                handler.send_header(name, value)
         handler.send_header("Content-Type", "application/json")
         handler.send_header("Content-Length", str(len(raw)))
         handler.end_headers()
