@@ -61,7 +61,7 @@ def main() -> None:
     with MotoServer() as moto, StripeEmulator() as emulator:
         os.environ.update(aws_environment(moto.endpoint))
         with stack_on(moto.endpoint, emulator.url, {"STRIPE_MAX_NETWORK_RETRIES": "3"}) as stack:
-            [route] = [route for route in stack.routes if route.queue_id == QUEUE]
+            route = next(route for route in stack.routes if route.queue_id == QUEUE)
             template_concurrency = route.maximum_concurrency or 2
             concurrency = args.concurrency or max(2, round(template_concurrency * args.rate / TEST_MODE_RATE))
             template = rebased(sample("01_provision_success.json"))

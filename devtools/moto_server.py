@@ -163,13 +163,14 @@ class LocalResources:
     secret_name: str
     secret_arn: str
     queues: dict[str, str] = field(default_factory=dict)  # logical id -> queue URL
+    parameters: dict[str, str] = field(default_factory=dict)  # template parameters set for this stack
 
     def resource_names(self) -> dict[str, str]:
         """For devtools.template.function_handlers(resource_names=...): what `Ref` gives each."""
         return {**self.tables, **self.queues}
 
     def parameter_overrides(self) -> dict[str, str]:
-        return {"EventBusName": self.event_bus_name, "StripeSecretName": self.secret_name}
+        return {**self.parameters, "EventBusName": self.event_bus_name, "StripeSecretName": self.secret_name}
 
 
 def create_tables(clients: AwsClients, suffix: str) -> dict[str, str]:
@@ -194,8 +195,10 @@ def create_resources(
     stripe_api_key: str,
     suffix: str | None = None,
     region: str = REGION,
+    parameters: Mapping[str, str] | None = None,
 ) -> LocalResources:
-    """Tables from the template, the Stripe secret (holding `stripe_api_key`) and an SBT event bus."""
+    """Tables from the template, the Stripe secret (holding `stripe_api_key`) and an SBT event bus;
+    the rules as the template's `parameters` (e.g. SbtRelease) make them."""
     suffix = suffix if suffix is not None else f"-{uuid.uuid4().hex[:8]}"
     clients = AwsClients(endpoint, region)
     tables = create_tables(clients, suffix)
@@ -204,8 +207,10 @@ def create_resources(
     secret_name = f"sbt/stripe{suffix}"
     secret = clients.secretsmanager().create_secret(Name=secret_name, SecretString=stripe_api_key)
     queues = create_queues(clients, suffix)
-    create_rules(clients, bus_name, queues)
-    return LocalResources(endpoint, region, tables, bus_name, secret_name, secret["ARN"], queues)
+    create_rules(clients, bus_name, queues, parameters)
+    return LocalResources(
+        endpoint, region, tables, bus_name, secret_name, secret["ARN"], queues, dict(parameters or {})
+    )
 
 
 def _queue_arn(sqs: Any, url: str) -> str:
@@ -242,10 +247,12 @@ def create_queues(clients: AwsClients, suffix: str) -> dict[str, str]:
     return queues
 
 
-def create_rules(clients: AwsClients, bus_name: str, queues: Mapping[str, str]) -> None:
+def create_rules(
+    clients: AwsClients, bus_name: str, queues: Mapping[str, str], parameters: Mapping[str, str] | None = None
+) -> None:
     """The template's rules that put events on a queue, on the local bus, as in the stack."""
     events, sqs = clients.events(), clients.sqs()
-    for route in event_routes({"EventBusName": bus_name}):
+    for route in event_routes({**(parameters or {}), "EventBusName": bus_name}):
         if route.queue_id is None:
             continue
         name = f"{route.rule_id}-{uuid.uuid4().hex[:8]}"

@@ -105,14 +105,15 @@ def _as_parameter_string(value: Any) -> str:
     return str(value)
 
 
-def resolve(value: Any, names: Mapping[str, str]) -> Any:
-    """Resolves the simple intrinsics (Ref, Sub without lookups of attributes) against `names`.
+def resolve(value: Any, names: Mapping[str, str], template: Mapping[str, Any] | None = None) -> Any:
+    """Resolves intrinsics against `names`: Ref, Sub without lookups of attributes, and, given the
+    `template` (its Conditions and Mappings), If, Equals, Not, And, Or, Condition and FindInMap.
 
     `names` maps parameter names (and, where the caller knows them, resources' logical ids) to values.
     Raises UnresolvedError for anything else.
     """
     if isinstance(value, list):
-        return [resolve(item, names) for item in value]
+        return [resolve(item, names, template) for item in value]
     if not isinstance(value, dict):
         return value
     if len(value) == 1:
@@ -122,16 +123,58 @@ def resolve(value: Any, names: Mapping[str, str]) -> Any:
                 return names[argument]
             raise UnresolvedError(f"Ref {argument}")
         if key == "Fn::Sub":
-            return _substitute(argument, names)
+            return _substitute(argument, names, template)
+        if template is not None and key in _CONDITIONALS:
+            return _CONDITIONALS[key](argument, names, template)
         if key.startswith("Fn::") or key == "Condition":
             raise UnresolvedError(key)
-    return {key: resolve(item, names) for key, item in value.items()}
+    return {key: resolve(item, names, template) for key, item in value.items()}
 
 
-def _substitute(argument: Any, names: Mapping[str, str]) -> str:
+def condition_value(name: str, names: Mapping[str, str], template: Mapping[str, Any]) -> bool:
+    """The template's condition `name`, evaluated for these parameter values."""
+    conditions = template.get("Conditions", {})
+    if name not in conditions:
+        raise UnresolvedError(f"Condition {name}")
+    return bool(resolve(conditions[name], names, template))
+
+
+def _if(argument: Any, names: Mapping[str, str], template: Mapping[str, Any]) -> Any:
+    condition, when_true, when_false = argument
+    chosen = when_true if condition_value(condition, names, template) else when_false
+    if chosen == {"Ref": "AWS::NoValue"}:
+        return None
+    return resolve(chosen, names, template)
+
+
+def _equals(argument: Any, names: Mapping[str, str], template: Mapping[str, Any]) -> bool:
+    left, right = (_as_parameter_string(resolve(item, names, template)) for item in argument)
+    return left == right
+
+
+def _find_in_map(argument: Any, names: Mapping[str, str], template: Mapping[str, Any]) -> Any:
+    mapping, top, second = (resolve(item, names, template) for item in argument)
+    try:
+        return template["Mappings"][mapping][top][second]
+    except KeyError:
+        raise UnresolvedError(f"Fn::FindInMap {mapping}.{top}.{second}") from None
+
+
+_CONDITIONALS: dict[str, Any] = {
+    "Fn::If": _if,
+    "Fn::Equals": _equals,
+    "Fn::Not": lambda argument, names, template: not resolve(argument[0], names, template),
+    "Fn::And": lambda argument, names, template: all(resolve(item, names, template) for item in argument),
+    "Fn::Or": lambda argument, names, template: any(resolve(item, names, template) for item in argument),
+    "Condition": lambda argument, names, template: condition_value(argument, names, template),
+    "Fn::FindInMap": _find_in_map,
+}
+
+
+def _substitute(argument: Any, names: Mapping[str, str], template: Mapping[str, Any] | None = None) -> str:
     if isinstance(argument, list):
         text, variables = argument
-        names = {**names, **{key: resolve(item, names) for key, item in variables.items()}}
+        names = {**names, **{key: resolve(item, names, template) for key, item in variables.items()}}
     else:
         text = argument
     result, rest = "", str(text)
@@ -270,10 +313,12 @@ def event_routes(
                 continue
             rule = source.get("Properties", {})
             try:
-                bus = resolve(rule.get("EventBusName", "default"), names)
+                bus = resolve(rule.get("EventBusName", "default"), names, template)
             except UnresolvedError:
                 bus = rule.get("EventBusName")
-            routes.append(EventRoute(function_id, rule_id, bus, resolve(rule["Pattern"], names), dict(rule)))
+            routes.append(
+                EventRoute(function_id, rule_id, bus, resolve(rule["Pattern"], names, template), dict(rule))
+            )
     routes += _queued_routes(template, names)
     return routes
 
@@ -299,7 +344,7 @@ def _queued_routes(template: Mapping[str, Any], names: Mapping[str, str]) -> lis
                 raise ValueError(f"rule {rule_id} targets {arn!r}, which no function consumes")
             function_id, mapping = consumers[queue_id]
             try:
-                bus = resolve(rule.get("EventBusName", "default"), names)
+                bus = resolve(rule.get("EventBusName", "default"), names, template)
             except UnresolvedError:
                 bus = rule.get("EventBusName")
             limit = (mapping.get("ScalingConfig") or {}).get("MaximumConcurrency")
@@ -308,11 +353,11 @@ def _queued_routes(template: Mapping[str, Any], names: Mapping[str, str]) -> lis
                     function_id,
                     rule_id,
                     bus,
-                    resolve(rule["EventPattern"], names),
+                    resolve(rule["EventPattern"], names, template),
                     {key: value for key, value in target.items() if key not in ("Id", "Arn")},
                     queue_id=queue_id,
                     batch_size=int(mapping.get("BatchSize", 10)),
-                    maximum_concurrency=None if limit is None else int(resolve(limit, names)),
+                    maximum_concurrency=None if limit is None else int(resolve(limit, names, template)),
                 )
             )
     return routes
@@ -382,9 +427,9 @@ class FunctionHandler:
         return self.handler.rsplit(".", 1)[1]
 
 
-def _resolved_or_none(value: Any, names: Mapping[str, str]) -> str | None:
+def _resolved_or_none(value: Any, names: Mapping[str, str], template: Mapping[str, Any]) -> str | None:
     try:
-        return _as_parameter_string(resolve(value, names))
+        return _as_parameter_string(resolve(value, names, template))
     except UnresolvedError:
         return None
 
@@ -407,7 +452,7 @@ def function_handlers(
         unresolved: dict[str, Any] = {}
         for variable, value in (properties.get("Environment", {}).get("Variables") or {}).items():
             try:
-                environment[variable] = _as_parameter_string(resolve(value, names))
+                environment[variable] = _as_parameter_string(resolve(value, names, template))
             except UnresolvedError:
                 unresolved[variable] = value
         handlers[logical_id] = FunctionHandler(
@@ -417,6 +462,6 @@ def function_handlers(
             environment=environment,
             unresolved=unresolved,
             timeout=int(properties.get("Timeout", 3)),
-            memory_size=_resolved_or_none(properties.get("MemorySize", 128), names),
+            memory_size=_resolved_or_none(properties.get("MemorySize", 128), names, template),
         )
     return handlers

@@ -4,12 +4,10 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from sbt_billing.app import logger, metrics
-from sbt_billing.events import TenantDeletedEvent, deletion_facts
-from sbt_billing.models import Operation
 from sbt_billing.queues import handle_queued_events
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return handle_queued_events(event, context, TenantDeletedEvent, deletion_facts, Operation.CLOSE_ACCOUNT)
+    return handle_queued_events(event, context, "deletion")

@@ -41,8 +41,8 @@ How v2 validation is emulated: the request's shape (``events`` a list of 1..100 
 with ``event_name`` and a ``payload`` object) is checked synchronously (400, v2 envelope,
 code ``invalid_fields``); each event is then validated as in v1 but a failing event is only
 dropped and recorded as an error report (``GET /_emulator/state`` -> ``meter_error_reports``,
-shaped after the ``v1.billing.meter.error_report_triggered`` / ``no_meter_found`` thin events),
-never turned into an HTTP error. Duplicate identifiers in the stream are dropped silently.
+shaped after the ``v1.billing.meter.error_report_triggered`` / ``no_meter_found`` thin events) and
+as those v2 events themselves (``thin_events.py``), never turned into an HTTP error. Duplicate identifiers in the stream are dropped silently.
 Real Stripe aggregates asynchronously (summaries are eventually consistent); the emulator
 applies events at once.
 """
@@ -56,6 +56,7 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
+from . import thin_events
 from .common import previous_attributes, public, snapshot
 from .errors import StripeError, invalid, missing_param, no_such
 from .params import Params
@@ -70,6 +71,7 @@ FUTURE_WINDOW = 5 * 60  # ... and at most 5 minutes ahead (clock drift)
 IDENTIFIER_WINDOW = DAY  # identifiers unique within a rolling 24 hours
 SESSION_TTL = 15 * 60  # v2 session tokens are valid for 15 minutes
 MAX_STREAM_EVENTS = 100
+MAX_DIGITS = 15  # significant digits of a value (changelog 2026-04-22.dahlia)
 FORMULAS = ["count", "last", "sum"]
 WINDOWS = ["day", "hour"]
 STREAM_ROUTE = "/v2/billing/meter_event_stream"
@@ -333,12 +335,13 @@ def ingest(
         )
     meter = _active_with_event_name(emu, event_name)
     if meter is None:
-        archived = any(m["event_name"] == event_name for m in emu.store.coll("billing_meters").values())
+        archived = [m for m in emu.store.coll("billing_meters").values() if m["event_name"] == event_name]
         if archived:
             raise EventRejected(
                 "archived_meter",
                 f"The meter for event_name '{event_name}' is inactive and does not accept events.",
                 "event_name",
+                archived[-1]["id"],
             )
         raise EventRejected(
             "no_meter", f"No active meter was found for event_name '{event_name}'.", "event_name"
@@ -375,6 +378,13 @@ def ingest(
         raise EventRejected(
             "meter_event_invalid_value",
             f"The value for {value_key} must be a number given as a string, got {raw_value!r}.",
+            f"payload[{value_key}]",
+            meter["id"],
+        )
+    if len(value.normalize().as_tuple().digits) > MAX_DIGITS:
+        raise EventRejected(
+            "meter_event_value_too_many_digits",
+            f"The value in the event payload can have at most {MAX_DIGITS} digits. Received {raw_value}.",
             f"payload[{value_key}]",
             meter["id"],
         )
@@ -509,6 +519,7 @@ def stream_events(req: Request) -> Obj:
         if identifier is not None and not isinstance(identifier, str):
             raise _invalid_fields(f"events[{i}].identifier must be a string.")
         parsed.append((name, payload, identifier, _parse_time(ev.get("timestamp"), i)))
+    failures: list[tuple[str | None, Obj]] = []
     for name, payload, identifier, ts in parsed:
         try:
             ingest(emu, name, payload, identifier, ts, "v2")
@@ -516,6 +527,11 @@ def stream_events(req: Request) -> Obj:
             if rej.code is None:  # duplicate identifier: dropped
                 continue
             _report(emu, req, name, identifier, rej)
+            failures.append(
+                (rej.meter, {"code": rej.code, "error_message": rej.message, "identifier": identifier or ""})
+            )
+    if failures:
+        thin_events.meter_error_reports(emu, req, failures)
     return {}
 
 

@@ -23,7 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import admin, catalogue, customers, events, invoices, meters, subscriptions, webhooks
+from . import admin, catalogue, customers, events, invoices, meters, subscriptions, thin_events, webhooks
 from .clock import Clock
 from .errors import StripeError, api_error, lock_timeout, rate_limited, redact_key
 from .faults import Fault, Faults
@@ -79,6 +79,7 @@ class Settings:
     payment_retry_interval_days: int = 3
     payment_failure_outcome: str = "unpaid"  # unpaid | canceled | past_due
     subscription_quantity_updates_per_hour: int = 200  # per subscription, rolling hour
+    meter_error_samples: int = 10  # sample errors per code in a meter error report
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -106,7 +107,7 @@ class Emulator:
         # Per-path authentication other than API keys (the v2 meter event stream's session tokens).
         self.authenticators: dict[str, Callable[[str | None], str]] = {}
         self.default_rate_limit = rate_limit
-        for module in (customers, catalogue, subscriptions, invoices, events, webhooks, meters):
+        for module in (customers, catalogue, subscriptions, invoices, events, webhooks, meters, thin_events):
             module.register(self)
         self.faults.set_rate_limit(rate_limit)
 

@@ -6,7 +6,8 @@
                                                            is made when none is given)
 ``GET  /_emulator/webhook_endpoints``                      the registered endpoints, with secrets
 ``POST /_emulator/events/{id}/signed``                     ``{"secret"?, "timestamp"?}``: the exact
-                                                           payload and headers Stripe would send
+                                                           payload and headers Stripe would send (a
+                                                           v2 event: its thin payload)
 ``POST /_emulator/webhook_endpoints/{id}/deliver``         ``{"event_ids"?, "types"?, "since"?}``:
                                                            POSTs the events (oldest first, or in the
                                                            order given) to the endpoint's URL
@@ -28,10 +29,12 @@ import secrets
 import time
 import urllib.error
 import urllib.request
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from .admin import AdminResult, route
 from .errors import invalid, no_such
+from .thin_events import thin, v2_events
 
 if TYPE_CHECKING:
     from .server import Emulator
@@ -69,9 +72,13 @@ def _endpoints(emu: Emulator) -> dict[str, dict[str, Any]]:
 
 
 def _event(emu: Emulator, event_id: str) -> dict[str, Any]:
+    """A v1 (snapshot) event, or a v2 event as its thin payload."""
     event = emu.store.coll("events").get(event_id)
     if event is None:
-        raise no_such("event", event_id)
+        v2 = v2_events(emu).get(event_id)
+        if v2 is None:
+            raise no_such("event", event_id)
+        return thin(v2)
     return event
 
 
@@ -84,6 +91,9 @@ def create_endpoint(emu: Emulator, p: dict[str, str], body: dict[str, Any], q: d
     if url is not None and (not isinstance(url, str) or not url.startswith(("http://", "https://"))):
         raise invalid("url must be an http(s) URL", param="url")
     enabled = body.get("enabled_events") or ["*"]
+    style = body.get("event_payload") or "snapshot"
+    if style not in ("snapshot", "thin"):
+        raise invalid("event_payload must be snapshot or thin", param="event_payload")
     with emu.store.lock:
         endpoint_id = emu.store.new_id("we")
         endpoint: dict[str, Any] = {
@@ -92,6 +102,7 @@ def create_endpoint(emu: Emulator, p: dict[str, str], body: dict[str, Any], q: d
             "url": url,
             "secret": secret,
             "enabled_events": list(enabled),
+            "event_payload": style,
         }
         _endpoints(emu)[endpoint_id] = endpoint
     return 200, endpoint
@@ -134,10 +145,15 @@ def deliver(emu: Emulator, p: dict[str, str], body: dict[str, Any], q: dict[str,
             types = set(body.get("types") or [])
             since = int(body.get("since") or 0)
             enabled = set(endpoint["enabled_events"])
+            recorded = (
+                [thin(event) | {"_at": _seconds(event["created"])} for event in v2_events(emu).values()]
+                if endpoint.get("event_payload") == "thin"
+                else [dict(event, _at=event["created"]) for event in emu.store.coll("events").values()]
+            )
             events = [
-                json.loads(json.dumps(event))
-                for event in sorted(emu.store.coll("events").values(), key=lambda e: (e["created"], e["id"]))
-                if event["created"] >= since
+                json.loads(json.dumps({k: v for k, v in event.items() if k != "_at"}))
+                for event in sorted(recorded, key=lambda e: (e["_at"], e["id"]))
+                if event["_at"] >= since
                 and (not types or event["type"] in types)
                 and ("*" in enabled or event["type"] in enabled)
             ]
@@ -158,3 +174,7 @@ def _post(endpoint: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
     except OSError as error:
         status, answer = 0, str(error)
     return {"event_id": event["id"], "type": event["type"], "status": status, "body": answer[:2000]}
+
+
+def _seconds(rfc3339: str) -> float:
+    return datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp()

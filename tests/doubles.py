@@ -6,14 +6,16 @@ import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from threading import RLock
+from threading import Lock, RLock
 
 from sbt_billing.errors import RevisionConflict
 from sbt_billing.lifecycle import Lifecycle
-from sbt_billing.models import Account, CustomerDetails, InvoiceFact
+from sbt_billing.models import Account, CustomerDetails, Facts, InvoiceFact, OpenOn
+from sbt_billing.onboarding import Onboarding
 from sbt_billing.ports import (
     InvoiceAmount,
     MeterEvent,
+    MeterStatus,
     PlanChange,
     PlanPreview,
     PlanPrices,
@@ -70,6 +72,7 @@ class FakeSubscription:
     seat_item_id: str | None = None
     seat_price_id: str | None = None
     seat_quantity: int = 0
+    unbilled: bool = False  # cancelled without a final invoice, its open invoices voided
     pending_price: str | None = None  # a plan change Stripe keeps until its invoice is paid
     latest_invoice: InvoiceFact | None = None
 
@@ -99,6 +102,7 @@ class FakeStripe:
     )
     meter_events: dict[str, MeterEvent] = field(default_factory=dict)
     meter_batches: list[int] = field(default_factory=list)
+    meters: dict[str, MeterStatus] = field(default_factory=dict)  # event name -> state (default active)
     customers: dict[str, FakeCustomer] = field(default_factory=dict)
     subscriptions: dict[str, FakeSubscription] = field(default_factory=dict)
     calls: list[str] = field(default_factory=list)
@@ -244,6 +248,9 @@ class FakeBillingGateway:
 
         return bool(self.stripe._write("set_quantity", idempotency_key, set_))
 
+    def meter_states(self, event_names: Sequence[str]) -> dict[str, MeterStatus]:
+        return {name: self.stripe.meters.get(name, MeterStatus.ACTIVE) for name in event_names}
+
     def send_meter_events(self, events: Sequence[MeterEvent]) -> None:
         if "send_meter_events" in self.stripe.fail_next:
             raise self.stripe.fail_next.pop("send_meter_events")
@@ -259,6 +266,14 @@ class FakeBillingGateway:
             return "canceled"
 
         return str(self.stripe._write("cancel_subscription", idempotency_key, cancel))
+
+    def cancel_unbilled(self, subscription_id: str, idempotency_key: str) -> str:
+        def cancel() -> str:
+            self.stripe.subscriptions[subscription_id].status = "canceled"
+            self.stripe.subscriptions[subscription_id].unbilled = True
+            return "canceled"
+
+        return str(self.stripe._write("cancel_unbilled", idempotency_key, cancel))
 
     def close_customer(self, customer_id: str, closed_at: datetime, idempotency_key: str) -> bool:
         def close() -> bool:
@@ -370,14 +385,48 @@ class InMemoryOutbox:
         for record in records:
             self.records[record.identifier] = (record, "sent", None)
 
-    def mark_rejected(self, record: UsageRecord, reason: str) -> None:
+    def mark_rejected(self, record: UsageRecord, reason: str) -> bool:
+        known = self.records.get(record.identifier)
+        if known is not None and known[1] == "rejected":
+            return False
         self.records[record.identifier] = (record, "rejected", reason)
+        return True
+
+    def find(self, identifier: str) -> UsageRecord | None:
+        known = self.records.get(identifier)
+        return known[0] if known is not None else None
+
+    def state(self, identifier: str) -> tuple[str, str | None]:
+        _, state, reason = self.records[identifier]
+        return state, reason
 
     def states(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         for _, state, _ in self.records.values():
             counts[state] = counts.get(state, 0) + 1
         return counts
+
+
+class InMemoryRegistrations:
+    """Registration ids linked to tenants, and the facts kept under a registration before its link."""
+
+    def __init__(self) -> None:
+        self.tenants: dict[str, str] = {}
+        self.kept: dict[str, dict[str, Facts]] = {}
+        self._lock = Lock()
+
+    def link(self, registration_id: str, tenant_id: str) -> list[Facts]:
+        with self._lock:
+            self.tenants.setdefault(registration_id, tenant_id)
+            kept = self.kept.get(registration_id, {})
+            return sorted(kept.values(), key=lambda facts: facts.occurred_at)
+
+    def park(self, registration_id: str, facts: Facts) -> str | None:
+        with self._lock:
+            if registration_id in self.tenants:
+                return self.tenants[registration_id]
+            self.kept.setdefault(registration_id, {})[facts.model_dump_json()] = facts
+            return None
 
 
 class InMemoryBilling:
@@ -401,8 +450,12 @@ class InMemoryBilling:
         self.outbox = InMemoryOutbox()
         gateway = FakeBillingGateway(self.stripe)
         self.seats = Seats(self.ledger, self.scheduler, self.store, gateway, delay_seconds=20)
-        self.usage = Usage(self.outbox, self.store, gateway, self.publisher, self.clock, self.meters)
+        self.usage = Usage(self.outbox, self.store, gateway, self.publisher, self.clock, self.meters, gateway)
+        self.registrations = InMemoryRegistrations()
         self._seats_and_usage = seats_and_usage
+
+    def onboarding(self, open_on: OpenOn = OpenOn.PROVISION_SUCCESS) -> Onboarding:
+        return Onboarding(self.lifecycle(), self.registrations, open_on)
 
     def lifecycle(self, owner: str | None = None, working_until: datetime | None = None) -> Lifecycle:
         wired = self._seats_and_usage

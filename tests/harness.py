@@ -195,7 +195,7 @@ class Stack:
         size of records; the records an invocation reports as failed (or all, if it raises) stay on the
         queue and come back after `visibility_timeout` seconds (the template says 180), and
         moto moves a record received too often to the dead-letter queue, as the redrive policy says."""
-        [route] = [route for route in self.routes if route.queue_id == queue_id]
+        route = next(route for route in self.routes if route.queue_id == queue_id)  # rules share a queue
         workers = concurrency or route.maximum_concurrency or 1
         queue_url = self.resources.queues[queue_id]
         run = QueueRun()
@@ -329,20 +329,26 @@ def _delete_all_but(
 
 @contextmanager
 def stack_on(
-    moto_endpoint: str, emulator_url: str, overrides: Mapping[str, str] | None = None
+    moto_endpoint: str,
+    emulator_url: str,
+    overrides: Mapping[str, str] | None = None,
+    parameters: Mapping[str, str] | None = None,
 ) -> Iterator[Stack]:
-    """Fresh tables, bus and secret; the emulator reset and seeded; the functions' environment set."""
+    """Fresh tables, bus and secret; the emulator reset and seeded; the functions' environment set
+    (the template's, for its `parameters`, then `overrides` of single variables)."""
     from sbt_billing.app import forget_clients
 
     emulator = Emulator(emulator_url)
     emulator.admin("POST", "reset")
     emulator.seed_catalogue()
     emulator.admin("DELETE", "requests")  # count only what the functions do
-    resources = create_resources(moto_endpoint, stripe_api_key=TEST_KEY)
+    resources = create_resources(moto_endpoint, stripe_api_key=TEST_KEY, parameters=parameters)
     clients = AwsClients(moto_endpoint, resources.region)
     capture = EventCapture(clients, resources.event_bus_name)
     handlers = function_handlers(resources.parameter_overrides(), resources.resource_names())
-    environment = dict(next(iter(handlers.values())).environment)
+    environment: dict[str, str] = {}
+    for handler in handlers.values():  # one process plays every function: their variables, merged
+        environment.update(handler.environment)
     environment.update(
         {
             "STRIPE_API_BASE": emulator_url,

@@ -48,7 +48,7 @@ EVENTS = ROOT / "events"
 ARTIFACT_LIMIT_BYTES = 25 * 1000 * 1000
 SECRET_PATTERN = re.compile(r"\b(sk|rk|pk)_(live|test)_[0-9A-Za-z]{4,}|\bwhsec_[0-9A-Za-z]{4,}")
 SEAT_TENANT = "8d2e4f60-1a3b-4c5d-8e9f-0a1b2c3d4e5f"
-Kind = Literal["lifecycle", "users", "usage", "seat_sync", "flush", "api", "webhook"]
+Kind = Literal["onboarding", "lifecycle", "users", "usage", "seat_sync", "flush", "api", "webhook"]
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class Function:
 
 FUNCTIONS = {
     "ProvisionSuccessFunction": Function(
-        "provision_success.lambda_handler", "lifecycle", "provision_success"
+        "provision_success.lambda_handler", "onboarding", "provision_success"
     ),
     "TenantUpdatedFunction": Function("tenant_updated.lambda_handler", "lifecycle", "tenant_updated"),
     "TenantDeletedFunction": Function("tenant_deleted.lambda_handler", "lifecycle", "tenant_deleted"),
@@ -71,7 +71,12 @@ FUNCTIONS = {
     "BillingApiFunction": Function("billing_api.lambda_handler", "api", "api_billing_status"),
     "StripeWebhookFunction": Function("stripe_webhook.lambda_handler", "webhook", "webhook_malformed_body"),
 }
-RULE_KINDS = ("lifecycle", "users", "usage")  # functions an EventBridge rule on the SBT bus invokes
+RULE_KINDS = (
+    "onboarding",
+    "lifecycle",
+    "users",
+    "usage",
+)  # functions an EventBridge rule on the SBT bus invokes
 RULE_FUNCTIONS = {name for name, function in FUNCTIONS.items() if function.kind in RULE_KINDS}
 HTTP_FUNCTIONS = {name for name, function in FUNCTIONS.items() if function.kind in ("api", "webhook")}
 # The SAM policy templates a function may use, all scoped by their parameters to one resource.
@@ -169,6 +174,7 @@ RESOURCE_NAMES = {
     "AccountsTable": "accounts",
     "IdempotencyTable": "idempotency",
     "UsageTable": "usage",
+    "RegistrationsTable": "registrations",
     "SeatSyncQueue": "https://sqs.example/seat-sync",
 }
 
@@ -300,7 +306,7 @@ def test_only_this_stacks_lifecycle_rules_may_send_to_the_lifecycle_queues(templ
     assert allow["Principal"] == {"Service": "events.amazonaws.com"}
     assert allow["Action"] == "sqs:SendMessage"
     assert sorted(arn["Fn::GetAtt"][0] for arn in allow["Condition"]["ArnEquals"]["aws:SourceArn"]) == sorted(
-        ["ProvisionSuccessRule", "TenantUpdatedRule", "TenantDeletedRule"]
+        ["OnboardingRequestRule", "ProvisionSuccessRule", "TenantUpdatedRule", "TenantDeletedRule"]
     )
     assert deny["Effect"] == "Deny"
     assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
@@ -327,7 +333,7 @@ def test_table_key_schemas_are_what_devtools_creates(template: dict[str, Any]) -
     assert (
         set(tables)
         == set(resources_of_type(template, "AWS::DynamoDB::Table"))
-        == {"AccountsTable", "IdempotencyTable", "UsageTable"}
+        == {"AccountsTable", "IdempotencyTable", "UsageTable", "RegistrationsTable"}
     )
     for logical_id, table in tables.items():
         properties = template["Resources"][logical_id]["Properties"]
@@ -357,7 +363,8 @@ def test_table_key_schemas_are_what_devtools_creates(template: dict[str, Any]) -
                 {"AttributeName": "pendingTenant", "KeyType": "HASH"},
                 {"AttributeName": "sk", "KeyType": "RANGE"},
             ],
-        )
+        ),
+        ("identifier", [{"AttributeName": "identifier", "KeyType": "HASH"}]),
     ]
     assert tables["UsageTable"].ttl_attribute is None
 
@@ -454,7 +461,24 @@ def test_every_setting_reaches_every_function() -> None:
     handlers = function_handlers({"EventBusName": "bus", "StripeSecretName": "secret"}, names)
     assert set(handlers) == set(FUNCTIONS)
     local_only = {"STRIPE_API_KEY", "STRIPE_API_BASE"}
-    expected = {field.alias for field in Settings.model_fields.values() if field.alias} - local_only
+    own = {  # settings only the function that uses them gets
+        "ProvisionSuccessFunction": {
+            "REGISTRATIONS_TABLE",
+            "OPEN_ACCOUNT_ON",
+            "ONBOARDING_REQUEST_DETAIL_TYPE",
+            "PROVISION_SUCCESS_DETAIL_TYPE",
+            "PROVISION_FAILURE_DETAIL_TYPE",
+        },
+        "TenantUpdatedFunction": {"TENANT_UPDATED_DETAIL_TYPE"},
+        "TenantDeletedFunction": {"OFFBOARDING_REQUEST_DETAIL_TYPE", "TENANT_DELETED_DETAIL_TYPE"},
+    }
+    for name, variables in own.items():
+        assert variables <= set(handlers[name].environment), name
+    expected = (
+        {field.alias for field in Settings.model_fields.values() if field.alias}
+        - local_only
+        - set().union(*own.values())
+    )
     for handler in handlers.values():
         assert handler.unresolved == {}
         assert expected | {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"} <= set(
@@ -538,6 +562,7 @@ SECRET_ARN = {
 }
 ACCOUNTS_CRUD = {"DynamoDBCrudPolicy": {"TableName": {"Ref": "AccountsTable"}}}
 USAGE_CRUD = {"DynamoDBCrudPolicy": {"TableName": {"Ref": "UsageTable"}}}
+REGISTRATIONS_CRUD = {"DynamoDBCrudPolicy": {"TableName": {"Ref": "RegistrationsTable"}}}
 STRIPE_SECRET = {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": SECRET_ARN}}
 PUT_EVENTS = {"EventBridgePutEventsPolicy": {"EventBusName": {"Ref": "EventBusName"}}}
 SEND_SEAT_SYNC = {"SQSSendMessagePolicy": {"QueueName": {"Fn::GetAtt": ["SeatSyncQueue", "QueueName"]}}}
@@ -549,6 +574,7 @@ USAGE_READ = {"DynamoDBReadPolicy": {"TableName": {"Ref": "UsageTable"}}}
 # changes go through the lifecycle (account writes, billing events); it only reads the usage table.
 # (tests/integration/test_billing_changes.py checks these grants against the calls the API makes.)
 EXPECTED_POLICIES = {
+    "onboarding": [ACCOUNTS_CRUD, REGISTRATIONS_CRUD, USAGE_CRUD, STRIPE_SECRET, PUT_EVENTS],
     "api": [ACCOUNTS_CRUD, IDEMPOTENCY_CRUD, USAGE_READ, STRIPE_SECRET, PUT_EVENTS],
     "lifecycle": [ACCOUNTS_CRUD, USAGE_CRUD, STRIPE_SECRET, PUT_EVENTS],
     "users": [ACCOUNTS_CRUD, USAGE_CRUD, STRIPE_SECRET, PUT_EVENTS, SEND_SEAT_SYNC],
@@ -676,7 +702,8 @@ def test_functions_keep_their_logs_for_a_bounded_time(template: dict[str, Any]) 
 
 def test_parameter_defaults_resolve_as_cloudformation_passes_them(template: dict[str, Any]) -> None:
     values = parameter_values(template, {"EventBusName": "bus"})
-    assert values["ControlPlaneSource"] == "sbt.control.plane"
+    assert values["ControlPlaneSource"] == ""  # as SbtRelease names it
+    assert values["SbtRelease"] == "current"
     assert values["FunctionMemorySize"] == "512"
     with pytest.raises(KeyError):
         parameter_values(template, {"NoSuchParameter": "x"})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from threading import Lock
@@ -43,22 +44,33 @@ from .billing_changes import (
 )
 from .billing_state import BillingServices, GatePolicy
 from .errors import ConfigurationError, InvalidEvent, TransientBillingError
-from .events import parse
-from .lifecycle import Lifecycle, tier_plan
+from .events import (
+    OnboardingRequestEvent,
+    ProvisioningEvent,
+    TenantDeletedEvent,
+    TenantUpdatedEvent,
+    deletion_facts,
+    onboarding_request,
+    parse,
+    provisioning_report,
+    update_facts,
+)
+from .lifecycle import TIER_MISSING, Lifecycle
 from .models import Frozen, Operation, Outcome, Result, TenantFacts
+from .onboarding import Onboarding
 from .ports import PlanPreview
+from .registrations import DynamoRegistrationStore
 from .sbt_bus import EventBridgePublisher
 from .settings import Settings, settings
 from .stripe_billing import BillingPolicy, invocation_end
 from .stripe_reads import StripeBillingReader
+from .stripe_signature import InvalidSignature, verify_signature
 from .stripe_webhooks import (
-    InvalidSignature,
     StripeEvent,
     WebhookOutcome,
     WebhookPolicy,
     WebhookProcessor,
     parse_event,
-    verify_signature,
 )
 from .tenant_accounts import DynamoAccountStore
 
@@ -158,7 +170,17 @@ def account_store() -> DynamoAccountStore:
 @cache
 def publisher() -> EventBridgePublisher:
     config = settings()
-    return EventBridgePublisher(_aws_client("events"), config.event_bus_name, config.event_source)
+    return EventBridgePublisher(
+        _aws_client("events"), config.event_bus_name, config.event_source, config.published_detail_type_prefix
+    )
+
+
+@cache
+def registrations() -> DynamoRegistrationStore:
+    table = settings().registrations_table
+    if table is None:
+        raise ConfigurationError("REGISTRATIONS_TABLE is not set: SBT's onboarding events need it")
+    return DynamoRegistrationStore(_aws_client("dynamodb"), table)
 
 
 def lifecycle(working_until: datetime | None = None) -> Lifecycle:
@@ -329,7 +351,11 @@ class _LazyLookup:
         return billing_reader().subscription_object(subscription_id)
 
 
+TEST_MODE_KEYS = ("sk_test_", "rk_test_")
+
+
 def webhook_processor() -> WebhookProcessor:
+    """The processor for one event; only events of the Stripe key's mode are the deployment's."""
     config = settings()
     return WebhookProcessor(
         store=account_store(),
@@ -338,6 +364,7 @@ def webhook_processor() -> WebhookProcessor:
         catalogue=config.tier_catalogue,
         policy=WebhookPolicy(
             gate=GatePolicy(allowed_states=config.gate_allowed_states),
+            livemode=not stripe_api_key(config).startswith(TEST_MODE_KEYS),
             publish_deactivate=config.publish_deactivate_requests,
             publish_activate=config.publish_activate_requests,
             publish_billing_updates=config.publish_billing_updates,
@@ -402,6 +429,8 @@ def handle_webhook(
         logger.warning("webhook not applied; Stripe will retry", problem=str(error))
         return 503, {"error": "retry_later"}
     metrics.add_metric(name=f"Webhook_{outcome.result.value}", unit=MetricUnit.Count, value=1)
+    if outcome.foreign:
+        metrics.add_metric(name="WebhookForeignObject", unit=MetricUnit.Count, value=1)
     logger.info(
         "webhook processed", result=outcome.result.value, reason=outcome.reason, tenant_id=outcome.tenant_id
     )
@@ -422,6 +451,7 @@ def forget_clients() -> None:
         _secrets,
         account_store,
         publisher,
+        registrations,
         idempotency_config,
         _persistence,
         billing_services,
@@ -451,46 +481,104 @@ def rejected_event(error: InvalidEvent, raw_event: object, operation: str) -> di
     return response
 
 
-_OPERATIONS: dict[Operation, Callable[[Lifecycle, TenantFacts], Outcome]] = {
-    Operation.OPEN_ACCOUNT: Lifecycle.open_account,
-    Operation.UPDATE_ACCOUNT: Lifecycle.update_account,
-    Operation.CLOSE_ACCOUNT: Lifecycle.close_account,
-}
+@dataclass(frozen=True)
+class Handling[M: EventBridgeModel]:
+    """How a function handles one detail type: the model it parses and what it does with it."""
+
+    model: type[M]
+    operation: Operation
+    run: Callable[[M, Lifecycle], Outcome]
 
 
-def handle_event[M: EventBridgeModel](
-    raw_event: Mapping[str, Any],
-    context: LambdaContext,
-    model: type[M],
-    to_facts: Callable[[M], TenantFacts],
-    operation: Operation,
+def lifecycle_handlings(function: str) -> dict[str, Handling[Any]]:
+    """The detail types each lifecycle function handles (as the deployment names them), and how."""
+    config = settings()
+    if function == "onboarding":
+
+        def onboard(lifecycle: Lifecycle) -> Onboarding:
+            return Onboarding(lifecycle, registrations(), config.open_account_on)
+
+        def request(event: OnboardingRequestEvent, lifecycle: Lifecycle) -> Outcome:
+            facts, registration_id = onboarding_request(event)
+            return onboard(lifecycle).request(facts, registration_id)
+
+        def provisioned(succeeded: bool) -> Callable[[ProvisioningEvent, Lifecycle], Outcome]:
+            def run(event: ProvisioningEvent, lifecycle: Lifecycle) -> Outcome:
+                return onboard(lifecycle).report(*provisioning_report(event, succeeded))
+
+            return run
+
+        return {
+            config.onboarding_request_detail_type: Handling(
+                OnboardingRequestEvent, Operation.OPEN_ACCOUNT, request
+            ),
+            config.provision_success_detail_type: Handling(
+                ProvisioningEvent, Operation.OPEN_ACCOUNT, provisioned(succeeded=True)
+            ),
+            config.provision_failure_detail_type: Handling(
+                ProvisioningEvent, Operation.CLOSE_ACCOUNT, provisioned(succeeded=False)
+            ),
+        }
+    if function == "update":
+        return {
+            config.tenant_updated_detail_type: Handling(
+                TenantUpdatedEvent,
+                Operation.UPDATE_ACCOUNT,
+                lambda event, lifecycle: lifecycle.update_account(update_facts(event)),
+            )
+        }
+    if function == "deletion":
+        close = Handling(
+            TenantDeletedEvent,
+            Operation.CLOSE_ACCOUNT,
+            lambda event, lifecycle: lifecycle.close_account(deletion_facts(event)),
+        )
+        return {config.offboarding_request_detail_type: close, config.tenant_deleted_detail_type: close}
+    raise ValueError(f"no lifecycle function {function!r}")
+
+
+def handle_event(
+    raw_event: Mapping[str, Any], context: LambdaContext, handlings: Mapping[str, Handling[Any]]
 ) -> dict[str, str]:
     """One EventBridge event, end to end. The account record is its idempotency record: a fact
     already recorded changes nothing, however often and under whatever event id it comes again."""
+    detail_type = raw_event.get("detail-type") if isinstance(raw_event, Mapping) else None
+    handling = handlings.get(detail_type) if isinstance(detail_type, str) else None
+    if handling is None:
+        # e.g. a provisioning event fed to the deletion function: never act on what we were not sent.
+        expected = ", ".join(sorted(handlings))
+        error = InvalidEvent("detail-type", f"is not one this function handles ({expected})")
+        return rejected_event(error, raw_event, next(iter(handlings.values())).operation.value)
+    operation = handling.operation
     try:
-        event = parse(model, raw_event)
-        logger.set_correlation_id(event.id)
-        logger.append_keys(event_id=event.id, detail_type=event.detail_type)
-        facts = to_facts(event)
-        logger.append_keys(tenant_id=facts.tenant_id)
-        if facts.tier is not None:
-            tier_plan(settings().tier_catalogue, facts.tier)
+        event = parse(handling.model, raw_event)
     except InvalidEvent as error:
         return rejected_event(error, raw_event, operation.value)
+    logger.set_correlation_id(event.id)
+    logger.append_keys(event_id=event.id, detail_type=event.detail_type)
+    tenant = getattr(event.detail, "tenant_id", None)
+    if tenant is not None:
+        logger.append_keys(tenant_id=tenant)
 
     seconds_left = context.get_remaining_time_in_millis() / 1000
     working_until = SystemClock().now() + timedelta(seconds=seconds_left)
     try:
         with invocation_end(seconds_left):
-            outcome = _OPERATIONS[operation](lifecycle(working_until), facts)
+            outcome = handling.run(event, lifecycle(working_until))
+    except InvalidEvent as error:
+        # Found before anything was written for the event (an unknown tier, a registration of another
+        # tenant): retrying cannot fix it.
+        return rejected_event(error, raw_event, operation.value)
     except (TransientBillingError, ConfigurationError) as error:
         # The platform retries the event, and dead-letters it when retries run out.
         metrics.add_dimension(name="operation", value=operation.value)
         metrics.add_metric(name="Result_retrying", unit=MetricUnit.Count, value=1)
         logger.warning("event will be retried", error_type=type(error).__name__, reason=str(error))
         raise
-    metrics.add_dimension(name="operation", value=operation.value)
+    metrics.add_dimension(name="operation", value=outcome.operation.value)
     metrics.add_metric(name=f"Result_{outcome.result.value}", unit=MetricUnit.Count, value=1)
+    if outcome.reason == TIER_MISSING:
+        metrics.add_metric(name="TierMissing", unit=MetricUnit.Count, value=1)
     log = logger.warning if outcome.result is Result.FAILED else logger.info
-    log("event processed", result=outcome.result.value, reason=outcome.reason)
+    log("event processed", result=outcome.result.value, reason=outcome.reason, tenant_id=outcome.tenant_id)
     return outcome.as_response()

@@ -2,10 +2,13 @@
 
 The gate answers "may this tenant provision or create resources now?" from one strongly-consistent
 read of the account: its state is derived from what the account records, Stripe's webhook-reported
-subscription first (it is the freshest), the lifecycle's last known status otherwise.
+subscription first (it is the freshest), the lifecycle's last known status otherwise. A report counts
+only while it is about the account's own objects: once the account records its subscription (and
+customer), a report of another one, recorded before they were known, is not the tenant's state.
 
 | account                                              | state                              |
 |------------------------------------------------------|------------------------------------|
+| SBT's provisioning failed (closed unbilled)          | offboarded (provisioning_failed)   |
 | closed, or an offboarding recorded                   | offboarded                         |
 | Stripe reported the customer deleted                 | canceled                           |
 | subscription active / trialing / past_due / unpaid   | the same                           |
@@ -32,6 +35,7 @@ from .models import (
     Frozen,
     InvoiceFact,
     PaymentState,
+    SubscriptionFact,
 )
 from .ports import AccountStore, InvoiceAmount
 from .settings import TierPlan
@@ -59,25 +63,47 @@ class GateDecision(Frozen):
     reasons: tuple[str, ...]
 
 
+def reported_subscription(account: Account) -> SubscriptionFact | None:
+    """The subscription Stripe's webhooks reported, if it is the account's own (or the account does not
+    know its own yet)."""
+    reported = account.reported.subscription if account.reported else None
+    if reported is None or account.subscription_id not in (None, reported.value.subscription_id):
+        return None
+    return reported.value
+
+
+def customer_deleted(account: Account) -> bool:
+    """Whether Stripe reported the account's own customer deleted (or, before the account knows its
+    customer, the customer the report is about)."""
+    reported = account.reported
+    return (
+        reported is not None
+        and reported.customer_deleted
+        and account.customer_id in (None, reported.customer_id)
+    )
+
+
 def subscription_status(account: Account) -> str | None:
     """Stripe's word first (webhooks), else what the lifecycle last recorded."""
-    reported = account.reported.subscription if account.reported else None
-    return reported.value.status if reported else account.subscription_status
+    reported = reported_subscription(account)
+    return reported.status if reported else account.subscription_status
 
 
 def billing_state(account: Account) -> tuple[BillingState, tuple[str, ...]]:
     """The account's state and the reasons for it, as short machine-readable codes."""
+    if account.desired.provisioning_failed is not None:
+        return BillingState.OFFBOARDED, ("provisioning_failed",)
     if account.status is AccountStatus.CLOSED or account.desired.closed is not None:
         return BillingState.OFFBOARDED, ("offboarded",)
     reported = account.reported
-    if reported is not None and reported.customer_deleted:
+    if customer_deleted(account):
         return BillingState.CANCELED, ("customer_deleted",)
     status = subscription_status(account)
     if status is None:
         return BillingState.UNKNOWN, (f"account_{account.status.value}",)
     state = _STATES_OF_STATUS.get(status, BillingState.UNKNOWN)
     reasons = [f"subscription_{status}"]
-    subscription = reported.subscription.value if reported and reported.subscription else None
+    subscription = reported_subscription(account)
     if subscription is not None:
         if state is BillingState.CANCELED and subscription.cancellation_reason:
             reasons.append(f"cancellation_{subscription.cancellation_reason}")
@@ -101,10 +127,10 @@ def lapsed_for_nonpayment(account: Account) -> bool:
     state, _ = billing_state(account)
     if state is BillingState.UNPAID:
         return True
-    if state is not BillingState.CANCELED or account.reported is None:
+    if state is not BillingState.CANCELED:
         return False
-    subscription = account.reported.subscription
-    return subscription is not None and subscription.value.cancellation_reason in NONPAYMENT_CANCELLATIONS
+    subscription = reported_subscription(account)
+    return subscription is not None and subscription.cancellation_reason in NONPAYMENT_CANCELLATIONS
 
 
 def tier_for_price(
@@ -238,10 +264,9 @@ def read_billing(
     An account Stripe does not hold yet answers with what the facts say (customer details, tier)."""
     reported = account.reported
     customer_id = account.customer_id or (reported.customer_id if reported else None)
-    subscription_id = account.subscription_id or (
-        reported.subscription.value.subscription_id if reported and reported.subscription else None
-    )
-    deleted = account.customer_deleted or (reported is not None and reported.customer_deleted)
+    own = reported_subscription(account)
+    subscription_id = account.subscription_id or (own.subscription_id if own else None)
+    deleted = account.customer_deleted or customer_deleted(account)
     customer = reader.customer(customer_id) if customer_id and not deleted else None
     if customer is None and customer_id is None:
         # Nothing in Stripe yet: the details the facts name, without an id.

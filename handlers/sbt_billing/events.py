@@ -5,19 +5,32 @@ Inbound models tolerate unknown fields: SBT adds fields over time and callers ad
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
 
 from .errors import InvalidEvent
-from .models import Address, TenantFacts
+from .models import Address, Facts, TenantFacts
 from .usage import RawUsage
 
-TenantId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+# SBT's tenant and registration ids are UUIDs; an id is ours to put into keys and Stripe's headers, so it
+# is held to the billing API's pattern (no spaces, no control characters, nothing outside ASCII).
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@+=-]{0,127}$"
+TenantId = Annotated[str, StringConstraints(strip_whitespace=True, pattern=ID_PATTERN)]
+RegistrationId = Annotated[str, StringConstraints(strip_whitespace=True, pattern=ID_PATTERN)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=512)]
 
 
@@ -54,38 +67,72 @@ class TenantFields(Inbound):
     tier: Text | None = None
     address: InboundAddress | None = None
 
+    @field_validator("address", mode="before")
+    @classmethod
+    def _exported_as_text(cls, value: Any) -> Any:
+        """A provisioning job exports its variables as strings: an address arrives as JSON text."""
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except ValueError:
+                raise ValueError("is text that is not a JSON object") from None
+        return value
+
+
+FIELDS = ("name", "email", "tier", "address")
+
+
+class JobData(TenantFields):
+    """What a provisioning job exported (`environmentVariablesToOutgoingEvent`): strings, of which billing
+    reads the tenant fields and, when the builder exports them, the tenant and registration ids."""
+
+    tenant_id: Annotated[TenantId | None, Field(alias="tenantId")] = None
+    registration_id: Annotated[RegistrationId | None, Field(alias="tenantRegistrationId")] = None
+
 
 class JobOutput(Inbound):
-    tenant_data: Annotated[TenantFields | None, Field(alias="tenantData")] = None
-    tenant_registration_data: Annotated[TenantFields | None, Field(alias="tenantRegistrationData")] = None
+    tenant_data: Annotated[JobData | None, Field(alias="tenantData")] = None
+    tenant_registration_data: Annotated[JobData | None, Field(alias="tenantRegistrationData")] = None
 
 
-class ProvisionSuccessDetail(TenantFields):
-    """`sbt_aws_provisionSuccess`: SBT's `{tenantId, jobOutput: {tenantData, tenantRegistrationData}}`,
-    or the same fields flat beside `tenantId`. tenantData wins over tenantRegistrationData, which wins
-    over flat fields."""
+class OnboardingRequestDetail(TenantFields):
+    """`sbt_aws_onboardingRequest` (`POST /tenant-registrations`): the registration's data and the
+    tenant's data merged flat, with the new `tenantId` and `tenantRegistrationId`."""
 
     tenant_id: Annotated[TenantId, Field(alias="tenantId")]
+    registration_id: Annotated[RegistrationId | None, Field(alias="tenantRegistrationId")] = None
+
+
+class ProvisioningDetail(JobData):
+    """`sbt_aws_provisionSuccess` / `sbt_aws_provisionFailure` from SBT's provisioning job:
+    `{tenantRegistrationId, jobOutput: {tenantData, tenantRegistrationData}}` (no tenantId, no tier
+    unless the job exports them). Also the same fields flat. The tenant is `tenantId` (top level, or
+    exported in tenantData / tenantRegistrationData), else found through `tenantRegistrationId`.
+    tenantData wins over tenantRegistrationData, which wins over flat fields."""
+
     job_output: Annotated[JobOutput | None, Field(alias="jobOutput")] = None
 
-    def merged(self) -> TenantFields:
-        layers: list[TenantFields] = [self]
+    def layers(self) -> list[JobData]:
+        layers: list[JobData] = [self]
         if self.job_output is not None:
             layers += [
                 layer
                 for layer in (self.job_output.tenant_registration_data, self.job_output.tenant_data)
                 if layer is not None
             ]
+        return layers
+
+    def merged(self) -> JobData:
         values: dict[str, Any] = {}
-        for layer in layers:
+        for layer in self.layers():
             values.update(
                 {
                     key: getattr(layer, key)
-                    for key in ("name", "email", "tier", "address")
+                    for key in (*FIELDS, "tenant_id", "registration_id")
                     if getattr(layer, key) is not None
                 }
             )
-        return TenantFields.model_validate(values)
+        return JobData.model_validate(values)
 
 
 class TenantUpdatedDetail(TenantFields):
@@ -102,8 +149,12 @@ class TenantDeletedDetail(Inbound):
     tenant_id: Annotated[TenantId, Field(alias="tenantId")]
 
 
-class ProvisionSuccessEvent(EventBridgeModel):
-    detail: ProvisionSuccessDetail
+class OnboardingRequestEvent(EventBridgeModel):
+    detail: OnboardingRequestDetail
+
+
+class ProvisioningEvent(EventBridgeModel):
+    detail: ProvisioningDetail
 
 
 class TenantUpdatedEvent(EventBridgeModel):
@@ -131,19 +182,40 @@ def parse[M: EventBridgeModel](model: type[M], event: Mapping[str, Any]) -> M:
     return parsed
 
 
-def provision_facts(event: ProvisionSuccessEvent) -> TenantFacts:
+class OnboardingRequest(NamedTuple):
+    facts: TenantFacts
+    registration_id: str | None
+
+
+class ProvisioningReport(NamedTuple):
+    """What a provisioning job reported, about a tenant known by id or only by its registration."""
+
+    facts: Facts
+    tenant_id: str | None
+    registration_id: str | None
+
+
+def onboarding_request(event: OnboardingRequestEvent) -> OnboardingRequest:
+    detail = event.detail
+    return OnboardingRequest(_facts(detail.tenant_id, detail, event.time), detail.registration_id)
+
+
+def provisioning_report(event: ProvisioningEvent, succeeded: bool) -> ProvisioningReport:
     fields = event.detail.merged()
-    if fields.tier is None:
-        raise InvalidEvent(
-            "detail.jobOutput.tenantData.tier",
-            "is required (in tenantData, tenantRegistrationData or beside tenantId) to choose a price",
-        )
-    return _facts(event.detail.tenant_id, fields, event.time)
+    if fields.tenant_id is None and fields.registration_id is None:
+        raise InvalidEvent("detail.tenantRegistrationId", "is required (or tenantId) to find the tenant")
+    facts = Facts(
+        **_fields(fields),
+        occurred_at=event.time,
+        open_requested=succeeded,
+        provisioning_failed=not succeeded,
+    )
+    return ProvisioningReport(facts, fields.tenant_id, fields.registration_id)
 
 
 def update_facts(event: TenantUpdatedEvent) -> TenantFacts:
     detail = event.detail
-    if all(getattr(detail, key) is None for key in ("name", "email", "tier", "address")):
+    if all(getattr(detail, key) is None for key in FIELDS):
         raise InvalidEvent("detail", "names none of tenantName, email, tier, address: nothing to update")
     return _facts(detail.tenant_id, detail, detail.updated_at or event.time)
 
@@ -155,14 +227,16 @@ def deletion_facts(event: TenantDeletedEvent) -> TenantFacts:
 def _facts(tenant_id: str, fields: TenantFields, occurred_at: datetime) -> TenantFacts:
     if occurred_at.tzinfo is None:
         raise InvalidEvent("detail.updatedAt", "has no time zone")
-    return TenantFacts(
-        tenant_id=tenant_id,
-        name=fields.name,
-        email=fields.email,
-        tier=fields.tier,
-        address=fields.address.to_domain() if fields.address else None,
-        occurred_at=occurred_at,
-    )
+    return TenantFacts(tenant_id=tenant_id, occurred_at=occurred_at, **_fields(fields))
+
+
+def _fields(fields: TenantFields) -> dict[str, Any]:
+    return {
+        "name": fields.name,
+        "email": fields.email,
+        "tier": fields.tier,
+        "address": fields.address.to_domain() if fields.address else None,
+    }
 
 
 # -- seats and usage ---------------------------------------------------------------------------------

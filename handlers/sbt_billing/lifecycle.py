@@ -64,6 +64,11 @@ if TYPE_CHECKING:
 BILLING_SUCCESS = "sbt_aws_billingSuccess"
 BILLING_FAILURE = "sbt_aws_billingFailure"
 
+TIER_MISSING = (
+    "tier_missing: no event has named the tenant's tier, so no price can be chosen; send `tier` in "
+    "tenantData at registration (POST /tenant-registrations), or export `tier` from the provisioning job"
+)
+
 # Past this age an interrupted opening can no longer count on Stripe replaying its idempotent create.
 KEY_WINDOW_MARGIN = timedelta(hours=23)
 
@@ -106,29 +111,44 @@ class Lifecycle:
 
     # -- operations -------------------------------------------------------------------------------
 
-    def open_account(self, facts: TenantFacts) -> Outcome:
-        if facts.tier is not None:
-            tier_plan(self._catalogue, facts.tier)
+    def open_account(self, facts: TenantFacts, registration_id: str | None = None) -> Outcome:
+        """Asks for the tenant's account (provisioned, or onboarded when billing starts there) with
+        what the event says; it opens as soon as a tier is known."""
+        return self.update_account(
+            facts.model_copy(update={"open_requested": True}), registration_id, Operation.OPEN_ACCOUNT
+        )
+
+    def check_tier(self, tier: str | None) -> None:
+        """An unknown tier is bad input (InvalidEvent), refused before anything is written."""
+        if tier is not None:
+            tier_plan(self._catalogue, tier)
+
+    def update_account(
+        self,
+        facts: TenantFacts,
+        registration_id: str | None = None,
+        operation: Operation = Operation.UPDATE_ACCOUNT,
+        must_exist: bool = False,
+    ) -> Outcome:
+        """Merges the facts (an SBT event's or a billing API request's) and drives Stripe to them.
+        With `must_exist`, a tenant without an account is UnknownTenant instead of a pending account."""
+        self.check_tier(facts.tier)
 
         def merge(account: Account) -> Account:
             merged = account.model_copy(update={"desired": account.desired.merge(facts)})
-            if merged.status is AccountStatus.PENDING and merged.desired.closed is None:
+            if registration_id is not None and merged.registration_id is None:
+                merged = merged.model_copy(update={"registration_id": registration_id})
+            desired = merged.desired
+            if (
+                merged.status is AccountStatus.PENDING
+                and desired.closed is None
+                and desired.open_requested is not None
+                and desired.tier_value is not None
+            ):
                 merged = self._start_opening(merged)
             return merged
 
-        return self._run(Operation.OPEN_ACCOUNT, facts, merge)
-
-    def update_account(self, facts: TenantFacts, must_exist: bool = False) -> Outcome:
-        """Merges the facts (an SBT event's or a billing API request's) and drives Stripe to them.
-        With `must_exist`, a tenant without an account is UnknownTenant instead of a pending account."""
-        if facts.tier is not None:
-            tier_plan(self._catalogue, facts.tier)
-        return self._run(
-            Operation.UPDATE_ACCOUNT,
-            facts,
-            lambda account: account.model_copy(update={"desired": account.desired.merge(facts)}),
-            must_exist=must_exist,
-        )
+        return self._run(operation, facts, merge, must_exist=must_exist)
 
     def preview_plan_change(self, tenant_id: str, tier: str, proration_date: datetime) -> PlanPreview:
         """What changing the tenant's plan to `tier`, prorated as of `proration_date`, would cost:
@@ -150,10 +170,16 @@ class Lifecycle:
         return preview.model_copy(update={"from_tier": account.applied_tier})
 
     def close_account(self, facts: TenantFacts) -> Outcome:
+        """Offboarding; or, for `facts.provisioning_failed`, SBT could not provision the tenant: the
+        account closes without charging it (the subscription cancelled unbilled, its open invoices
+        voided)."""
         now = self._clock.now()
+        unbilled = facts.provisioning_failed
 
         def merge(account: Account) -> Account:
-            closed = account.model_copy(update={"desired": account.desired.close(facts.stamp())})
+            closed = account.model_copy(
+                update={"desired": account.desired.close(facts.stamp(), provisioning_failed=unbilled)}
+            )
             if closed.status is AccountStatus.PENDING and closed.opening is None:
                 # Nothing was ever created in Stripe: the tombstone alone closes the account, and a
                 # provisioning event that arrives later finds it and creates nothing.
@@ -229,11 +255,24 @@ class Lifecycle:
                 current = _account_or_none(conflict.current)
                 continue
             if not lead:
-                return self._recorded(operation, written)
+                return self._recorded(operation, written, facts)
             return self._drive(operation, written, resumed=base.opening is not None)
 
-    def _recorded(self, operation: Operation, written: Account) -> Outcome:
+    def _recorded(self, operation: Operation, written: Account, facts: TenantFacts) -> Outcome:
         """The outcome of a write that did not take the lease."""
+        if (
+            written.desired.open_requested == facts.stamp()
+            and written.status is AccountStatus.PENDING
+            and written.desired.closed is None
+            and written.desired.tier_value is None
+        ):
+            # This event asked for the account first, and no event has named the tier: kept (a later
+            # tier opens it), and said loudly, once.
+            self._publisher.publish(
+                BILLING_FAILURE,
+                {"tenantId": written.tenant_id, "operation": operation.value, "reason": TIER_MISSING},
+            )
+            return self._outcome(operation, written, Result.FAILED, reason=TIER_MISSING)
         if written.needs_driving() or written.status is AccountStatus.PENDING:
             # The lease holder applies it before releasing, or the account opens with it later.
             return self._outcome(operation, written, Result.RECORDED)
@@ -244,8 +283,7 @@ class Lifecycle:
 
     def _start_opening(self, account: Account) -> Account:
         tier = account.desired.tier_value
-        if tier is None:
-            raise InvalidEvent("tier", "is required to open an account and no event has named one")
+        assert tier is not None
         prices = self.prices_for(tier)
         seat_quantity = self._seats.count(account.tenant_id) if prices.seats and self._seats else 0
         snapshot = OpeningSnapshot(
@@ -525,6 +563,14 @@ class _Driver:
             if found is not None:
                 self._progress(subscription_id=found.subscription_id, subscription_item_id=found.item_id)
         if self.account.subscription_id is not None and self.account.subscription_status != "canceled":
+            if self.account.desired.provisioning_failed is not None:
+                # SBT could not provision the tenant: nothing to charge, nothing owed.
+                status = self._billing.cancel_unbilled(
+                    self.account.subscription_id, idempotency_key=self._key("subscription", "cancel-unbilled")
+                )
+                self._progress(subscription_status=status)
+                self._close_customer()
+                return
             # What the tenant used and its last seat count reach Stripe before the final invoice.
             if self._lifecycle._usage is not None:
                 self._lifecycle._usage.flush(self.account.tenant_id, account=self.account)
@@ -534,6 +580,9 @@ class _Driver:
                 self.account.subscription_id, idempotency_key=self._key("subscription", "cancel")
             )
             self._progress(subscription_status=status)
+        self._close_customer()
+
+    def _close_customer(self) -> None:
         now = self._clock.now()
         deleted = self.account.customer_deleted
         if self.account.customer_id is not None and not deleted:

@@ -52,21 +52,36 @@ class Stamp(Frozen):
         return other is None or (self.at, self.digest) > (other.at, other.digest)
 
 
-class TenantFacts(Frozen):
-    """What one event (or one billing API request) says about a tenant. Absent fields say nothing
-    (they do not clear). `proration_date` goes with `tier`: the moment a tier change is prorated from
-    (the caller's preview's), instead of the moment Stripe receives it."""
+class Facts(Frozen):
+    """What one event (or one billing API request) says, before we know which tenant it is about (SBT's
+    provisioning events name the registration, not the tenant). Absent fields say nothing (they do not
+    clear). `proration_date` goes with `tier`: the moment a tier change is prorated from (the caller's
+    preview's), instead of the moment Stripe receives it."""
 
-    tenant_id: str
     name: str | None = None
     email: str | None = None
     address: Address | None = None
     tier: str | None = None
     proration_date: datetime | None = None
     occurred_at: datetime
+    open_requested: bool = False  # the event asks for the account to be opened (provisioned, onboarded)
+    provisioning_failed: bool = False  # SBT could not provision the tenant: close it, unbilled
+
+    def about(self, tenant_id: str) -> TenantFacts:
+        return TenantFacts(tenant_id=tenant_id, **self.model_dump(exclude={"tenant_id"}))
+
+
+class TenantFacts(Facts):
+    """What one event says about a tenant."""
+
+    tenant_id: str
 
     def stamp(self) -> Stamp:
-        return Stamp(at=self.occurred_at, digest=digest_of(self.model_dump(mode="json")))
+        data = self.model_dump(mode="json")
+        for optional in ("open_requested", "provisioning_failed", "proration_date"):
+            if not data[optional]:
+                del data[optional]  # the digest of a plain fact stays what it was before these fields
+        return Stamp(at=self.occurred_at, digest=digest_of(data))
 
 
 class StrRegister(Frozen):
@@ -91,10 +106,14 @@ class Desired(Frozen):
     address: AddressRegister | None = None
     tier: TierRegister | None = None
     closed: Stamp | None = None
+    open_requested: Stamp | None = None  # an event asked for the account: once asked, it stays asked
+    provisioning_failed: Stamp | None = None  # the close came from a failed provisioning: unbilled
 
     def merge(self, facts: TenantFacts) -> Desired:
         stamp = facts.stamp()
         changes: dict[str, Any] = {}
+        if facts.open_requested and self.open_requested is None:
+            changes["open_requested"] = stamp
         for field in ("name", "email"):
             value = getattr(facts, field)
             current: StrRegister | None = getattr(self, field)
@@ -106,9 +125,15 @@ class Desired(Frozen):
             changes["address"] = AddressRegister(value=facts.address, stamp=stamp)
         return self.model_copy(update=changes) if changes else self
 
-    def close(self, stamp: Stamp) -> Desired:
-        """Offboarding is terminal (SBT never reuses a tenant id): the first close stands."""
-        return self if self.closed is not None else self.model_copy(update={"closed": stamp})
+    def close(self, stamp: Stamp, provisioning_failed: bool = False) -> Desired:
+        """Offboarding is terminal (SBT never reuses a tenant id): the first close stands, and with it
+        whether it came from a failed provisioning (then nothing is charged)."""
+        if self.closed is not None:
+            return self
+        update: dict[str, Any] = {"closed": stamp}
+        if provisioning_failed:
+            update["provisioning_failed"] = stamp
+        return self.model_copy(update=update)
 
     def details(self) -> CustomerDetails:
         return CustomerDetails(
@@ -123,7 +148,7 @@ class Desired(Frozen):
 
 
 class AccountStatus(StrEnum):
-    PENDING = "pending"  # facts arrived before the provisioning event: nothing in Stripe yet
+    PENDING = "pending"  # facts arrived before the account was asked for (or its tier): nothing in Stripe yet
     OPENING = "opening"  # customer and subscription are being created
     OPEN = "open"  # customer and subscription exist; see subscription_status
     CLOSED = "closed"  # offboarded: subscription cancelled, customer marked or deleted (terminal)
@@ -249,6 +274,7 @@ class StripeReport(Frozen):
 class Account(Frozen):
     tenant_id: str
     revision: int = 0
+    registration_id: str | None = None  # SBT's tenantRegistrationId, from the onboarding request
     status: AccountStatus = AccountStatus.PENDING
     desired: Desired = Field(default_factory=Desired)
     opening: OpeningSnapshot | None = None
@@ -315,6 +341,13 @@ class Account(Frozen):
             "plan_invoice_id",
         }
         return self.model_copy(update={name: getattr(driven, name) for name in owned})
+
+
+class OpenOn(StrEnum):
+    """When billing starts for a tenant SBT onboards."""
+
+    PROVISION_SUCCESS = "provisionSuccess"  # once its resources exist
+    ONBOARDING_REQUEST = "onboardingRequest"  # at registration (SBT's own billing default)
 
 
 class Operation(StrEnum):

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from enum import StrEnum
 from typing import Protocol
 
 from pydantic import Field
 
-from .models import Account, CustomerDetails, Frozen, InvoiceFact
+from .models import Account, CustomerDetails, Facts, Frozen, InvoiceFact
 
 
 class PlanPrices(Frozen):
@@ -123,6 +124,11 @@ class BillingGateway(Protocol):
         """Cancels as the deployment's policy says; returns the subscription's status after."""
         ...
 
+    def cancel_unbilled(self, subscription_id: str, idempotency_key: str) -> str:
+        """Cancels at once without a final invoice or prorations and voids the subscription's open
+        invoices: the tenant was never served. Returns the subscription's status."""
+        ...
+
     def close_customer(self, customer_id: str, closed_at: datetime, idempotency_key: str) -> bool:
         """Marks the customer offboarded or deletes it, per policy; True when it was deleted."""
         ...
@@ -192,7 +198,26 @@ class UsageOutbox(Protocol):
 
     def mark_sent(self, records: Sequence[UsageRecord]) -> None: ...
 
-    def mark_rejected(self, record: UsageRecord, reason: str) -> None: ...
+    def mark_rejected(self, record: UsageRecord, reason: str) -> bool:
+        """Records the rejection; False when the record was already rejected (nothing changed)."""
+        ...
+
+    def find(self, identifier: str) -> UsageRecord | None:
+        """The record Stripe knows by `identifier` (its meter event identifier), whatever its tenant."""
+        ...
+
+
+class MeterStatus(StrEnum):
+    ACTIVE = "active"
+    INACTIVE = "inactive"  # deactivated: Stripe drops its events
+    MISSING = "missing"  # no meter has the event name
+    MISCONFIGURED = "misconfigured"  # its payload keys are not the ones our events carry
+
+
+class MeterDirectory(Protocol):
+    def meter_states(self, event_names: Sequence[str]) -> dict[str, MeterStatus]:
+        """Whether Stripe has a usable meter for each event name."""
+        ...
 
 
 class EventPublisher(Protocol):
@@ -201,3 +226,18 @@ class EventPublisher(Protocol):
 
 class Clock(Protocol):
     def now(self) -> datetime: ...
+
+
+class RegistrationStore(Protocol):
+    """SBT's registration ids, each linked to its tenant by the onboarding request, and the facts of
+    provisioning events that named a registration before its link was known."""
+
+    def link(self, registration_id: str, tenant_id: str) -> Sequence[Facts]:
+        """Links the registration to its tenant; returns the facts kept under it so far (oldest first)."""
+        ...
+
+    def park(self, registration_id: str, facts: Facts) -> str | None:
+        """The tenant the registration is linked to; when none is yet, keeps `facts` under the
+        registration (once, however often they come) and returns None. Atomic with `link`: a fact
+        is either kept for the link to return or answered with the tenant."""
+        ...

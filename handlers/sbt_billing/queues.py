@@ -5,27 +5,21 @@ so the others do not load Powertools' batch utility at start-up."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from .app import handle_event, logger, metrics
+from .app import handle_event, lifecycle_handlings, logger, metrics
 from .errors import ConfigurationError
-from .models import Operation, TenantFacts
 from .usage_app import seats
 
 
-def handle_queued_events[M: EventBridgeModel](
-    raw_event: Mapping[str, Any],
-    context: LambdaContext,
-    model: type[M],
-    to_facts: Callable[[M], TenantFacts],
-    operation: Operation,
+def handle_queued_events(
+    raw_event: Mapping[str, Any], context: LambdaContext, function: str
 ) -> dict[str, Any]:
     """What the function's queue delivers: an SQS batch whose bodies are the EventBridge events the
     rule put there. A record that may succeed later (Stripe or DynamoDB unavailable, throttled, the
@@ -36,8 +30,9 @@ def handle_queued_events[M: EventBridgeModel](
 
     A bare EventBridge event (`sam local invoke` with a sample, or a rule that targets the function
     directly) is handled as one, and answered with its outcome."""
+    handlings = lifecycle_handlings(function)
     if "Records" not in raw_event:
-        return handle_event(raw_event, context, model, to_facts, operation)
+        return handle_event(raw_event, context, handlings)
 
     def record_handler(record: SQSRecord) -> None:
         logger.remove_keys(["event_id", "detail_type", "tenant_id"])
@@ -45,7 +40,7 @@ def handle_queued_events[M: EventBridgeModel](
             body: Any = json.loads(record.body)
         except ValueError:
             body = record.body  # not JSON: rejected below, as any malformed event
-        handle_event(body, context, model, to_facts, operation)
+        handle_event(body, context, handlings)
 
     processor = BatchProcessor(event_type=EventType.SQS)
     response = process_partial_response(

@@ -14,13 +14,24 @@ if TYPE_CHECKING:
     from mypy_boto3_events.client import EventBridgeClient
 
 
+CANONICAL_PREFIX = "sbt_aws_"
+
+
 class EventBridgePublisher:
-    def __init__(self, client: EventBridgeClient, bus_name: str, source: str) -> None:
+    """Puts events on the SBT bus under SBT's naming: the domain says `sbt_aws_billingSuccess`, and a
+    deployment of an SBT release from before that prefix (`prefix=""`) publishes `billingSuccess`."""
+
+    def __init__(
+        self, client: EventBridgeClient, bus_name: str, source: str, prefix: str = CANONICAL_PREFIX
+    ) -> None:
         self._client = client
         self._bus = bus_name
         self._source = source
+        self._prefix = prefix
 
     def publish(self, detail_type: str, detail: Mapping[str, object]) -> None:
+        if detail_type.startswith(CANONICAL_PREFIX):
+            detail_type = self._prefix + detail_type.removeprefix(CANONICAL_PREFIX)
         entry = {
             "EventBusName": self._bus,
             "Source": self._source,

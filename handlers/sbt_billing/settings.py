@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
+from decimal import Decimal
 from enum import StrEnum
 from functools import cache
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .models import BillingState
+from .models import BillingState, OpenOn
 
 
 class CollectionMode(StrEnum):
@@ -48,12 +49,16 @@ class TierPlan(BaseModel):
 
 class UsageMeter(BaseModel):
     """Where a usage name goes in Stripe: a Billing Meter's event name, and optionally the metered price
-    (by lookup key or id) that every subscription carries so that the meter's usage is invoiced."""
+    (by lookup key or id) that every subscription carries so that the meter's usage is invoiced.
+    `max_value` bounds one record's value; `integer` refuses fractions (Stripe's meter events take
+    decimal values, so fractions are allowed unless the meter says otherwise)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     event_name: Annotated[str, Field(min_length=1, max_length=100)]
     price: str | None = None
+    max_value: Annotated[Decimal | None, Field(gt=0, allow_inf_nan=False)] = None
+    integer: bool = False
 
 
 class Settings(BaseModel):
@@ -80,6 +85,30 @@ class Settings(BaseModel):
     customer_on_delete: Annotated[CustomerOnDelete, Field(alias="CUSTOMER_ON_DELETE")] = (
         CustomerOnDelete.MARK_OFFBOARDED
     )
+    # SBT's onboarding: when billing starts, and where registration ids are linked to tenants.
+    open_account_on: Annotated[OpenOn, Field(alias="OPEN_ACCOUNT_ON")] = OpenOn.PROVISION_SUCCESS
+    registrations_table: Annotated[str | None, Field(alias="REGISTRATIONS_TABLE")] = None
+    # The detail types each lifecycle function handles (the template resolves SBT's naming into them).
+    onboarding_request_detail_type: Annotated[str, Field(alias="ONBOARDING_REQUEST_DETAIL_TYPE")] = (
+        "sbt_aws_onboardingRequest"
+    )
+    provision_success_detail_type: Annotated[str, Field(alias="PROVISION_SUCCESS_DETAIL_TYPE")] = (
+        "sbt_aws_provisionSuccess"
+    )
+    provision_failure_detail_type: Annotated[str, Field(alias="PROVISION_FAILURE_DETAIL_TYPE")] = (
+        "sbt_aws_provisionFailure"
+    )
+    tenant_updated_detail_type: Annotated[str, Field(alias="TENANT_UPDATED_DETAIL_TYPE")] = (
+        "sbt_aws_tenantUpdated"
+    )
+    offboarding_request_detail_type: Annotated[str, Field(alias="OFFBOARDING_REQUEST_DETAIL_TYPE")] = (
+        "sbt_aws_offboardingRequest"
+    )
+    tenant_deleted_detail_type: Annotated[str, Field(alias="TENANT_DELETED_DETAIL_TYPE")] = (
+        "sbt_aws_tenantDeleted"
+    )
+    # What the events this stack publishes start with: "sbt_aws_", or "" for SBT releases before it.
+    published_detail_type_prefix: Annotated[str, Field(alias="PUBLISHED_DETAIL_TYPE_PREFIX")] = "sbt_aws_"
     idempotency_expiry_seconds: Annotated[int, Field(ge=60, alias="IDEMPOTENCY_EXPIRY_SECONDS")] = 86_400
     lease_seconds: Annotated[int, Field(ge=5, le=3600, alias="LEASE_SECONDS")] = 60
     # Seats and metered usage.
@@ -152,7 +181,9 @@ class Settings(BaseModel):
             else value
         )
 
-    @field_validator("usage_table", "seat_sync_queue_url", "webhook_secret_name", mode="before")
+    @field_validator(
+        "usage_table", "seat_sync_queue_url", "webhook_secret_name", "registrations_table", mode="before"
+    )
     @classmethod
     def _blank_is_absent(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value

@@ -9,6 +9,7 @@ platform retries the event); a request Stripe refuses for good is a PermanentBil
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 PRICE_CACHE_SECONDS = 300.0
+SEARCH_LIMIT = 10  # candidates a recovery search reads (one tenant's customers: one, rarely more)
 SESSION_MARGIN_SECONDS = 60.0
 RATE_LIMIT_MAX_PAUSE = 2.0  # seconds: the longest single wait after a 429
 RATE_LIMIT_RESERVE_SECONDS = 8.0  # of an invocation's time, kept for the work after the wait
@@ -120,9 +122,14 @@ class StripeBillingGateway:
     # -- customers --------------------------------------------------------------------------------
 
     def find_customer(self, tenant_id: str) -> str | None:
+        """The customer whose metadata.tenantId is exactly `tenant_id` (what the search returns is only
+        a candidate: its matching need not be exact), for recovering an interrupted opening."""
         query = f"metadata['tenantId']:'{_quoted(tenant_id)}'"
-        found = self._call(lambda: self._client.v1.customers.search(params={"query": query, "limit": 1}))
-        return found.data[0].id if found.data else None
+        found = self._call(
+            lambda: self._client.v1.customers.search(params={"query": query, "limit": SEARCH_LIMIT})
+        )
+        exact = [customer.id for customer in found.data if _tenant_of(customer) == tenant_id]
+        return exact[0] if exact else None
 
     def create_customer(self, tenant_id: str, details: CustomerDetails, idempotency_key: str) -> str:
         params: CustomerCreateParams = {"metadata": {"tenantId": tenant_id}}
@@ -177,9 +184,13 @@ class StripeBillingGateway:
             )
         )
         for subscription in found.data:
-            if subscription.status not in ("canceled", "incomplete_expired"):
-                first = subscription["items"].data[0].price.id
-                return _state(subscription, prices or PlanPrices(base=first))
+            if subscription.status in ("canceled", "incomplete_expired"):
+                continue
+            item_prices = {item.price.id for item in subscription["items"].data}
+            if prices is not None and prices.base not in item_prices:
+                continue  # not the plan's: another subscription of the customer (an add-on)
+            first = subscription["items"].data[0].price.id
+            return _state(subscription, prices or PlanPrices(base=first))
         return None
 
     def create_subscription(
@@ -386,6 +397,36 @@ class StripeBillingGateway:
                 return current.status
             raise
 
+    def cancel_unbilled(self, subscription_id: str, idempotency_key: str) -> str:
+        options: stripe.RequestOptions = {"idempotency_key": idempotency_key}
+        try:
+            status = self._call(
+                lambda: self._client.v1.subscriptions.cancel(
+                    subscription_id, params={"invoice_now": False, "prorate": False}, options=options
+                )
+            ).status
+        except PermanentBillingError:
+            current = self._call(lambda: self._client.v1.subscriptions.retrieve(subscription_id))
+            if current.status != "canceled":
+                raise
+            status = current.status
+        open_invoices = self._call(
+            lambda: self._client.v1.invoices.list(
+                params={"subscription": subscription_id, "status": "open", "limit": 100}
+            )
+        )
+        for invoice in open_invoices.data:
+            invoice_id = invoice.id
+            if invoice_id is None:
+                continue
+            key = f"{idempotency_key}:void:{invoice_id}"
+            self._call(
+                lambda invoice_id=invoice_id, key=key: self._client.v1.invoices.void_invoice(  # type: ignore[misc]
+                    invoice_id, options={"idempotency_key": key}
+                )
+            )
+        return status
+
     # -- the seam ---------------------------------------------------------------------------------
 
     def _call(self, request: Callable[[], T]) -> T:
@@ -431,7 +472,7 @@ class _SessionExpiredError(Exception):
 
 
 def _describe(error: stripe.StripeError) -> str:
-    """Stripe's own words, without anything that could carry a key."""
+    """Stripe's own words, without a key or an email address they may quote."""
     code = getattr(error, "code", None)
     parts = [type(error).__name__]
     if error.http_status:
@@ -443,12 +484,20 @@ def _describe(error: stripe.StripeError) -> str:
 
 
 def _redact(message: str) -> str:
+    """Stripe's message without what it may quote back: keys, and email addresses (a refused email
+    is named in its error)."""
     words = []
     for word in message.split():
-        if word.startswith(("sk_", "rk_", "whsec_")):
-            word = word[:8] + "…"
-        words.append(word)
+        words.append("[email]" if "@" in word else _KEY.sub(lambda key: key.group()[:8] + "…", word))
     return " ".join(words)
+
+
+_KEY = re.compile(r"\b(?:sk|rk|whsec)_\w+")
+
+
+def _tenant_of(customer: stripe.Customer) -> str | None:
+    tenant = (customer.to_dict(recursive=True).get("metadata") or {}).get("tenantId")
+    return tenant if isinstance(tenant, str) else None
 
 
 def _quoted(value: str) -> str:

@@ -21,14 +21,19 @@ from .billing_state import (
     UpcomingInvoice,
 )
 from .errors import PermanentBillingError
+from .meter_errors import MeterErrorReport, MeterErrorSample
 from .models import Address
+from .ports import MeterStatus
 from .stripe_billing import StripeBillingGateway, _time, invoice_fact
 
 METER_CACHE_SECONDS = 300.0
+# What our meter events carry (stripe_billing.send_meter_events): a meter must read these keys.
+EVENT_PAYLOAD_KEYS = ("stripe_customer_id", "value")
 
 
 class StripeBillingReader(StripeBillingGateway):
     _meters: tuple[dict[str, str], float] | None = None
+    _meter_check: tuple[dict[str, MeterStatus], float] | None = None
 
     # -- BillingReader ----------------------------------------------------------------------------
 
@@ -132,6 +137,44 @@ class StripeBillingReader(StripeBillingGateway):
             self._meters = ({meter.event_name: meter.id for meter in listed.data}, now)
         return self._meters[0]
 
+    # -- MeterDirectory and meter error reports ---------------------------------------------------
+
+    def meter_states(self, event_names: Sequence[str]) -> dict[str, MeterStatus]:
+        """Each event name's meter: one list call per container while every meter checked is usable;
+        a broken one is looked at again after a few minutes, so that a fix is seen without a deploy."""
+        now = time.monotonic()
+        check = self._meter_check
+        stale = check is None or any(
+            check[0].get(name, MeterStatus.MISSING) is not MeterStatus.ACTIVE for name in event_names
+        )
+        if check is None or (stale and now - check[1] > METER_CACHE_SECONDS):
+            states: dict[str, MeterStatus] = {}
+            for meter in self._call(lambda: self._client.v1.billing.meters.list(params={"limit": 100})).data:
+                state = _meter_state(meter)
+                if states.get(meter.event_name) is not MeterStatus.ACTIVE:  # an active one wins
+                    states[meter.event_name] = state
+            check = self._meter_check = (states, now)
+        return {name: check[0].get(name, MeterStatus.MISSING) for name in event_names}
+
+    def meter_error_report(self, event_id: str) -> MeterErrorReport:
+        """The full data of a meter error thin event (`/v2/core/events/{id}`)."""
+        event = self._call(lambda: self._client.v2.core.events.retrieve(event_id)).to_dict()
+        data = event.get("data") or {}
+        reason = data.get("reason") or {}
+        related = event.get("related_object") or {}
+        samples = [
+            MeterErrorSample(code=str(kind.get("code")), identifier=str(sample["request"]["identifier"]))
+            for kind in reason.get("error_types") or []
+            for sample in kind.get("sample_errors") or []
+            if isinstance((sample.get("request") or {}).get("identifier"), str)
+        ]
+        return MeterErrorReport(
+            event_id=event_id,
+            meter_id=related.get("id"),
+            error_count=int(reason.get("error_count") or len(samples)),
+            samples=tuple(samples),
+        )
+
     # -- StripeLookup (webhooks) ------------------------------------------------------------------
 
     def tenant_of_customer(self, customer_id: str) -> str | None:
@@ -153,3 +196,10 @@ class StripeBillingReader(StripeBillingGateway):
                 return None
             raise
         return found.to_dict(recursive=True)
+
+
+def _meter_state(meter: stripe.billing.Meter) -> MeterStatus:
+    if meter.status != "active":
+        return MeterStatus.INACTIVE
+    keys = (meter.customer_mapping.event_payload_key, meter.value_settings.event_payload_key)
+    return MeterStatus.ACTIVE if keys == EVENT_PAYLOAD_KEYS else MeterStatus.MISCONFIGURED

@@ -1,4 +1,14 @@
-"""Stripe's facts, applied to the tenant's account: signature check, parsing, ordering, consequences.
+"""Stripe's facts, applied to the tenant's account: parsing, ownership, ordering, consequences.
+(The signature is checked before, in stripe_signature.py.)
+
+Only the tenant's own objects are facts about it. An event of another mode than the key's (`livemode`)
+or of a connected account (`account`) is nobody's here. Once the account records its customer and
+subscription, a subscription, invoice or customer event counts only for those ids: an add-on
+subscription made in the Dashboard on the tenant's customer, or another customer's objects carrying
+a copied `metadata.tenantId`, are acknowledged and counted as foreign, never applied. Before the
+account records them, an event is recorded (the gate shows it) when its customer's own metadata names
+the tenant, and nothing from it is merged into the tenant's desired state; the gate then trusts a
+reported subscription only while it is the one the account records (billing_state.py).
 
 Stripe is the source of truth for what it reports. A webhook records its object in the account's
 `reported` part (written only here), each part stamped with the event's `created` and id, so that:
@@ -17,11 +27,10 @@ with `sbt-billing:`) confirm what was applied and are not merged again.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from functools import cache
 from typing import Annotated, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -32,9 +41,10 @@ from .billing_state import (
     billing_state,
     decide,
     lapsed_for_nonpayment,
+    reported_subscription,
     tier_for_price,
 )
-from .errors import BillingError, InvalidEvent, RevisionConflict
+from .errors import InvalidEvent, RevisionConflict
 from .lifecycle import BILLING_FAILURE, BILLING_SUCCESS
 from .models import (
     Account,
@@ -56,7 +66,6 @@ from .models import (
 from .ports import AccountStore, EventPublisher
 from .settings import TierPlan
 
-TOLERANCE_SECONDS = 300
 OUR_KEYS = "sbt-billing:"
 
 DEACTIVATE_REQUEST = "sbt_aws_deactivateRequest"
@@ -74,52 +83,6 @@ HANDLED_EVENTS = CUSTOMER_EVENTS | SUBSCRIPTION_EVENTS | INVOICE_EVENTS
 
 _INVOICE_PROGRESS = {"draft": 0, "open": 1, "uncollectible": 2, "paid": 3, "void": 3}
 _PAYMENT_PROGRESS = {PaymentState.FAILED: 0, PaymentState.UNCOLLECTIBLE: 1, PaymentState.PAID: 2}
-
-
-# -- the signature --------------------------------------------------------------------------------
-
-
-class InvalidSignature(BillingError):
-    """The request is not a delivery Stripe signed with our secret within the tolerance."""
-
-
-def signature_header(payload: bytes, secret: str, timestamp: int) -> str:
-    """The `Stripe-Signature` header Stripe would send for `payload` (for tests and the emulator)."""
-    return f"t={timestamp},v1={_signature(payload, secret, timestamp)}"
-
-
-def verify_signature(
-    payload: bytes,
-    header: str | None,
-    secrets: Sequence[str],
-    now: datetime,
-    tolerance_seconds: int = TOLERANCE_SECONDS,
-) -> None:
-    """Stripe's scheme: HMAC-SHA256 of `{t}.{raw body}` under the endpoint's signing secret, any of
-    the header's v1 signatures matching any of our secrets (two during a secret roll)."""
-    if not secrets:
-        raise InvalidSignature("no signing secret is configured")
-    if not header:
-        raise InvalidSignature("no Stripe-Signature header")
-    timestamp: int | None = None
-    signatures: list[str] = []
-    for part in header.split(","):
-        key, _, value = part.strip().partition("=")
-        if key == "t" and value.isdigit():
-            timestamp = int(value)
-        elif key == "v1" and value:
-            signatures.append(value)
-    if timestamp is None or not signatures:
-        raise InvalidSignature("the Stripe-Signature header has no timestamp or no v1 signature")
-    if abs(now.timestamp() - timestamp) > tolerance_seconds:
-        raise InvalidSignature("the signature's timestamp is outside the tolerance")
-    expected = [_signature(payload, secret, timestamp) for secret in secrets]
-    if not any(hmac.compare_digest(mine, theirs) for mine in expected for theirs in signatures):
-        raise InvalidSignature("no signature matches")
-
-
-def _signature(payload: bytes, secret: str, timestamp: int) -> str:
-    return hmac.new(secret.encode(), f"{timestamp}.".encode() + payload, hashlib.sha256).hexdigest()
 
 
 # -- the event ------------------------------------------------------------------------------------
@@ -143,6 +106,7 @@ class StripeEvent(_Inbound):
     type: Annotated[str, Field(min_length=1)]
     created: Annotated[int, Field(gt=0)]
     livemode: bool = False
+    account: str | None = None  # set on events of connected accounts (Stripe Connect)
     data: EventData
     request: EventRequest | None = None
 
@@ -191,6 +155,7 @@ class StripeLookup(Protocol):
 
 class WebhookPolicy(Frozen):
     gate: GatePolicy
+    livemode: bool  # the mode of the deployment's Stripe key: only events of that mode are ours
     publish_deactivate: bool = False
     publish_activate: bool = False
     publish_billing_updates: bool = True
@@ -203,6 +168,7 @@ class WebhookOutcome(Frozen):
     tenant_id: str | None = None
     reason: str | None = None
     published: tuple[str, ...] = ()
+    foreign: bool = False  # about an object that is not the tenant's own: acknowledged, not applied
 
     def as_response(self) -> dict[str, str]:
         body = {
@@ -243,10 +209,15 @@ class WebhookProcessor:
 
         if event.type not in HANDLED_EVENTS:
             return outcome(Result.IGNORED, reason="event type not handled")
+        if event.account is not None:
+            return _foreign(event, None, "an event of a connected account")
+        if event.livemode is not self._policy.livemode:
+            return _foreign(event, None, "an event of the other mode than the Stripe key's")
         obj = event.object
         if not isinstance(obj.get("id"), str):
             raise InvalidEvent("data.object.id", "is required")
-        tenant_id = self._tenant_of(event)
+        customer_tenant = cache(self._lookup.tenant_of_customer)  # one read per customer and event
+        tenant_id = self._tenant_of(event, customer_tenant)
         if tenant_id is None:
             return outcome(Result.IGNORED, reason="the object names no tenantId")
         if event.type in CUSTOMER_EVENTS:
@@ -255,15 +226,51 @@ class WebhookProcessor:
             change = lambda account: self._subscription(event, account)  # noqa: E731
         else:
             change = lambda account: self._invoice(event, account)  # noqa: E731
-        return self._run(event, tenant_id, change)
+        return self._run(event, tenant_id, change, customer_tenant)
+
+    # -- ownership ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _not_ours(
+        event: StripeEvent, account: Account, customer_tenant: Callable[[str], str | None]
+    ) -> str | None:
+        """Why the event's object is not the account's own, or None when it is, or may be: before
+        the account records its customer, when the customer's own metadata names the tenant."""
+        obj = event.object
+        if event.type in CUSTOMER_EVENTS:
+            customer, subscription = _str(obj["id"]), None
+        elif event.type in SUBSCRIPTION_EVENTS:
+            customer, subscription = _id(obj.get("customer")), _str(obj["id"])
+        else:
+            customer, subscription = _id(obj.get("customer")), _invoice_subscription(obj)
+        if account.customer_id is not None and customer != account.customer_id:
+            return "not the customer the account records"
+        if account.subscription_id is not None and subscription not in (None, account.subscription_id):
+            return "not the subscription the account records"
+        if (
+            account.customer_id is None
+            and event.type not in CUSTOMER_EVENTS
+            and (customer is None or customer_tenant(customer) != account.tenant_id)
+        ):
+            return "its customer's metadata does not name the tenant"
+        return None
 
     # -- record ------------------------------------------------------------------------------------
 
-    def _run(self, event: StripeEvent, tenant_id: str, change: Change) -> WebhookOutcome:
+    def _run(
+        self,
+        event: StripeEvent,
+        tenant_id: str,
+        change: Change,
+        customer_tenant: Callable[[str], str | None],
+    ) -> WebhookOutcome:
         current = self._store.get(tenant_id)
         published: list[str] = []
         while True:
             base = current or Account(tenant_id=tenant_id)  # a webhook before the record: PENDING
+            foreign = self._not_ours(event, base, customer_tenant)
+            if foreign is not None:
+                return _foreign(event, tenant_id, foreign)
             changed = change(base)
             if changed is None:
                 return WebhookOutcome(
@@ -298,7 +305,8 @@ class WebhookProcessor:
                 published=tuple(key.split(":", 1)[0] for key in published),
             )
 
-    def _tenant_of(self, event: StripeEvent) -> str | None:
+    @staticmethod
+    def _tenant_of(event: StripeEvent, customer_tenant: Callable[[str], str | None]) -> str | None:
         obj = event.object
         candidates = [_path(obj, "metadata", "tenantId")]
         if event.type in INVOICE_EVENTS:
@@ -309,9 +317,9 @@ class WebhookProcessor:
         for candidate in candidates:
             if isinstance(candidate, str) and candidate.strip():
                 return candidate.strip()
-        customer = obj.get("customer")
-        if event.type not in CUSTOMER_EVENTS and isinstance(customer, str):
-            return self._lookup.tenant_of_customer(customer)
+        customer = _id(obj.get("customer"))
+        if event.type not in CUSTOMER_EVENTS and customer is not None:
+            return customer_tenant(customer)
         return None
 
     # -- customers -----------------------------------------------------------------------------------
@@ -319,15 +327,16 @@ class WebhookProcessor:
     def _customer(self, event: StripeEvent, account: Account) -> tuple[Account, list[Publication]] | None:
         report = account.reported or StripeReport()
         stamp = event.stamp()
-        if not _newer(stamp, report.customer):
-            return None
         obj = event.object
         customer_id = str(obj["id"])
-        ours = account.customer_id in (None, customer_id)
-        report = report.model_copy(update={"customer": stamp, "customer_id": customer_id})
+        # The account's own customer (known) or a customer that may be (not yet known): only the former
+        # is merged into the desired state; the latter is recorded.
+        ours = account.customer_id == customer_id
+        if not _newer(stamp, report.customer if report.customer_id == customer_id else None):
+            return None
+        report = _of_customer(report, customer_id).model_copy(update={"customer": stamp})
         if event.type == "customer.deleted" or obj.get("deleted") is True:
-            if ours:
-                report = report.model_copy(update={"customer_deleted": True})
+            report = report.model_copy(update={"customer_deleted": True})
             return account.model_copy(update={"reported": report}), []
         updated = account.model_copy(update={"reported": report})
         if ours and not event.is_echo() and account.status is not AccountStatus.CLOSED:
@@ -355,7 +364,10 @@ class WebhookProcessor:
     def _subscription(self, event: StripeEvent, account: Account) -> tuple[Account, list[Publication]] | None:
         report = account.reported or StripeReport()
         stamp = event.stamp()
-        previous = report.subscription.stamp if report.subscription else None
+        stored = report.subscription
+        if stored is not None and account.subscription_id not in (None, stored.value.subscription_id):
+            stored = None  # recorded before the account knew its subscription, and not it
+        previous = stored.stamp if stored else None
         if not _newer(stamp, previous):
             return None
         obj: Mapping[str, Any] = event.object
@@ -363,11 +375,8 @@ class WebhookProcessor:
             # Two facts in the same second: Stripe's current object decides.
             obj = self._lookup.subscription_object(str(obj["id"])) or obj
         fact = self._subscription_fact(obj)
-        report = report.model_copy(
-            update={
-                "subscription": ReportedSubscription(value=fact, stamp=stamp),
-                "customer_id": fact.customer_id or report.customer_id,
-            }
+        report = _of_customer(report, fact.customer_id).model_copy(
+            update={"subscription": ReportedSubscription(value=fact, stamp=stamp)}
         )
         updated = account.model_copy(update={"reported": report})
         if account.subscription_id == fact.subscription_id:
@@ -419,7 +428,8 @@ class WebhookProcessor:
         seen = {part.stamp.event_id for part in (stored, report.payment) if part is not None}
         if stamp.event_id in seen:
             return None  # a duplicate
-        changes: dict[str, Any] = {"customer_id": _str(event.object.get("customer")) or report.customer_id}
+        report = _of_customer(report, _id(event.object.get("customer")))
+        changes: dict[str, Any] = {}
         if stored is None or _later_invoice(invoice, stamp, stored):
             changes["invoice"] = ReportedInvoice(value=invoice, stamp=stamp)
         payment = {
@@ -504,8 +514,7 @@ class WebhookProcessor:
 def _summary(account: Account, policy: GatePolicy) -> dict[str, object]:
     """What the application reacts to: the gate, the plan, the subscription's status and period."""
     gate = decide(account, policy)
-    report = account.reported
-    subscription = report.subscription.value if report and report.subscription else None
+    subscription = reported_subscription(account)
     summary: dict[str, object] = {
         "state": gate.state.value,
         "allowed": gate.allowed,
@@ -574,6 +583,35 @@ def _details(obj: Mapping[str, Any]) -> CustomerDetails:
         if isinstance(address, Mapping)
         else None,
     )
+
+
+def _foreign(event: StripeEvent, tenant_id: str | None, reason: str) -> WebhookOutcome:
+    return WebhookOutcome(
+        event_id=event.id,
+        event_type=event.type,
+        result=Result.IGNORED,
+        tenant_id=tenant_id,
+        reason=f"foreign: {reason}",
+        foreign=True,
+    )
+
+
+def _of_customer(report: StripeReport, customer_id: str | None) -> StripeReport:
+    """The report about `customer_id` (None: the customer it names already). A deletion reported for
+    another customer, recorded before the account knew its own, is not this one's."""
+    if customer_id is None or customer_id == report.customer_id:
+        return report
+    return report.model_copy(update={"customer_id": customer_id, "customer_deleted": False})
+
+
+def _invoice_subscription(obj: Mapping[str, Any]) -> str | None:
+    """The subscription an invoice bills (the 2025 API's `parent`, or the older top-level field)."""
+    return _id(_path(obj, "parent", "subscription_details", "subscription")) or _id(obj.get("subscription"))
+
+
+def _id(value: Any) -> str | None:
+    """An object's id, whether Stripe sent the id or the expanded object."""
+    return _str(value.get("id")) if isinstance(value, Mapping) else _str(value)
 
 
 def _path(obj: Any, *keys: str) -> Any:

@@ -5,7 +5,8 @@
     sk = "usage#<identifier>" a usage record: state pending | sent | rejected (+ reason)
 
 Pending usage records also carry `pendingTenant`, the key of a sparse index (`pending`) that lists
-exactly the records still to send.
+exactly the records still to send; every usage record carries `identifier` (its Stripe meter event
+identifier), the key of the sparse index (`identifier`) through which Stripe's error reports find it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
 PENDING_INDEX = "pending"
+IDENTIFIER_INDEX = "identifier"
 SEATS = "seats"
 BATCH_WRITE_LIMIT = 25
 
@@ -196,13 +198,33 @@ class DynamoTenantUsage:
             else:
                 raise TransientBillingError("DynamoDB batch_write_item left items unprocessed")
 
-    def mark_rejected(self, record: UsageRecord, reason: str) -> None:
-        self._update(
-            Key=_key(record.tenant_id, f"usage#{record.identifier}"),
-            UpdateExpression="SET #state = :rejected, reason = :reason REMOVE pendingTenant",
-            ExpressionAttributeNames={"#state": "state"},
-            ExpressionAttributeValues={":rejected": {"S": "rejected"}, ":reason": {"S": reason}},
-        )
+    def mark_rejected(self, record: UsageRecord, reason: str) -> bool:
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=_key(record.tenant_id, f"usage#{record.identifier}"),
+                UpdateExpression="SET #state = :rejected, reason = :reason REMOVE pendingTenant",
+                ConditionExpression="attribute_exists(sk) AND #state <> :rejected",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues={":rejected": {"S": "rejected"}, ":reason": {"S": reason}},
+            )
+        except ClientError as error:
+            if _conditional(error):
+                return False
+            raise _transient("update_item", error) from None
+        except BotoCoreError as error:
+            raise _transient("update_item", error) from None
+        return True
+
+    def find(self, identifier: str) -> UsageRecord | None:
+        for page in self._pages(
+            IndexName=IDENTIFIER_INDEX,
+            KeyConditionExpression="identifier = :identifier",
+            ExpressionAttributeValues={":identifier": {"S": identifier}},
+        ):
+            for item in page.get("Items", []):
+                return _record(item)
+        return None
 
     # -- plumbing -----------------------------------------------------------------------------------
 
@@ -232,6 +254,7 @@ def _item(record: UsageRecord, state: str) -> dict[str, Any]:
         "value": {"S": record.value},
         "timestamp": {"S": record.timestamp.isoformat()},
         "state": {"S": state},
+        "identifier": {"S": record.identifier},
     }
     if state == "pending":
         item["pendingTenant"] = {"S": record.tenant_id}  # the sparse index lists only what is pending

@@ -5,25 +5,38 @@ id, or its time and value when it has none) and is kept in the usage outbox befo
 Sending takes the tenant's pending records in batches of up to 100 (Stripe's meter event stream
 limit); a record is marked sent only after Stripe accepted its batch, and Stripe ignores an
 identifier it has already seen, so a retry counts nothing twice. Records that cannot be sent yet (no
-Stripe customer, Stripe unavailable) stay pending: the scheduled flush retries them. A record outside
-Stripe's window (35 days back, 5 minutes ahead) is refused with a clear reason, never dropped quietly.
+Stripe customer, Stripe unavailable, a meter Stripe does not have or has deactivated) stay pending:
+the scheduled flush retries them. A record outside Stripe's window (35 days back, 5 minutes ahead), or
+whose value Stripe would drop (more than 15 digits) or the meter's bounds refuse, is refused with a
+clear reason, never dropped quietly.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from .errors import InvalidEvent
 from .lifecycle import BILLING_FAILURE
 from .models import Account, AccountStatus, Frozen, digest_of
-from .ports import AccountStore, BillingGateway, Clock, EventPublisher, MeterEvent, UsageOutbox, UsageRecord
+from .ports import (
+    AccountStore,
+    BillingGateway,
+    Clock,
+    EventPublisher,
+    MeterDirectory,
+    MeterEvent,
+    MeterStatus,
+    UsageOutbox,
+    UsageRecord,
+)
 from .settings import UsageMeter
 
 STRIPE_BATCH = 100
 PAST_WINDOW = timedelta(days=35)
 FUTURE_WINDOW = timedelta(minutes=5)
+MAX_DIGITS = 15  # Stripe rejects meter event values with more significant digits (API 2026-04-22)
 
 
 class RawUsage(Frozen):
@@ -60,6 +73,7 @@ class Usage:
         publisher: EventPublisher,
         clock: Clock,
         meters: Mapping[str, UsageMeter],
+        directory: MeterDirectory,
     ) -> None:
         self._outbox = outbox
         self._accounts = accounts
@@ -67,6 +81,8 @@ class Usage:
         self._publisher = publisher
         self._clock = clock
         self._meters = meters
+        self._directory = directory
+        self.unavailable: dict[str, MeterStatus] = {}  # meters that held records back, for the metrics
 
     def ingest(self, tenant_id: str, records: Sequence[RawUsage]) -> UsageOutcome:
         now = self._clock.now()
@@ -112,6 +128,7 @@ class Usage:
             [record for record in pending.values() if record.timestamp < now - PAST_WINDOW],
             "is older than Stripe's 35-day window for meter events",
         )
+        ready = self._sendable(tenant_id, ready)
         for start in range(0, len(ready), STRIPE_BATCH):
             batch = ready[start : start + STRIPE_BATCH]
             self._billing.send_meter_events(
@@ -129,6 +146,26 @@ class Usage:
             self._outbox.mark_sent(batch)
         return len(ready)
 
+    def _sendable(self, tenant_id: str, ready: list[UsageRecord]) -> list[UsageRecord]:
+        """The records whose meter Stripe has, active and shaped for our events. The others stay pending
+        (Stripe would accept them, then drop them) and the configuration error is reported."""
+        if not ready:
+            return ready
+        states = self._directory.meter_states(sorted({record.event_name for record in ready}))
+        broken = {name: state for name, state in states.items() if state is not MeterStatus.ACTIVE}
+        broken |= {r.event_name: MeterStatus.MISSING for r in ready if r.event_name not in states}
+        if not broken:
+            return ready
+        self.unavailable |= broken
+        held = [record for record in ready if record.event_name in broken]
+        meters = ", ".join(f"{name} ({state.value})" for name, state in sorted(broken.items()))
+        self._fail(
+            tenant_id,
+            f"{len(held)} usage records kept pending: Stripe has no usable meter for {meters}; "
+            "fix the meter (or UsageMeters) and the scheduled flush sends them",
+        )
+        return [record for record in ready if record.event_name not in broken]
+
     def flush_all(self) -> int:
         return sum(self.flush(tenant_id) for tenant_id in self._outbox.pending_tenants())
 
@@ -137,21 +174,22 @@ class Usage:
         if meter is None:
             known = ", ".join(sorted(self._meters)) or "none"
             raise InvalidEvent("name", f"unknown usage name {raw.name!r}; the configured meters are {known}")
-        if raw.value < 0 or not raw.value.is_finite():
-            raise InvalidEvent("value", "must be a finite number of at least 0")
+        value = _bounded(raw.value, meter)
         if raw.timestamp.tzinfo is None:
             raise InvalidEvent("timestamp", "has no time zone")
         if raw.timestamp < now - PAST_WINDOW:
             raise InvalidEvent("timestamp", "is older than Stripe's 35-day window for meter events")
         if raw.timestamp > now + FUTURE_WINDOW:
             raise InvalidEvent("timestamp", "is more than 5 minutes in the future")
-        identity = raw.record_id or f"{raw.timestamp.isoformat()}|{_number(raw.value)}"
+        # One instant is one record however its offset is written (04:27:33Z = 06:27:33+02:00).
+        instant = raw.timestamp.astimezone(UTC)
+        identity = raw.record_id or f"{instant.isoformat()}|{value}"
         return UsageRecord(
             tenant_id=tenant_id,
             identifier="sbt-" + digest_of([tenant_id, raw.name, identity]),
             usage_name=raw.name,
             event_name=meter.event_name,
-            value=_number(raw.value),
+            value=value,
             timestamp=raw.timestamp,
         )
 
@@ -161,9 +199,7 @@ class Usage:
             return
         for record in records:
             self._outbox.mark_rejected(record, reason)
-        first = records[0]
-        more = f" (and {len(records) - 1} more records)" if len(records) > 1 else ""
-        self._fail(first.tenant_id, f"usage {first.identifier} ({first.usage_name}){more}: {reason}")
+        self._fail(records[0].tenant_id, failure_reason(records, reason))
 
     def _fail(self, tenant_id: str, reason: str) -> None:
         self._publisher.publish(
@@ -171,9 +207,43 @@ class Usage:
         )
 
 
+def failure_reason(records: Sequence[UsageRecord], reason: str) -> str:
+    """A billingFailure reason naming the first record (identifier and usage name only) and how many more."""
+    first = records[0]
+    more = f" (and {len(records) - 1} more records)" if len(records) > 1 else ""
+    return f"usage {first.identifier} ({first.usage_name}){more}: {reason}"
+
+
+def _bounded(value: Decimal, meter: UsageMeter) -> str:
+    """The value as sent to Stripe, once it is known to be one Stripe keeps and the meter allows."""
+    if not value.is_finite():
+        raise InvalidEvent("value", "must be a finite number")
+    if value < 0:
+        raise InvalidEvent("value", "must be at least 0")
+    if meter.max_value is not None and value > meter.max_value:
+        raise InvalidEvent("value", f"is above this meter's maximum of {_number(meter.max_value)}")
+    if meter.integer and value != value.to_integral_value():
+        raise InvalidEvent("value", "must be a whole number for this meter")
+    if _written_digits(value) > MAX_DIGITS:
+        raise InvalidEvent("value", f"has more than the {MAX_DIGITS} digits Stripe's meter events keep")
+    return _number(value)
+
+
+def _written_digits(value: Decimal) -> int:
+    """How many digits the value has written out in full (1e400: 401; 0.001: 3), without writing it."""
+    normal = value.normalize()
+    if normal.is_zero():
+        return 1
+    _, digits, exponent = normal.as_tuple()
+    assert isinstance(exponent, int)
+    if exponent >= 0:
+        return len(digits) + exponent
+    return max(len(digits) + exponent, 0) - exponent
+
+
 def _number(value: Decimal) -> str:
     try:
         normal = value.normalize()
     except InvalidOperation:
         return str(value)
-    return format(normal, "f")
+    return format(abs(normal) if normal.is_zero() else normal, "f")

@@ -1,5 +1,6 @@
 """Wiring for seats and metered usage: factories (cached per container) and the entry points' bodies
-for user events, usage events and the scheduled usage flush (the seat sync's SQS batch: queues.py)."""
+for user events, usage events, the scheduled usage flush and Stripe's meter error reports (the seat
+sync's SQS batch: queues.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
+import stripe
 from aws_lambda_powertools.metrics import MetricUnit
 
 from .app import (
@@ -18,9 +20,11 @@ from .app import (
     metrics,
     publisher,
     rejected_event,
+    webhook_secrets,
 )
-from .errors import ConfigurationError, InvalidEvent
+from .errors import ConfigurationError, InvalidEvent, TransientBillingError
 from .events import TenantUserEvent, UsageEvent, parse, usage_records, user_fact
+from .meter_errors import METER_ERROR_TYPES, MeterErrors, thin_event
 from .seat_sync_queue import SqsSyncScheduler
 from .seats import Seats
 from .settings import settings
@@ -61,6 +65,7 @@ def usage() -> Usage | None:
         publisher=publisher(),
         clock=SystemClock(),
         meters=config.usage_meters,
+        directory=billing_gateway(),
     )
 
 
@@ -103,6 +108,7 @@ def handle_usage_event(raw_event: Mapping[str, Any]) -> dict[str, Any]:
     if service is None:
         raise ConfigurationError("usage needs USAGE_TABLE")
     outcome = service.ingest(event.detail.tenant_id, records)
+    _report_unavailable_meters(service)
     metrics.add_metric(name="UsageRecordsNew", unit=MetricUnit.Count, value=outcome.new)
     metrics.add_metric(name="UsageRecordsSent", unit=MetricUnit.Count, value=outcome.sent)
     if outcome.rejected:
@@ -117,6 +123,81 @@ def handle_usage_flush() -> dict[str, Any]:
     if service is None:
         raise ConfigurationError("usage needs USAGE_TABLE")
     sent = service.flush_all()
+    _report_unavailable_meters(service)
     metrics.add_metric(name="UsageRecordsSent", unit=MetricUnit.Count, value=sent)
     logger.info("pending usage flushed", sent=sent)
     return {"operation": "flush_usage", "sent": sent}
+
+
+def _report_unavailable_meters(service: Usage) -> None:
+    if service.unavailable:
+        metrics.add_metric(
+            name="UsageMeterUnavailable", unit=MetricUnit.Count, value=len(service.unavailable)
+        )
+        logger.error(
+            "usage kept pending: Stripe meter unusable",
+            meters={name: state.value for name, state in service.unavailable.items()},
+        )
+
+
+def is_thin_event(payload: bytes) -> bool:
+    """Whether a webhook delivery is an event destination's thin event (API v2), not a snapshot event."""
+    try:
+        return thin_event(payload) is not None
+    except InvalidEvent:
+        return True  # malformed, but thin: handle_thin_event answers it
+
+
+def handle_thin_event(payload: bytes, signature: str | None) -> tuple[int, dict[str, Any]]:
+    """One thin event from an event destination: signature checked with the SDK over each configured
+    secret, then a meter error report applied to the usage records it names; other types are
+    acknowledged. Nothing is written before the signature is known good."""
+    try:
+        secrets = webhook_secrets()
+    except ConfigurationError as error:
+        metrics.add_metric(name="WebhookMisconfigured", unit=MetricUnit.Count, value=1)
+        logger.error("webhook secret unavailable", problem=str(error))
+        return 500, {"error": "the webhook is not configured"}
+    if not _signed(payload, signature, secrets):
+        metrics.add_metric(name="WebhookRejected", unit=MetricUnit.Count, value=1)
+        logger.warning("thin event rejected", problem="no signature matches")
+        return 400, {"error": "invalid_signature"}
+    try:
+        event = thin_event(payload)
+    except InvalidEvent as error:
+        metrics.add_metric(name="WebhookRejected", unit=MetricUnit.Count, value=1)
+        logger.warning("thin event rejected", problem=str(error))
+        return 400, {"error": "invalid_event"}
+    assert event is not None
+    logger.append_keys(stripe_event_id=event.event_id, stripe_event_type=event.type)
+    if event.type not in METER_ERROR_TYPES:
+        return 200, {"received": "true", "eventId": event.event_id, "result": "ignored"}
+    try:
+        report = billing_gateway().meter_error_report(event.event_id)
+        outcome = MeterErrors(tenant_usage(), publisher()).apply(report)
+    except (TransientBillingError, ConfigurationError) as error:
+        metrics.add_metric(name="WebhookRetried", unit=MetricUnit.Count, value=1)
+        logger.warning("thin event not applied; Stripe will retry", problem=str(error))
+        return 503, {"error": "retry_later"}
+    metrics.add_metric(name="UsageRecordsRejectedByStripe", unit=MetricUnit.Count, value=outcome.rejected)
+    if outcome.unidentified:
+        metrics.add_metric(name="MeterErrorsUnidentified", unit=MetricUnit.Count, value=outcome.unidentified)
+    logger.warning(
+        "meter error report applied",
+        meter_id=report.meter_id,
+        rejected=outcome.rejected,
+        already=outcome.already,
+        unknown=outcome.unknown,
+        unidentified=outcome.unidentified,
+    )
+    return 200, outcome.as_response()
+
+
+def _signed(payload: bytes, signature: str | None, secrets: list[str]) -> bool:
+    for secret in secrets:
+        try:
+            stripe.WebhookSignature.verify_header(payload.decode(), signature or "", secret, tolerance=300)
+        except (stripe.SignatureVerificationError, ValueError, TypeError):
+            continue
+        return True
+    return False

@@ -19,7 +19,8 @@ from tests.harness import Stack, sample, stack_on
 from tests.integration.local_gateway import LocalApiGateway
 
 PROVISION = "01_provision_success.json"
-TENANT = sample(PROVISION)["detail"]["tenantId"]
+ONBOARDING = "00_onboarding_request.json"  # SBT registered the tenant: its id, registration and tier
+TENANT = sample(ONBOARDING)["detail"]["tenantId"]
 FUNCTION = "BillingApiFunction"
 CREDENTIALS = Credentials(
     DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
@@ -32,6 +33,7 @@ DAY = 86_400
 @pytest.fixture
 def stack(moto_endpoint: str, emulator_url: str) -> Iterator[Stack]:
     with stack_on(moto_endpoint, emulator_url) as stack:
+        stack.deliver(sample(ONBOARDING))  # provisioning events name only the registration
         yield stack
 
 

@@ -13,12 +13,14 @@ import pytest
 from tests.harness import Stack, sample, stack_on
 
 PROVISION = "01_provision_success.json"
-TENANT = sample(PROVISION)["detail"]["tenantId"]
+ONBOARDING = "00_onboarding_request.json"  # SBT registered the tenant: its id, registration and tier
+TENANT = sample(ONBOARDING)["detail"]["tenantId"]
 
 
 @pytest.fixture
 def stack(moto_endpoint: str, emulator_url: str) -> Iterator[Stack]:
     with stack_on(moto_endpoint, emulator_url) as stack:
+        stack.deliver(sample(ONBOARDING))  # provisioning events name only the registration
         yield stack
 
 
@@ -141,17 +143,23 @@ def test_a_tenant_without_email_still_gets_a_subscription(stack: Stack) -> None:
 
 @pytest.mark.parametrize(
     ("sample_name", "field"),
-    [("09_invalid_missing_tenant_id.json", "detail.tenantId"), ("10_invalid_unknown_tier.json", "tier")],
+    [
+        ("09_invalid_missing_tenant_id.json", "detail.tenantRegistrationId"),
+        ("10_invalid_unknown_tier.json", "tier"),
+    ],
 )
 def test_bad_input_is_rejected_naming_the_field_with_no_write_anywhere(
     stack: Stack, sample_name: str, field: str
 ) -> None:
+    accounts, registrations = stack.table_items("AccountsTable"), stack.table_items("RegistrationsTable")
+
     [outcome] = stack.deliver(sample(sample_name))
 
     assert outcome["result"] == "rejected"
     assert outcome["reason"].startswith(field)
     assert stack.emulator.writes() == 0
-    assert stack.table_items("AccountsTable") == []
+    assert stack.table_items("AccountsTable") == accounts
+    assert stack.table_items("RegistrationsTable") == registrations
     assert stack.table_items("IdempotencyTable") == []
 
 

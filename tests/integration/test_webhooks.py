@@ -7,6 +7,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -15,7 +16,8 @@ from devtools.moto_server import AwsClients
 from tests.harness import Stack, sample, stack_on
 
 PROVISION = "01_provision_success.json"
-TENANT = sample(PROVISION)["detail"]["tenantId"]
+ONBOARDING = "00_onboarding_request.json"  # SBT registered the tenant: its id, registration and tier
+TENANT = sample(ONBOARDING)["detail"]["tenantId"]
 SECRET = "whsec_integration_" + "0" * 24
 FUNCTION = "StripeWebhookFunction"
 
@@ -31,6 +33,7 @@ def stack(moto_endpoint: str, emulator_url: str) -> Iterator[Stack]:
     overrides = {"WEBHOOK_SECRET_NAME": webhook_secret(moto_endpoint), "PUBLISH_DEACTIVATE_REQUESTS": "true"}
     with stack_on(moto_endpoint, emulator_url, overrides) as stack:
         stack.emulator.admin("POST", "webhook_endpoints", {"secret": SECRET})
+        stack.deliver(sample(ONBOARDING))  # provisioning events name only the registration
         yield stack
 
 
@@ -155,23 +158,43 @@ def test_a_replay_with_an_old_timestamp_is_a_400(stack: Stack) -> None:
     assert stack.account(TENANT)["reported"] is None  # type: ignore[index]
 
 
+@pytest.mark.parametrize(
+    "header",
+    ["t=\u00b2,v1=" + "0" * 64, f"t={int(time.time())},v1=" + "\u00e9" * 64],
+    ids=["superscript-two-timestamp", "non-ascii-signature"],
+)
+def test_a_signature_header_that_broke_the_parser_is_a_400_not_a_crash(stack: Stack, header: str) -> None:
+    opened(stack)
+    [created] = events(stack, "customer.subscription.created")
+    delivery = signed(stack, created["id"])
+
+    status, body = post(stack, {**delivery, "headers": {**delivery["headers"], "Stripe-Signature": header}})
+
+    assert (status, body["error"]) == (400, "invalid_signature")
+    assert stack.account(TENANT)["reported"] is None  # type: ignore[index]
+
+
 def test_the_unsigned_sample_is_refused(stack: Stack) -> None:
+    accounts = stack.table_items("AccountsTable")
+
     status, body = post(stack, sample("webhook_invoice_paid.json"))
 
     assert (status, body["error"]) == (400, "invalid_signature")
-    assert stack.table_items("AccountsTable") == []
+    assert stack.table_items("AccountsTable") == accounts
 
 
 def test_a_malformed_body_even_signed_is_a_400_and_writes_nothing(stack: Stack) -> None:
     malformed = sample("webhook_malformed_body.json")["body"]
     timestamp = int(time.time())
-    from sbt_billing.stripe_webhooks import signature_header
+    from sbt_billing.stripe_signature import signature_header
 
     header = signature_header(malformed.encode(), SECRET, timestamp)
+    accounts = stack.table_items("AccountsTable")
+
     status, body = post(stack, request(malformed, {"Stripe-Signature": header}))
 
     assert (status, body["error"]) == (400, "invalid_event")
-    assert stack.table_items("AccountsTable") == []
+    assert stack.table_items("AccountsTable") == accounts
     assert stack.table_items("IdempotencyTable") == []
 
 
@@ -250,3 +273,129 @@ def test_the_emulator_delivers_to_the_public_route_through_api_gateway(stack: St
     account = stack.account(TENANT)
     assert account is not None
     assert account["reported"]["subscription"]["value"]["status"] == "active"
+
+
+# -- only the tenant's own objects ---------------------------------------------------------------------
+
+
+def gate(stack: Stack) -> dict[str, Any]:
+    """The billing API's payment gate for the tenant."""
+    response = stack.invoke("BillingApiFunction", sample("api_billing_status.json"))
+    assert response["statusCode"] == 200, response
+    answer: dict[str, Any] = json.loads(response["body"])
+    return answer
+
+
+def delivered_since(stack: Stack, seen: set[str]) -> list[tuple[int, dict[str, Any]]]:
+    """Delivers the events Stripe recorded since `seen` (and adds them to it)."""
+    fresh = [event for event in events(stack) if event["id"] not in seen]
+    seen.update(event["id"] for event in fresh)
+    return deliver_all(stack, fresh)
+
+
+def basic_price(stack: Stack) -> str:
+    prices = stack.emulator.client().v1.prices.list(params={"lookup_keys": ["sbt_basic_monthly"]})
+    return prices.data[0].id
+
+
+def test_a_cancelled_add_on_subscription_on_the_tenants_customer_leaves_the_gate_active(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    opening = opened(stack)
+    seen: set[str] = set()
+    delivered_since(stack, seen)
+    client = stack.emulator.client()
+    add_on = client.v1.subscriptions.create(
+        params={
+            "customer": opening["customer_id"],
+            "items": [{"price": basic_price(stack)}],
+            "metadata": {"tenantId": TENANT},  # made in the Dashboard, copying the tenant's metadata
+        }
+    )
+    client.v1.subscriptions.cancel(add_on.id)
+
+    answers = delivered_since(stack, seen)
+
+    assert {status for status, _ in answers} == {200}
+    subscription_answers = [
+        body for _, body in answers if body["eventType"].startswith("customer.subscription")
+    ]
+    assert subscription_answers
+    assert {body["result"] for body in subscription_answers} == {"ignored"}
+    emitted = capsys.readouterr().out  # Powertools metrics (EMF) go to stdout
+    assert emitted.count('"WebhookForeignObject":[1.0]') >= len(subscription_answers), "counted"
+    assert (gate(stack)["state"], gate(stack)["allowed"]) == ("active", True)
+    account = stack.account(TENANT)
+    assert account is not None
+    assert account["reported"]["subscription"]["value"]["subscription_id"] == opening["subscription_id"]
+
+
+def test_an_unpaid_subscription_of_another_customer_naming_the_tenant_deactivates_nothing(
+    stack: Stack,
+) -> None:
+    opened(stack)
+    seen: set[str] = set()
+    delivered_since(stack, seen)
+    stack.published()
+    client = stack.emulator.client()
+    other = client.v1.customers.create(params={"metadata": {"tenantId": TENANT}})
+    copy = client.v1.subscriptions.create(
+        params={
+            "customer": other.id,
+            "items": [{"price": basic_price(stack)}],
+            "metadata": {"tenantId": TENANT},
+            "collection_method": "send_invoice",
+            "days_until_due": 1,
+        }
+    )
+    [finalized] = [
+        event
+        for event in events(stack, "invoice.finalized")
+        if event["id"] not in seen and event["data"]["object"]["customer"] == other.id
+    ]
+    for _ in range(5):
+        stack.emulator.admin("POST", f"invoices/{finalized['data']['object']['id']}/fail", {})
+    assert client.v1.subscriptions.retrieve(copy.id).status in ("past_due", "unpaid", "canceled")
+
+    answers = delivered_since(stack, seen)
+
+    assert {status for status, _ in answers} == {200}
+    assert bus_types(stack) == []
+    assert (gate(stack)["state"], gate(stack)["allowed"]) == ("active", True)
+
+
+def test_a_foreign_customer_update_during_an_interrupted_opening_does_not_reach_the_real_customer(
+    stack: Stack,
+) -> None:
+    from sbt_billing.app import account_store, billing_gateway
+    from sbt_billing.models import AccountStatus, OpeningSnapshot
+
+    # Given an opening that created the tenant's customer and died before recording it
+    store = account_store()
+    pending = store.get(TENANT)
+    assert pending is not None
+    details = pending.desired.details()
+    snapshot = OpeningSnapshot(
+        details=details, tier="basic", price_id=basic_price(stack), started_at=datetime.now(UTC)
+    )
+    store.save(
+        pending.model_copy(update={"status": AccountStatus.OPENING, "opening": snapshot}),
+        expected_revision=pending.revision,
+    )
+    real = billing_gateway().create_customer(
+        TENANT, details, idempotency_key=f"sbt-billing:{TENANT}:customer:create"
+    )
+    # and another customer naming the tenant, whose email is edited meanwhile
+    client = stack.emulator.client()
+    other = client.v1.customers.create(params={"metadata": {"tenantId": TENANT}})
+    client.v1.customers.update(other.id, params={"email": "someone-else@elsewhere.test"})
+
+    answers = deliver_all(stack, events(stack, "customer.updated"))
+    stack.deliver(sample(PROVISION))  # the retry resumes the opening
+
+    assert {status for status, _ in answers} == {200}
+    account = stack.account(TENANT)
+    assert account is not None
+    assert (account["status"], account["customer_id"]) == ("open", real)
+    assert account["desired"]["email"]["value"] == details.email
+    assert client.v1.customers.retrieve(real).email == details.email

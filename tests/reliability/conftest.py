@@ -37,10 +37,25 @@ def copied(event: dict[str, Any]) -> dict[str, Any]:
     return duplicate
 
 
+def registration_of(tenant_id: str) -> str:
+    """The registration SBT made the tenant under (in these tests, one derived from its id)."""
+    return f"reg-{tenant_id}"
+
+
+def tenant_of(event: dict[str, Any]) -> str:
+    """The tenant an event made by for_tenant is about."""
+    detail = event["detail"]
+    return str(detail["tenantId"] if "tenantId" in detail else detail["tenantRegistrationId"][len("reg-") :])
+
+
 def for_tenant(name: str, tenant_id: str, n: int = 0) -> dict[str, Any]:
-    """The sample event `name`, rebased to now, about `tenant_id`, under its own EventBridge id."""
+    """The sample event `name`, rebased to now, about `tenant_id`, under its own EventBridge id. SBT's
+    provisioning events name the tenant's registration only, as the samples do."""
     event = copied(rebased(sample(name)))
-    event["detail"]["tenantId"] = tenant_id
+    if "tenantRegistrationId" in event["detail"]:
+        event["detail"]["tenantRegistrationId"] = registration_of(tenant_id)
+    if "tenantId" in event["detail"] or "tenantRegistrationId" not in event["detail"]:
+        event["detail"]["tenantId"] = tenant_id
     event["id"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{name}/{tenant_id}/{n}"))
     if "updatedAt" in event["detail"]:  # moved with the envelope, so that the samples' order holds
         at = datetime.fromisoformat(event["detail"]["updatedAt"].replace("Z", "+00:00"))
@@ -88,6 +103,7 @@ def day_of_events() -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = []
     for tenant in DAY_TENANTS:
         events += [
+            for_tenant("00_onboarding_request.json", tenant),
             for_tenant("01_provision_success.json", tenant),
             for_tenant("04_tenant_updated.json", tenant),
             for_tenant("05_tenant_updated_tier_change.json", tenant),

@@ -25,7 +25,9 @@ pytestmark = pytest.mark.reliability
 FUZZED = 1000
 SEED = 20261124
 VALID_SAMPLES = (
+    "00_onboarding_request.json",
     "01_provision_success.json",
+    "21_provision_failure.json",
     "03_provision_success_flat_missing_email.json",
     "04_tenant_updated.json",
     "05_tenant_updated_tier_change.json",
@@ -60,13 +62,23 @@ def _garbage(rng: random.Random, depth: int = 0) -> Any:
     return {f"k{rng.randint(0, 99)}": _garbage(rng, depth + 1) for _ in range(rng.randint(0, 3))}
 
 
+# Ids go into keys and Stripe's Idempotency-Key header: outside the id pattern, they are refused.
+NOT_AN_ID: tuple[Any, ...] = (*NOT_A_STRING, "", "   ", "t" * 129, "租户-1", "t\r\nx", "t x", "#t", "t/1")
+
+
+def _identity(event: dict[str, Any]) -> str:
+    """The field that names the tenant: SBT's provisioning events name only the registration."""
+    return "tenantId" if "tenantId" in event["detail"] else "tenantRegistrationId"
+
+
 def _drop_tenant(rng: random.Random, event: dict[str, Any]) -> dict[str, Any]:
-    del event["detail"]["tenantId"]
+    event["detail"].pop("tenantId", None)
+    event["detail"].pop("tenantRegistrationId", None)
     return event
 
 
 def _tenant_wrong(rng: random.Random, event: dict[str, Any]) -> dict[str, Any]:
-    event["detail"]["tenantId"] = rng.choice([*NOT_A_STRING, "", "   ", "t" * 129])
+    event["detail"][_identity(event)] = rng.choice(NOT_AN_ID)
     return event
 
 
@@ -95,9 +107,18 @@ def _type_specific(rng: random.Random, event: dict[str, Any]) -> dict[str, Any] 
     user of a user event, the records of a usage report."""
     detail = event["detail"]
     kind = event["detail-type"]
+    if kind in ("sbt_aws_provisionFailure", "sbt_aws_onboardingRequest") or (
+        kind == "sbt_aws_provisionSuccess" and "tenantId" not in detail
+    ):
+        if kind == "sbt_aws_onboardingRequest" and rng.random() < 0.5:
+            detail["tier"] = rng.choice(["platinum", "BASIC", *NOT_A_STRING[1:]])
+        else:
+            detail["tenantRegistrationId"] = rng.choice(NOT_AN_ID[1:])
+        return event
     if kind == "sbt_aws_provisionSuccess":
         job = detail.get("jobOutput", {})
-        choice = rng.choice(["no tier", "unknown tier", "tier type"])
+        # (No tier at all is not bad input: SBT's tier usually comes with the onboarding request.)
+        choice = rng.choice(["unknown tier", "tier type"])
         for layer in [detail, job.get("tenantData") or {}, job.get("tenantRegistrationData") or {}]:
             layer.pop("tier", None)
         if choice == "unknown tier":
@@ -192,6 +213,7 @@ def assert_clear_rejection(answer: dict[str, Any]) -> None:
 def assert_nothing_written(stack: Stack) -> None:
     assert stack.emulator.writes() == 0
     assert stack.table_items("AccountsTable") == []
+    assert stack.table_items("RegistrationsTable") == []
     assert stack.table_items("UsageTable") == []
     assert stack.table_items("IdempotencyTable") == []
 
@@ -241,6 +263,7 @@ def test_a_detail_that_is_not_an_object_is_rejected_by_the_lifecycle_functions(
 
 
 def test_an_offboarding_whose_time_has_no_time_zone_is_rejected_like_the_other_events(stack: Stack) -> None:
+    stack.deliver(for_tenant("00_onboarding_request.json", "naive-time-tenant"))
     [opened] = stack.deliver(for_tenant("01_provision_success.json", "naive-time-tenant"))
     writes = stack.emulator.writes()
     event = for_tenant("06_tenant_deleted.json", "naive-time-tenant")
@@ -319,11 +342,22 @@ def _body_mutation(rng: random.Random, document: dict[str, Any]) -> tuple[bytes,
 
 
 def _signature_mutation(rng: random.Random, payload: bytes) -> tuple[str | None, str]:
-    choice = rng.choice(["missing", "garbage", "other secret", "stale", "future", "no v1"])
+    choice = rng.choice(
+        ["missing", "garbage", "other secret", "stale", "future", "no v1", "unicode t", "non-ascii v1"]
+    )
     if choice == "missing":
         return None, choice
     if choice == "garbage":
-        return "".join(rng.choice("tv1=,abc0123 ") for _ in range(rng.randint(0, 40))), choice
+        return "".join(rng.choice("tv1=,abc0123 \u00b2\u00e9") for _ in range(rng.randint(0, 40))), choice
+    if choice == "unicode t":  # digits to str.isdigit(), not all of them to int()
+        digits = "".join(
+            rng.choice("\u00b2\u00b3\u00b9\u2075\u0661\u0969\uff11") for _ in range(rng.randint(1, 10))
+        )
+        return f"t={digits},{_sign(payload).split(',', 1)[1]}", choice
+    if choice == "non-ascii v1":
+        good = _sign(payload)
+        broken = "".join(rng.choice("0123456789abcdef\u00e9\u00df\u0660\u4e2d") for _ in range(64))
+        return rng.choice([good.split(",v1=")[0] + ",v1=" + broken, f"{good},v1={broken}"]), choice
     if choice == "other secret":
         return _sign(payload, secret="whsec_someone_else_0000000000"), choice
     if choice in ("stale", "future"):
@@ -381,3 +415,147 @@ def test_a_thousand_fuzzed_webhook_bodies_are_each_a_400_with_nothing_written(st
     )
     assert raised == []
     assert_nothing_written(stack)
+
+
+# -- Stripe objects that are not the tenant's own --------------------------------------------------------
+
+FOREIGN = 500
+STATUSES = ("active", "trialing", "past_due", "unpaid", "paused", "canceled", "incomplete_expired")
+
+
+def _opened_with_stripes_report(stack: Stack) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """A tenant onboarded, provisioned, and every event of its opening delivered: its id, and its
+    subscription and latest invoice as Stripe's events carried them."""
+    onboarding = sample("00_onboarding_request.json")
+    tenant = onboarding["detail"]["tenantId"]
+    stack.deliver(onboarding)
+    stack.deliver(sample("01_provision_success.json"))
+    recorded = stack.emulator.admin("GET", "events")["data"]
+    for event in recorded:
+        payload = json.dumps(event).encode()
+        response = stack.invoke("StripeWebhookFunction", _webhook_request(payload, _sign(payload)))
+        assert response["statusCode"] == 200, response
+    [created] = [e for e in recorded if e["type"] == "customer.subscription.created"]
+    [finalized] = [e for e in recorded if e["type"] == "invoice.finalized"]
+    return tenant, created["data"]["object"], finalized["data"]["object"]
+
+
+def _webhook_request(payload: bytes, signature: str) -> dict[str, Any]:
+    request = sample("webhook_invoice_paid.json")
+    headers = {**request["headers"], "Stripe-Signature": signature}
+    request.update(body=payload.decode(), isBase64Encoded=False, headers=headers)
+    request["multiValueHeaders"] = {name: [value] for name, value in headers.items()}
+    return request
+
+
+def foreign_event(
+    rng: random.Random, tenant: str, subscription: dict[str, Any], invoice: dict[str, Any]
+) -> tuple[dict[str, Any], str]:
+    """A Stripe event (signed by the caller) about an object that is not the tenant's own (but names it), or
+    about its own object from the other mode or a connected account."""
+    n = rng.getrandbits(40)
+    other_customer = f"cus_other{n:010x}"
+    kind = rng.choice(
+        [
+            "add-on subscription",
+            "copied subscription",
+            "other customer's invoice",
+            "add-on's invoice",
+            "other customer",
+            "live mode",
+            "connected account",
+        ]
+    )
+    event: dict[str, Any] = {
+        "id": f"evt_foreign_{n:010x}",
+        "object": "event",
+        "api_version": "2025-03-31.basil",
+        "created": int(time.time()) + rng.randint(0, 600),
+        "livemode": False,
+        "pending_webhooks": 1,
+        "request": {"id": None, "idempotency_key": None},
+    }
+    if kind in ("add-on subscription", "copied subscription", "live mode", "connected account"):
+        obj = copied(subscription)
+        obj["status"] = rng.choice(STATUSES)
+        obj["cancellation_details"] = {
+            "reason": rng.choice([None, "payment_failed", "cancellation_requested"])
+        }
+        if kind == "add-on subscription":
+            obj["id"] = f"sub_addon{n:010x}"
+        elif kind == "copied subscription":
+            obj["id"], obj["customer"] = f"sub_copy{n:010x}", other_customer
+        elif kind == "live mode":
+            event["livemode"] = True
+        else:
+            event["account"] = f"acct_{n:016x}"
+        types = [
+            "customer.subscription.created",
+            "customer.subscription.updated",
+            "customer.subscription.deleted",
+        ]
+    elif kind in ("other customer's invoice", "add-on's invoice"):
+        obj = copied(invoice)
+        obj["id"] = f"in_foreign{n:010x}"
+        obj["status"] = rng.choice(["open", "paid", "uncollectible"])
+        obj["created"] = int(time.time()) + rng.randint(0, 600)
+        if kind == "other customer's invoice":
+            obj["customer"] = other_customer
+        else:
+            obj["parent"]["subscription_details"]["subscription"] = f"sub_addon{n:010x}"
+        types = [
+            "invoice.paid",
+            "invoice.payment_failed",
+            "invoice.finalized",
+            "invoice.marked_uncollectible",
+        ]
+    else:
+        obj = {
+            "id": other_customer,
+            "object": "customer",
+            "email": f"someone{n}@elsewhere.test",
+            "name": "Someone Else",
+            "metadata": {"tenantId": tenant},
+        }
+        types = ["customer.updated", "customer.deleted"]
+    event["type"] = rng.choice(types)
+    event["data"] = {"object": obj}
+    return event, kind
+
+
+def test_five_hundred_foreign_stripe_objects_are_each_acknowledged_and_change_nothing(stack: Stack) -> None:
+    rng = random.Random(SEED + 2)
+    tenant, subscription, invoice = _opened_with_stripes_report(stack)
+    stack.published()
+    account_before = stack.table_items("AccountsTable")
+    gate_before = stack.invoke("BillingApiFunction", sample("api_billing_status.json"))["body"]
+    writes_before = stack.emulator.writes()
+    kinds: Counter[str] = Counter()
+    results: Counter[str] = Counter()
+    raised: list[tuple[str, str]] = []
+
+    for _ in range(FOREIGN):
+        event, kind = foreign_event(rng, tenant, subscription, invoice)
+        kinds[kind] += 1
+        payload = json.dumps(event).encode()
+        try:
+            response = stack.invoke("StripeWebhookFunction", _webhook_request(payload, _sign(payload)))
+        except Exception as error:
+            raised.append((kind, f"{type(error).__name__}: {error}"))
+            continue
+        assert response["statusCode"] == 200, (kind, response)
+        body = json.loads(response["body"])
+        results[f"{body['result']} ({body.get('reason', '').split(':')[0]})"] += 1
+        assert body["result"] == "ignored", (kind, body)
+
+    published = stack.published()
+    changed = int(stack.table_items("AccountsTable") != account_before)
+    gate_after = stack.invoke("BillingApiFunction", sample("api_billing_status.json"))["body"]
+    writes = stack.emulator.writes() - writes_before
+    print(
+        f"\nforeign objects: {FOREIGN} signed deliveries ({dict(kinds)}) -> {dict(results)}, "
+        f"{len(raised)} raised; effects: {changed} account changes, {len(published)} events published, "
+        f"{int(gate_after != gate_before)} gate changes, {writes} Stripe writes"
+    )
+    assert raised == []
+    assert (changed, published, gate_after, writes) == (0, [], gate_before, 0)

@@ -17,6 +17,7 @@ from tests.reliability.conftest import customers_by_tenant, for_tenant, republis
 
 pytestmark = pytest.mark.reliability
 
+ONBOARDING = "00_onboarding_request.json"
 PROVISION = "01_provision_success.json"
 
 
@@ -28,6 +29,8 @@ def test_n_tenants_times_k_deliveries_make_exactly_n_customers_and_subscriptions
         # The same id again (EventBridge at-least-once), and the fact re-published under new ids.
         events += [first, first, *(republished(first, k) for k in range(1, deliveries - 1))]
     random.Random(5).shuffle(events)
+    for n in range(tenants):  # SBT registered each tenant: its id, registration and tier
+        stack.deliver(for_tenant(ONBOARDING, f"dup-tenant-{n:02d}"))
 
     outcomes = [stack.deliver(event)[0] for event in events]
 
@@ -48,6 +51,7 @@ def test_n_tenants_times_k_deliveries_make_exactly_n_customers_and_subscriptions
 
 
 def test_twenty_simultaneous_deliveries_make_one_customer_and_none_raises(stack: Stack) -> None:
+    stack.deliver(for_tenant(ONBOARDING, "concurrent-tenant"))
     event = for_tenant(PROVISION, "concurrent-tenant")
     copies = [event if n % 2 == 0 else republished(event, n) for n in range(20)]
     start = threading.Barrier(len(copies))
@@ -86,6 +90,7 @@ def test_copies_on_the_queue_at_full_concurrency_leave_nothing_failed(stack: Sta
     """The deployed path: the rule's copies of one fact on ProvisionSuccessQueue, received by 20
     concurrent invocations; not one record is reported failed (SQS would redeliver it, and in the end
     dead-letter it)."""
+    stack.deliver(for_tenant(ONBOARDING, "queued-tenant"))
     event = for_tenant(PROVISION, "queued-tenant")
     copies = [event if n % 2 == 0 else republished(event, n) for n in range(20)]
     sqs = stack.clients.sqs()

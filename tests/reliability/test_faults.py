@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 
 from devtools.template import event_routes, function_handlers, routes_for
 from tests.harness import FakeLambdaContext, Stack
-from tests.reliability.conftest import customers_by_tenant, for_tenant, subscriptions
+from tests.reliability.conftest import customers_by_tenant, for_tenant, subscriptions, tenant_of
 
 pytestmark = pytest.mark.reliability
 
@@ -110,6 +110,7 @@ def lifecycle_events() -> list[dict[str, Any]]:
     for n in range(TENANTS):
         tenant = f"fault-tenant-{n}"
         events = [
+            for_tenant("00_onboarding_request.json", tenant),
             for_tenant("01_provision_success.json", tenant),
             for_tenant("04_tenant_updated.json", tenant),
             for_tenant("05_tenant_updated_tier_change.json", tenant),
@@ -117,7 +118,7 @@ def lifecycle_events() -> list[dict[str, Any]]:
         if n >= TENANTS - OFFBOARDED:
             events.append(for_tenant("06_tenant_deleted.json", tenant))
         per_tenant.append(events)
-    return [events[i] for i in range(4) for events in per_tenant if i < len(events)]
+    return [events[i] for i in range(6) for events in per_tenant if i < len(events)]
 
 
 def test_random_stripe_faults_and_dynamodb_throttling_end_exactly_once_or_with_a_clear_reason(
@@ -180,11 +181,11 @@ def test_random_stripe_faults_and_dynamodb_throttling_end_exactly_once_or_with_a
                 reason
             )
         assert all(answer.get("result") not in ("failed", "rejected") for answer in done.values()), done
-        tenant_events = Counter(event["detail"]["tenantId"] for event in events if event["id"] in done)
+        tenant_events = Counter(tenant_of(event) for event in events if event["id"] in done)
         complete = {
             tenant
             for tenant, n in tenant_events.items()
-            if n == len([e for e in events if e["detail"]["tenantId"] == tenant])
+            if n == len([e for e in events if tenant_of(e) == tenant])
         }
         for tenant in (f"fault-tenant-{n}" for n in range(TENANTS)):
             found = customers.get(tenant, [])
@@ -224,6 +225,7 @@ def test_a_retry_within_the_lease_of_a_dead_attempt_still_finishes_the_opening(
         puts["accounts"] += 1
         return puts["accounts"] == 2  # 1: record the fact and take the lease; 2: the release after failing
 
+    stack.deliver(for_tenant("00_onboarding_request.json", "dead-attempt-tenant"))
     throttle_hook(DynamoThrottle(release_of_first_attempt))
     stack.emulator.fault(route="POST /v1/subscriptions", status=503, count=3)  # beyond the SDK's 2 retries
     event = for_tenant("01_provision_success.json", "dead-attempt-tenant")

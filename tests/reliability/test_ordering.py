@@ -1,6 +1,8 @@
-"""Ordering: any interleaving of provisioning, detail updates, tier changes, users, usage and
-offboarding for a few tenants (duplicates included) ends, once the seat syncs have run, in the state
-the latest facts describe. In-memory doubles, wired as tests/unit/test_seats_and_usage.py wires them."""
+"""Ordering: any interleaving of SBT's onboarding request, the provisioning job's success or failure,
+detail updates, tier changes, users, usage and offboarding for a few tenants (duplicates included),
+with billing opening at either point SBT allows (OpenAccountOn), ends, once the seat syncs have run,
+in the state the latest facts describe. In-memory doubles, wired as tests/unit/test_seats_and_usage.py
+wires them."""
 
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
 from sbt_billing.lifecycle import Lifecycle
-from sbt_billing.models import AccountStatus, TenantFacts
+from sbt_billing.models import AccountStatus, Facts, OpenOn, TenantFacts
+from sbt_billing.onboarding import Onboarding
 from sbt_billing.settings import TierPlan, UsageMeter
 from sbt_billing.usage import RawUsage
 
@@ -42,7 +45,10 @@ tiers = st.sampled_from(sorted(CATALOGUE))
 class Expected:
     """What the facts delivered so far say about one tenant."""
 
-    provision: TenantFacts
+    onboarding: TenantFacts  # SBT's onboarding request: name, email, tier, with the registration
+    provision: Facts  # what the provisioning job reports, by registration only: its name, no tier
+    fails: bool  # the provisioning job fails for this tenant
+    onboarded: bool = False
     provisioned: bool = False
     deleted: bool = False
     emails: list[tuple[datetime, str]] = field(default_factory=list)
@@ -87,23 +93,45 @@ class LifecycleInterleavings(RuleBasedStateMachine):
     def lifecycle(self) -> Lifecycle:
         return self.billing.lifecycle()
 
-    @initialize(provisions=st.tuples(*(st.tuples(seconds, emails, tiers) for _ in TENANTS)))
-    def tenants_to_be(self, provisions: tuple[tuple[int, str, str], ...]) -> None:
-        for tenant, (second, email, tier) in zip(TENANTS, provisions, strict=True):
-            facts = TenantFacts(
+    @initialize(
+        open_on=st.sampled_from(OpenOn),
+        onboardings=st.tuples(*(st.tuples(seconds, emails, tiers, st.booleans()) for _ in TENANTS)),
+    )
+    def tenants_to_be(self, open_on: OpenOn, onboardings: tuple[tuple[int, str, str, bool], ...]) -> None:
+        self.open_on = open_on
+        for n, (tenant, (second, email, tier, fails)) in enumerate(zip(TENANTS, onboardings, strict=True)):
+            onboarding = TenantFacts(
                 tenant_id=tenant, name=tenant, email=email, tier=tier, occurred_at=self.at(second)
             )
-            self.expected[tenant] = Expected(provision=facts)
+            provision = Facts(
+                name=tenant,
+                occurred_at=self.at(second + 60),
+                open_requested=not (fails and n == 0),
+                provisioning_failed=fails and n == 0,  # only the first tenant's job may fail
+            )
+            self.expected[tenant] = Expected(
+                onboarding=onboarding, provision=provision, fails=fails and n == 0
+            )
+
+    def onboarding(self) -> Onboarding:
+        return Onboarding(self.lifecycle(), self.billing.registrations, self.open_on)
+
+    @rule(tenant=tenants)
+    def onboard(self, tenant: str) -> None:
+        """SBT's onboarding request (again, if it was delivered before)."""
+        expected = self.expected[tenant]
+        self.onboarding().request(expected.onboarding, f"reg-{tenant}")
+        if not expected.onboarded:
+            expected.onboarded = True
+            expected.emails.append((expected.onboarding.occurred_at, str(expected.onboarding.email)))
+            expected.tiers.append((expected.onboarding.occurred_at, str(expected.onboarding.tier)))
 
     @rule(tenant=tenants)
     def provision(self, tenant: str) -> None:
-        """The tenant's one provisioning fact (again, if it was delivered before)."""
+        """The provisioning job's one success or failure, naming the registration only (again, too)."""
         expected = self.expected[tenant]
-        self.lifecycle().open_account(expected.provision)
-        if not expected.provisioned:
-            expected.provisioned = True
-            expected.emails.append((expected.provision.occurred_at, str(expected.provision.email)))
-            expected.tiers.append((expected.provision.occurred_at, str(expected.provision.tier)))
+        self.onboarding().report(expected.provision, None, f"reg-{tenant}")
+        expected.provisioned = True
 
     @rule(tenant=tenants, second=seconds, email=emails)
     def update_details(self, tenant: str, second: int, email: str) -> None:
@@ -150,6 +178,12 @@ class LifecycleInterleavings(RuleBasedStateMachine):
         raise AssertionError("the seat syncs keep rescheduling themselves")
 
     def teardown(self) -> None:
+        # In the end every event arrives: what the steps did not deliver comes last, in either order.
+        for tenant, expected in self.expected.items():
+            if not expected.onboarded:
+                self.onboard(tenant)
+            if not expected.provisioned:
+                self.provision(tenant)
         self.drain_seat_syncs()
         self.usage.flush_all()
         sent = sum(self.stripe.meter_batches)
@@ -164,14 +198,25 @@ class LifecycleInterleavings(RuleBasedStateMachine):
         subs = [s for s in self.stripe.subscriptions.values() if s.customer_id in owned]
         assert len(customers) <= 1, f"{tenant}: {len(customers)} customers"
         assert len(subs) <= 1, f"{tenant}: {len(subs)} subscriptions"
+        if expected.fails and expected.provisioned and expected.onboarded:
+            # The job failed: closed, and whatever was opened is cancelled without charging the tenant.
+            assert account is not None
+            assert account.status is AccountStatus.CLOSED
+            assert all(s.status == "canceled" for s in subs), f"{tenant}: closed with a live subscription"
+            if not expected.deleted or account.desired.provisioning_failed is not None:
+                assert all(s.unbilled for s in subs), f"{tenant}: charged for a failed provisioning"
+            return
         if expected.deleted:
             assert account is not None
             assert account.status is AccountStatus.CLOSED
             assert all(s.status == "canceled" for s in subs), f"{tenant}: closed with a live subscription"
             assert all(c.offboarded or c.deleted for c in customers)
             return
-        if not expected.provisioned:
-            assert customers == [], f"{tenant}: a customer before provisioning"
+        opens = expected.onboarded and (expected.provisioned or self.open_on is OpenOn.ONBOARDING_REQUEST)
+        if expected.fails and not (expected.provisioned and expected.onboarded):
+            opens = expected.onboarded and self.open_on is OpenOn.ONBOARDING_REQUEST
+        if not opens:
+            assert customers == [], f"{tenant}: a customer before it was asked for"
             return
         assert account is not None
         assert account.status is AccountStatus.OPEN
@@ -205,6 +250,7 @@ LifecycleInterleavings.TestCase.settings = settings(
 def test_every_interleaving_converges_to_what_the_latest_facts_describe() -> None:
     LifecycleInterleavings.TestCase().runTest()
     print(
-        "\nordering: 60 interleavings x up to 30 steps of provision, detail update, tier change, "
-        "user add/remove, usage, offboarding and seat syncs over 3 tenants -> every one converged"
+        "\nordering: 60 interleavings x up to 30 steps of onboarding request, provisioning success or "
+        "failure (by registration), detail update, tier change, user add/remove, usage, offboarding and "
+        "seat syncs over 3 tenants, opening at either OpenAccountOn -> every one converged"
     )

@@ -80,6 +80,23 @@ def test_a_deleted_customer_is_canceled() -> None:
     assert (decision.state, decision.reasons) == (BillingState.CANCELED, ("customer_deleted",))
 
 
+def test_a_report_of_another_subscription_than_the_accounts_is_not_its_state() -> None:
+    account = reported("canceled", "payment_failed").model_copy(
+        update={"customer_id": "cus_1", "subscription_id": "sub_real", "subscription_status": "active"}
+    )
+
+    assert decide(account, DEFAULT).state is BillingState.ACTIVE
+    assert not lapsed_for_nonpayment(account)
+
+
+def test_a_deletion_reported_of_another_customer_than_the_accounts_is_not_its_state() -> None:
+    account = reported("active", customer_deleted=True, customer_id="cus_other").model_copy(
+        update={"customer_id": "cus_1"}
+    )
+
+    assert decide(account, DEFAULT).state is BillingState.ACTIVE
+
+
 def test_allowed_states_are_the_deployments_choice() -> None:
     strict = GatePolicy(allowed_states=frozenset({BillingState.ACTIVE}))
 

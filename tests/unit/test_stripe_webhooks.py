@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -11,21 +13,28 @@ import pytest
 from sbt_billing.billing_state import GatePolicy, decide
 from sbt_billing.errors import InvalidEvent
 from sbt_billing.lifecycle import Lifecycle
-from sbt_billing.models import AccountStatus, BillingState, Result, TenantFacts
+from sbt_billing.models import (
+    Account,
+    AccountStatus,
+    BillingState,
+    CustomerDetails,
+    Desired,
+    OpeningSnapshot,
+    Result,
+    TenantFacts,
+)
 from sbt_billing.settings import TierPlan
+from sbt_billing.stripe_signature import InvalidSignature, signature_header, verify_signature
 from sbt_billing.stripe_webhooks import (
     ACTIVATE_REQUEST,
     BILLING_FAILURE,
     BILLING_SUCCESS,
     DEACTIVATE_REQUEST,
     TENANT_BILLING_UPDATED,
-    InvalidSignature,
     StripeEvent,
     WebhookPolicy,
     WebhookProcessor,
     parse_event,
-    signature_header,
-    verify_signature,
 )
 
 from tests.doubles import FakeBillingGateway, FakeStripe, FixedClock, InMemoryAccountStore, RecordingPublisher
@@ -54,12 +63,19 @@ class FakeLookup:
 
 
 class World:
-    def __init__(self, **policy: bool) -> None:
+    """A test-mode deployment (its key is sk_test_...) whose tenant t1 has the customer cus_1 in Stripe."""
+
+    def __init__(self, livemode: bool = False, **policy: bool) -> None:
         self.store = InMemoryAccountStore()
         self.publisher = RecordingPublisher()
         self.lookup = FakeLookup()
+        self.lookup.tenants["cus_1"] = "t1"
         self.processor = WebhookProcessor(
-            self.store, self.publisher, self.lookup, CATALOGUE, WebhookPolicy(gate=POLICY, **policy)
+            self.store,
+            self.publisher,
+            self.lookup,
+            CATALOGUE,
+            WebhookPolicy(gate=POLICY, livemode=livemode, **policy),
         )
         self.ids = iter(range(1, 10_000))
 
@@ -166,6 +182,35 @@ def test_a_bad_signature_is_refused(header: str | None) -> None:
         verify_signature(PAYLOAD, header, [SECRET], NOW)
 
 
+@pytest.mark.parametrize(
+    "header",
+    [
+        "t=\u00b2,v1=" + "0" * 64,  # a digit to str.isdigit(), not to int()
+        f"t={T0},v1=" + "\u00e9" * 64,  # a signature that is not ASCII
+        f"t={T0},v1=\u0660",
+        f"t={T0}\u00a0,v1=" + "0" * 64,
+        "t",
+        "v1",
+        "t=,v1=",
+        f"t={T0},v1",
+        f"t={T0}=1,v1=00",
+        "=,=,=",
+        ",,,",
+    ],
+)
+def test_a_header_of_any_other_shape_is_refused_not_raised(header: str) -> None:
+    with pytest.raises(InvalidSignature):
+        verify_signature(PAYLOAD, header, [SECRET], NOW)
+
+
+def test_a_body_that_is_not_utf8_is_refused_even_with_a_matching_hmac() -> None:
+    body = b'{"id": "evt_1", "object": "event", "x": "\xff"}'
+    digest = hmac.new(SECRET.encode(), f"{T0}.".encode() + body, hashlib.sha256).hexdigest()
+
+    with pytest.raises(InvalidSignature):
+        verify_signature(body, f"t={T0},v1={digest}", [SECRET], NOW)
+
+
 def test_no_secret_refuses_everything() -> None:
     with pytest.raises(InvalidSignature):
         verify_signature(PAYLOAD, signature_header(PAYLOAD, SECRET, T0), [], NOW)
@@ -197,6 +242,7 @@ def test_subscription_events_in_order_end_in_the_last_state(world: World) -> Non
 
 
 def test_two_events_of_the_same_second_are_settled_by_stripes_current_object(world: World) -> None:
+    opened(world)
     world.lookup.subscriptions["sub_1"] = subscription("past_due")
     world.deliver("customer.subscription.updated", subscription("past_due"), T0)
     world.deliver("customer.subscription.updated", subscription("active"), T0)
@@ -287,6 +333,166 @@ def test_an_object_of_no_tenant_is_acknowledged_and_ignored(world: World) -> Non
 
 def test_other_event_types_are_acknowledged_and_ignored(world: World) -> None:
     assert world.deliver("charge.succeeded", {"id": "ch_1"}, T0).result is Result.IGNORED
+
+
+# -- only the tenant's own objects ----------------------------------------------------------------------------
+
+
+def with_subscription(world: World, status: str = "active") -> None:
+    """The account opened with cus_1 and sub_1, and Stripe's report of sub_1."""
+    opened(world)
+    world.deliver("customer.subscription.created", subscription(status), T0)
+    world.publisher.events.clear()
+
+
+def test_a_cancelled_add_on_subscription_on_the_tenants_customer_leaves_the_gate_alone(world: World) -> None:
+    with_subscription(world, "active")
+    before = world.store.items["t1"]
+
+    outcome = world.deliver(
+        "customer.subscription.deleted", subscription("canceled", id="sub_addon"), T0 + 10
+    )
+
+    assert (outcome.result, outcome.foreign) == (Result.IGNORED, True)
+    assert world.state() is BillingState.ACTIVE
+    assert world.store.items["t1"] == before
+    assert world.types() == []
+
+
+@pytest.mark.parametrize(
+    ("real", "copy", "state"),
+    [("active", "unpaid", BillingState.ACTIVE), ("unpaid", "active", BillingState.UNPAID)],
+)
+def test_a_subscription_of_another_customer_naming_the_tenant_moves_the_gate_neither_way(
+    real: str, copy: str, state: BillingState
+) -> None:
+    world = World(publish_deactivate=True, publish_activate=True)
+    with_subscription(world, real)
+
+    outcome = world.deliver(
+        "customer.subscription.updated", subscription(copy, id="sub_other", customer="cus_other"), T0 + 10
+    )
+
+    assert outcome.foreign
+    assert world.state() is state
+    assert world.types() == [], "no deactivateRequest, activateRequest or billing update"
+
+
+def test_an_invoice_of_another_customer_or_of_an_add_on_is_not_the_tenants(world: World) -> None:
+    with_subscription(world)
+    add_on = {"subscription_details": {"metadata": {"tenantId": "t1"}, "subscription": "sub_addon"}}
+
+    outcomes = [
+        world.deliver("invoice.payment_failed", invoice("open", customer="cus_other"), T0 + 10),
+        world.deliver("invoice.payment_failed", invoice("open", "in_2", parent=add_on), T0 + 20),
+        world.deliver(
+            "invoice.payment_failed", invoice("open", "in_3", parent=None, subscription="sub_old"), T0 + 30
+        ),
+    ]
+
+    assert [outcome.foreign for outcome in outcomes] == [True, True, True]
+    assert world.types() == []
+    assert world.store.items["t1"].reported.payment is None  # type: ignore[union-attr]
+
+
+def test_an_invoice_of_the_tenants_subscription_or_of_its_customer_alone_is_applied(world: World) -> None:
+    with_subscription(world)
+
+    own = world.deliver("invoice.payment_failed", invoice("open", attempt_count=1), T0 + 10)
+    one_off = world.deliver("invoice.paid", invoice("paid", "in_9", parent=None), T0 + 20)
+
+    assert (own.result, one_off.result) == (Result.APPLIED, Result.APPLIED)
+    assert world.types().count(BILLING_FAILURE) == 1
+    assert world.types().count(BILLING_SUCCESS) == 1
+
+
+def test_another_customer_naming_the_tenant_is_not_merged_once_the_account_knows_its_own(
+    world: World,
+) -> None:
+    opened(world)
+
+    outcome = world.deliver("customer.updated", customer(id="cus_other", email="other@elsewhere.test"), T0)
+
+    assert outcome.foreign
+    assert world.store.items["t1"].desired.email.value == "old@acme.test"  # type: ignore[union-attr]
+
+
+def interrupted_opening(world: World) -> None:
+    """An opening that created its customer in Stripe and was cut off before recording it."""
+    facts = TenantFacts(
+        tenant_id="t1", email="real@acme.test", tier="basic", occurred_at=datetime(2026, 1, 1, tzinfo=UTC)
+    )
+    desired = Desired().merge(facts)
+    snapshot = OpeningSnapshot(
+        details=desired.details(), tier="basic", price_id="price_basic_key", started_at=facts.occurred_at
+    )
+    world.store.save(
+        Account(tenant_id="t1", status=AccountStatus.OPENING, desired=desired, opening=snapshot), None
+    )
+
+
+def test_a_foreign_customer_update_during_an_interrupted_opening_is_recorded_not_merged(world: World) -> None:
+    interrupted_opening(world)
+
+    outcome = world.deliver("customer.updated", customer(id="cus_other", email="other@elsewhere.test"), T0)
+
+    account = world.store.items["t1"]
+    assert not outcome.foreign
+    assert account.reported is not None
+    assert account.reported.customer_id == "cus_other", "recorded"
+    assert account.desired.details() == CustomerDetails(email="real@acme.test"), "not merged"
+
+
+def test_before_the_account_knows_its_customer_a_subscription_counts_only_if_its_customer_names_the_tenant(
+    world: World,
+) -> None:
+    own = world.deliver("customer.subscription.created", subscription("trialing"), T0)
+    other = world.deliver(
+        "customer.subscription.updated",
+        subscription("canceled", id="sub_other", customer="cus_other"),
+        T0 + 10,
+    )
+
+    assert (own.result, own.foreign) == (Result.RECORDED, False)
+    assert (other.result, other.foreign) == (Result.IGNORED, True)
+    assert world.state() is BillingState.TRIALING
+
+
+def test_once_the_account_records_its_subscription_a_report_of_another_is_not_its_state(world: World) -> None:
+    world.deliver("customer.subscription.created", subscription("canceled", id="sub_other"), T0)
+
+    opened(world)  # records cus_1 / sub_1, active
+    assert world.state() is BillingState.ACTIVE
+
+    late = world.deliver("customer.subscription.updated", subscription("past_due"), T0 - 5)
+    assert late.result is Result.APPLIED, "an own event older than the other's report still lands"
+    assert world.state() is BillingState.PAST_DUE
+
+
+@pytest.mark.parametrize(
+    ("key_is_live", "extra"),
+    [(False, {"livemode": True}), (True, {"livemode": False}), (False, {"account": "acct_connected"})],
+    ids=["live-event-test-key", "test-event-live-key", "connected-account"],
+)
+def test_an_event_of_the_other_mode_or_of_a_connected_account_is_not_applied(
+    key_is_live: bool, extra: dict[str, Any]
+) -> None:
+    world = World(livemode=key_is_live)
+    extra = {"livemode": key_is_live, **extra}
+
+    outcome = world.deliver("customer.subscription.updated", subscription("unpaid"), T0, **extra)
+
+    assert (outcome.result, outcome.foreign) == (Result.IGNORED, True)
+    assert world.store.items == {}
+    assert world.lookup.calls == [], "nothing is read for it either"
+
+
+def test_an_event_of_the_keys_mode_is_applied_in_live_mode_too() -> None:
+    world = World(livemode=True)
+
+    outcome = world.deliver("customer.subscription.created", subscription("active"), T0, livemode=True)
+
+    assert outcome.result is Result.RECORDED
 
 
 # -- Stripe as a source of desired state ----------------------------------------------------------------------
