@@ -1298,7 +1298,13 @@ def test_built_artifacts_handle_the_sample_events(
     def published() -> list[str]:
         return [event["detail-type"] for event in capture.drain()]
 
-    # Lifecycle: a tenant opens (acme, basic) and its customer details change.
+    # Lifecycle: SBT registers a tenant (acme, basic), provisions it (by its registration id), and its
+    # customer details change.
+    onboarded = invoke(
+        "ProvisionSuccessFunction",
+        rebased(json.loads(sample_event_path("onboarding_request").read_text())),
+    )
+    assert onboarded.get("result") == "recorded", onboarded
     opened = invoke("ProvisionSuccessFunction", sample("ProvisionSuccessFunction"))
     assert opened.get("result") == "applied", opened
     assert published() == ["sbt_aws_billingSuccess"]
