@@ -9,6 +9,7 @@ import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict
 from datetime import datetime
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from botocore.auth import SigV4Auth
@@ -20,7 +21,16 @@ from .errors import BillingApiError, error_for
 from .models import Address, BillingChange, BillingStatus, Invoice, PlanPreview, TenantBilling
 
 SERVICE = "execute-api"
-USER_AGENT = "sbt-billing-client/1.0"
+
+
+def _user_agent() -> str:
+    try:
+        return f"sbt-billing-client/{version('sbt-billing-client')}"
+    except PackageNotFoundError:  # the package's folder copied into the caller's code
+        return "sbt-billing-client"
+
+
+USER_AGENT = _user_agent()
 
 
 class BillingClient:
