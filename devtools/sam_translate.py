@@ -21,7 +21,8 @@ from devtools.template import ROOT, TEMPLATE_PATH
 SAM_PYTHON = ROOT / ".venv-sam" / "bin" / "python"
 
 # Run by the SAM CLI's python: the template with its local code paths replaced by S3 ones (as `sam
-# validate` does), translated with no managed policy names to look up (the template names none).
+# validate` does; a packaged template keeps the S3 ones `sam package` wrote), translated with no managed
+# policy names to look up (the template names none).
 _TRANSLATE = r"""
 import json, sys
 from samtranslator.translator.managed_policy_translator import ManagedPolicyLoader
@@ -37,11 +38,11 @@ class NoManagedPolicyNames(ManagedPolicyLoader):
         return {}
 
 
-template_path, parameters = sys.argv[1], json.loads(sys.argv[2])
+template_path, parameters, placeholders = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3] == "1"
 with open(template_path, encoding="utf-8") as stream:
     template = yaml_parse(stream.read())
 template.get("Globals", {}).get("Function", {}).pop("CodeUri", None)
-for resource in template.get("Resources", {}).values():
+for resource in template.get("Resources", {}).values() if placeholders else ():
     if resource.get("Type") == "AWS::Serverless::Function":
         resource.setdefault("Properties", {})["CodeUri"] = "s3://bucket/code.zip"
     elif resource.get("Type") == "AWS::Serverless::LayerVersion":
@@ -55,14 +56,19 @@ class TranslatorMissing(RuntimeError):
 
 
 def translate(
-    parameters: Mapping[str, str] | None = None, template_path: Path = TEMPLATE_PATH
+    parameters: Mapping[str, str] | None = None,
+    template_path: Path = TEMPLATE_PATH,
+    *,
+    packaged: bool = False,
 ) -> dict[str, Any]:
-    """The CloudFormation template SAM makes of `template_path` with these parameter values."""
-    return json.loads(_translate(str(template_path), json.dumps(dict(parameters or {}), sort_keys=True)))  # type: ignore[no-any-return]
+    """The CloudFormation template SAM makes of `template_path` with these parameter values. The code
+    locations are placeholders unless the template is `packaged` (by `sam package`: S3 locations)."""
+    arguments = json.dumps(dict(parameters or {}), sort_keys=True)
+    return json.loads(_translate(str(template_path), arguments, packaged))  # type: ignore[no-any-return]
 
 
 @cache
-def _translate(template_path: str, parameters: str) -> str:
+def _translate(template_path: str, parameters: str, packaged: bool) -> str:
     if not SAM_PYTHON.exists():
         raise TranslatorMissing(f"{SAM_PYTHON.relative_to(ROOT)} is missing: scripts/test installs it")
     environment = {
@@ -72,7 +78,7 @@ def _translate(template_path: str, parameters: str) -> str:
         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
     }
     result = subprocess.run(
-        [str(SAM_PYTHON), "-c", _TRANSLATE, template_path, parameters],
+        [str(SAM_PYTHON), "-c", _TRANSLATE, template_path, parameters, "0" if packaged else "1"],
         env=environment,
         capture_output=True,
         text=True,
