@@ -41,9 +41,9 @@ from devtools.template import (
     routes_for,
     table_definitions,
 )
+from tests.toolchain import sam_cli, tool_environment, tree_size
 
 TEMPLATE = ROOT / "template.yaml"
-SAM = ROOT / ".venv-sam" / "bin" / "sam"
 EVENTS = ROOT / "events"
 # The budget for a function's code plus its dependencies layer, unzipped: 25 MB (Lambda allows 250). The
 # layer leaves out stripe's typed params (about 6 MB, used only for type checking).
@@ -109,30 +109,6 @@ def sample_event_path(stem: str) -> Path:
     if not numbered:
         pytest.fail(f"no sample event events/{stem}.json (or events/NN_{stem}.json)")
     return numbered[0]
-
-
-def sam_cli() -> Path:
-    if SAM.exists():
-        return SAM
-    if os.environ.get("CI") == "true":
-        pytest.fail(
-            f"the SAM CLI is missing at {SAM.relative_to(ROOT)}: scripts/test installs it (ensure_sam)"
-        )
-    pytest.skip(f"the SAM CLI is not installed at {SAM.relative_to(ROOT)}: run scripts/test to install it")
-
-
-def tool_environment() -> dict[str, str]:
-    """The environment for sam and cfn-lint: the project venv's python3.13 first on PATH, no telemetry,
-    a region (sam's translator needs one) and no way to reach a real AWS account."""
-    environment = {
-        **os.environ,
-        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
-        "SAM_CLI_TELEMETRY": "0",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_REGION": "us-east-1",
-    }
-    environment.pop("AWS_ENDPOINT_URL", None)
-    return environment
 
 
 # --- Linters ---------------------------------------------------------------------------------------
@@ -1074,45 +1050,6 @@ RUNTIME_MODULES = ("boto3", "botocore", "s3transfer", "dateutil", "jmespath", "s
 
 
 @pytest.fixture(scope="module")
-def build_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A python3.13 with pip for `sam build` (the uv-synced project venv has no pip): a throwaway venv
-    of the project venv's interpreter, seeded offline by ensurepip. Returns its bin directory."""
-    target = tmp_path_factory.mktemp("build-python")
-    subprocess.run([sys.executable, "-m", "venv", "--clear", str(target)], check=True, timeout=300)
-    return target / "bin"
-
-
-@pytest.fixture(scope="module")
-def build_dir(tmp_path_factory: pytest.TempPathFactory, build_python: Path) -> Path:
-    work = tmp_path_factory.mktemp("sam")
-    build, cache = work / "build", work / "cache"
-    environment = tool_environment()
-    environment["PATH"] = os.pathsep.join([str(build_python), environment["PATH"]])
-    result = subprocess.run(
-        [
-            str(sam_cli()),
-            "build",
-            "--template-file",
-            str(TEMPLATE),
-            "--build-dir",
-            str(build),
-            "--cache-dir",
-            str(cache),
-            "--cached",
-            "--parallel",
-        ],
-        cwd=work,  # sam keeps its dependency cache (.aws-sam/deps) under the working directory
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=1200,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    return build
-
-
-@pytest.fixture(scope="module")
 def runtime_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A directory holding only what Lambda's runtime adds (boto3 and its dependencies), linked from
     the project venv: nothing else of the venv is on the artifact's path."""
@@ -1123,10 +1060,6 @@ def runtime_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         source = source.parent if source.name == "__init__.py" else source
         (runtime / source.name).symlink_to(source, target_is_directory=source.is_dir())
     return runtime
-
-
-def tree_size(path: Path) -> int:
-    return sum(item.stat().st_size for item in path.rglob("*") if item.is_file() and not item.is_symlink())
 
 
 @dataclass(frozen=True)
