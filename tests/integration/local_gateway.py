@@ -151,18 +151,18 @@ class LocalApiGateway:
     def _authenticate(
         self, method: str, handler: BaseHTTPRequestHandler, headers: dict[str, str], body: bytes
     ) -> str | None:
-        found = SIGNATURE.fullmatch(headers.get("Authorization", "").strip())
-        amz_date = headers.get("X-Amz-Date", "")
+        lower = {name.lower(): value for name, value in headers.items()}  # HTTP's names are case-insensitive
+        found = SIGNATURE.fullmatch(lower.get("authorization", "").strip())
+        amz_date = lower.get("x-amz-date", "")
         if found is None or not amz_date:
             return "Missing Authentication Token"
         if found["key"] != self._credentials.access_key or (
-            self._credentials.token and headers.get("X-Amz-Security-Token") != self._credentials.token
+            self._credentials.token and lower.get("x-amz-security-token") != self._credentials.token
         ):
             return "The security token included in the request is invalid."
         if (found["region"], found["service"], found["date"]) != (self._region, "execute-api", amz_date[:8]):
             return "Credential should be scoped to a valid region and service."
         signed_names = found["headers"].split(";")
-        lower = {name.lower(): value for name, value in headers.items()}
         request = AWSRequest(
             method=method,
             url=f"http://{lower.get('host', '')}{handler.path}",
