@@ -1,5 +1,5 @@
 # Shared by the scripts in this folder: locate the interpreters and the project's tool environments.
-# Nothing here writes outside the repository except uv's cache.
+# Nothing here writes outside the repository except uv's and npm's caches.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -55,4 +55,22 @@ ensure_sam() {
     cp "$ROOT/tools/sam-requirements.txt" "$ROOT/.venv-sam/.installed"
   fi
   SAM="$ROOT/.venv-sam/bin/sam"
+}
+
+# The Node projects (the CDK example, the TypeScript client): `npm ci` from each lock file, again only
+# when the lock file changed. Without node and npm on PATH they are left out (their tests skip, or fail
+# in CI).
+NODE_PROJECTS=("examples/cdk-sbt" "clients/typescript")
+ensure_node_projects() {
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "npm is not on PATH: the CDK example and the TypeScript client are not installed" >&2
+    return 0
+  fi
+  local project
+  for project in "${NODE_PROJECTS[@]}"; do
+    if ! cmp -s "$ROOT/$project/package-lock.json" "$ROOT/$project/node_modules/.installed-lock.json"; then
+      (cd "$ROOT/$project" && npm ci --no-audit --no-fund --prefer-offline --loglevel=error)
+      cp "$ROOT/$project/package-lock.json" "$ROOT/$project/node_modules/.installed-lock.json"
+    fi
+  done
 }
