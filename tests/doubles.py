@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from threading import Lock, RLock
@@ -113,6 +113,7 @@ class FakeStripe:
     refused_emails: set[str] = field(default_factory=set)
     refused_prices: set[str] = field(default_factory=set)
     searches: list[str] = field(default_factory=list)  # the tenants looked up by metadata.tenantId
+    before_next: dict[str, Callable[[], object]] = field(default_factory=dict)  # runs as the call arrives
     invoice_changes: bool = False  # proration_behavior always_invoice: a change is invoiced at once
     payments_fail: bool = False  # ... and its payment fails: Stripe keeps the change pending
     plan_changes: list[PlanChange] = field(default_factory=list)
@@ -123,6 +124,8 @@ class FakeStripe:
         return f"{prefix}_{next(self._ids)}"
 
     def _write(self, name: str, key: str, action: object) -> object:
+        if name in self.before_next:
+            self.before_next.pop(name)()
         if name in self.fail_next:
             raise self.fail_next.pop(name)
         if key in self.replays:

@@ -269,7 +269,15 @@ class Lifecycle:
                 continue
             if not lead:
                 return self._recorded(operation, written, facts)
-            return self._drive(operation, written, resumed=base.opening is not None)
+            try:
+                return self._drive(operation, written, resumed=base.opening is not None)
+            except PermanentBillingError:
+                latest = self._store.get(facts.tenant_id)
+                if latest is None or not _refused_with_newer_facts(latest, written):
+                    raise
+                # Facts merged while Stripe refused this opening (a corrected email, say) were left to
+                # this lease's holder: start the opening again with them now, not at the next fact.
+                current = latest
 
     def _recorded(self, operation: Operation, written: Account, facts: TenantFacts) -> Outcome:
         """The outcome of a write that did not take the lease."""
@@ -658,6 +666,17 @@ def _opening_refused(account: Account) -> Account:
     if opening is None or opening.refused or account.subscription_id is not None:
         return account
     return account.model_copy(update={"opening": opening.model_copy(update={"refused": True})})
+
+
+def _refused_with_newer_facts(latest: Account, written: Account) -> bool:
+    """Whether the opening was refused and released while others merged facts it did not drive."""
+    return (
+        latest.opening is not None
+        and latest.opening.refused
+        and latest.lease is None
+        and latest.desired.closed is None
+        and latest.desired != written.desired
+    )
 
 
 def _holder_working(lease: Lease, now: datetime) -> bool:

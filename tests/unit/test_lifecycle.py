@@ -228,6 +228,26 @@ def test_an_opening_stripe_refused_opens_once_a_corrected_email_arrives(world: W
     assert world.stripe.searches == ["t1"], "the new generation looks for a customer before creating one"
 
 
+def test_a_correction_merged_while_stripe_refuses_the_opening_opens_it_in_the_same_invocation(
+    world: World,
+) -> None:
+    world.stripe.refused_emails.add("ops@acme.test")
+    corrected: list[Result] = []
+    world.stripe.before_next["create_customer"] = lambda: corrected.append(
+        world.lifecycle(owner="other")
+        .update_account(update(T0 + timedelta(minutes=1), email="billing@acme.test"))
+        .result
+    )
+
+    outcome = world.lifecycle().open_account(provision())
+
+    assert corrected == [Result.RECORDED], "the correction was left to the lease holder"
+    assert outcome.result is Result.APPLIED
+    [customer] = world.stripe.customers.values()
+    assert customer.details.email == "billing@acme.test"
+    assert world.account().lease is None
+
+
 def test_a_refused_opening_sent_again_unchanged_is_refused_again_and_creates_nothing(world: World) -> None:
     world.stripe.refused_emails.add("ops@acme.test")
     world.lifecycle().open_account(provision())
