@@ -43,7 +43,8 @@ def leased(working_until: datetime, expires_at: datetime) -> Account:
 
 
 def test_a_change_recorded_under_a_working_holders_lease_is_busy_for_a_second() -> None:
-    account = leased(working_until=NOW + timedelta(seconds=25), expires_at=NOW + timedelta(seconds=60))
+    now = datetime.now(UTC)  # the answer reads the wall clock: NOW is as old as the test session
+    account = leased(working_until=now + timedelta(seconds=25), expires_at=now + timedelta(seconds=60))
 
     with pytest.raises(ApiError) as busy:
         _answer(outcome(Result.RECORDED, account), GATE)
@@ -53,7 +54,8 @@ def test_a_change_recorded_under_a_working_holders_lease_is_busy_for_a_second() 
 
 
 def test_a_change_recorded_under_a_gone_holders_lease_is_busy_until_the_lease_expires() -> None:
-    account = leased(working_until=NOW - timedelta(seconds=5), expires_at=NOW + timedelta(seconds=40))
+    now = datetime.now(UTC)  # the answer reads the wall clock: NOW is as old as the test session
+    account = leased(working_until=now - timedelta(seconds=5), expires_at=now + timedelta(seconds=40))
 
     with pytest.raises(ApiError) as busy:
         _answer(outcome(Result.RECORDED, account), GATE)
