@@ -154,10 +154,13 @@ def main() -> None:
                 change = tier_change(sample("api_billing_change.json"), second)
                 gate_second = request(tier_change(status_event, second, body=False))
 
-                def patch() -> None:
+                def patch(idempotency_key: str | None = None) -> None:
                     event = copy.deepcopy(change)
                     event["body"] = json.dumps({"tier": next(tiers)})
                     event["requestContext"]["requestTimeEpoch"] = time.time_ns() // 1_000_000
+                    if idempotency_key is not None:
+                        event["headers"]["Idempotency-Key"] = idempotency_key
+                        event["multiValueHeaders"]["Idempotency-Key"] = [idempotency_key]
                     response = stack.invoke("BillingApiFunction", event)
                     assert int(response["statusCode"]) == 200, response
                     assert json.loads(response["body"])["result"] == "applied", response
@@ -166,6 +169,9 @@ def main() -> None:
                     gate_second()
                     patch()
                 patch_calls = calls_per_request(stack, patch)
+                keyed_patch_calls = calls_per_request(
+                    stack, lambda: patch(idempotency_key=f"bench-{time.time_ns()}")
+                )
                 for _ in range(arguments.requests):
                     for name, run in (("gate2", gate_second), ("patch", patch)):
                         started = time.perf_counter()
@@ -193,6 +199,7 @@ def main() -> None:
     print(f"GET /tenants/{{tenantId}}/billing/status  p50 {gate2_p50:7.2f} ms")
     print(f"PATCH /tenants/{{tenantId}}/billing (tier) p50 {patch_p50:7.2f} ms  ({patch_calls})")
     print(f"ratio PATCH/status: {patch_p50 / gate2_p50:.1f}x")
+    print(f"(a PATCH with an Idempotency-Key, once: {keyed_patch_calls})")
     print(f"(the bare consistent GetItem against moto's server alone: p50 {p50(timings['get_item']):.2f} ms)")
 
 

@@ -70,11 +70,13 @@ def main() -> None:
     with MotoServer() as moto, StripeEmulator() as emulator:
         os.environ.update(aws_environment(moto.endpoint))
         with stack_on(moto.endpoint, emulator.url) as stack:
+            onboarding = rebased(sample("00_onboarding_request.json"))
             first = rebased(sample("01_provision_success.json"))
             # Warm the container once (price lookup cache, clients), as a warm Lambda would be.
-            warm = {**first, "detail": {**first["detail"], "tenantId": "warm-up-tenant"}}
-            stack.deliver(warm)
-            run(stack, "provision (create)", lambda: stack.deliver(first), rows)
+            flat = rebased(sample("03_provision_success_flat_missing_email.json"))
+            stack.deliver({**flat, "detail": {**flat["detail"], "tenantId": "warm-up-tenant"}})
+            run(stack, "onboarding request (records, links)", lambda: stack.deliver(onboarding), rows)
+            run(stack, "provision by registration (create)", lambda: stack.deliver(first), rows)
             run(stack, "provision duplicate (same id)", lambda: stack.deliver(first), rows)
             republished = {**first, "id": "republished-1"}
             run(stack, "provision re-published (new id)", lambda: stack.deliver(republished), rows)

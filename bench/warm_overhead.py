@@ -120,7 +120,7 @@ def handler_round(tenants: int) -> tuple[float, float]:
     def bare(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         return {"batchItemFailures": []}
 
-    template = rebased(sample("01_provision_success.json"))
+    template = rebased(sample("03_provision_success_flat_missing_email.json"))  # names tenant and tier
     batches = []
     for n in range(tenants):
         event = json.loads(json.dumps(template))

@@ -14,6 +14,9 @@ from typing import Any
 
 import yaml  # no types-PyYAML in the dev group
 
+from devtools.intrinsics import NO_VALUE, StackNames, Unresolvable
+from devtools.intrinsics import resolve as resolve_intrinsics
+
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_PATH = ROOT / "template.yaml"
 
@@ -106,89 +109,25 @@ def _as_parameter_string(value: Any) -> str:
 
 
 def resolve(value: Any, names: Mapping[str, str], template: Mapping[str, Any] | None = None) -> Any:
-    """Resolves intrinsics against `names`: Ref, Sub without lookups of attributes, and, given the
-    `template` (its Conditions and Mappings), If, Equals, Not, And, Or, Condition and FindInMap.
+    """Resolves the intrinsics that need no resource attribute (Ref, Fn::Sub, Fn::Select, Fn::Split,
+    Fn::Join) against `names`, and, given the `template` (its Conditions and Mappings), Fn::If, the
+    condition functions and Fn::FindInMap; AWS::NoValue resolves to NO_VALUE (a key or list item that
+    is not there).
 
     `names` maps parameter names (and, where the caller knows them, resources' logical ids) to values.
     Raises UnresolvedError for anything else.
     """
-    if isinstance(value, list):
-        return [resolve(item, names, template) for item in value]
-    if not isinstance(value, dict):
-        return value
-    if len(value) == 1:
-        ((key, argument),) = value.items()
-        if key == "Ref":
-            if argument in names:
-                return names[argument]
-            raise UnresolvedError(f"Ref {argument}")
-        if key == "Fn::Sub":
-            return _substitute(argument, names, template)
-        if template is not None and key in _CONDITIONALS:
-            return _CONDITIONALS[key](argument, names, template)
-        if key.startswith("Fn::") or key == "Condition":
-            raise UnresolvedError(key)
-    return {key: resolve(item, names, template) for key, item in value.items()}
-
-
-def condition_value(name: str, names: Mapping[str, str], template: Mapping[str, Any]) -> bool:
-    """The template's condition `name`, evaluated for these parameter values."""
-    conditions = template.get("Conditions", {})
-    if name not in conditions:
-        raise UnresolvedError(f"Condition {name}")
-    return bool(resolve(conditions[name], names, template))
-
-
-def _if(argument: Any, names: Mapping[str, str], template: Mapping[str, Any]) -> Any:
-    condition, when_true, when_false = argument
-    chosen = when_true if condition_value(condition, names, template) else when_false
-    if chosen == {"Ref": "AWS::NoValue"}:
-        return None
-    return resolve(chosen, names, template)
-
-
-def _equals(argument: Any, names: Mapping[str, str], template: Mapping[str, Any]) -> bool:
-    left, right = (_as_parameter_string(resolve(item, names, template)) for item in argument)
-    return left == right
-
-
-def _find_in_map(argument: Any, names: Mapping[str, str], template: Mapping[str, Any]) -> Any:
-    mapping, top, second = (resolve(item, names, template) for item in argument)
+    stack = StackNames(
+        parameters=names,
+        refs={},
+        attributes={},
+        conditions=(template or {}).get("Conditions") or {},
+        mappings=(template or {}).get("Mappings") or {},
+    )
     try:
-        return template["Mappings"][mapping][top][second]
-    except KeyError:
-        raise UnresolvedError(f"Fn::FindInMap {mapping}.{top}.{second}") from None
-
-
-_CONDITIONALS: dict[str, Any] = {
-    "Fn::If": _if,
-    "Fn::Equals": _equals,
-    "Fn::Not": lambda argument, names, template: not resolve(argument[0], names, template),
-    "Fn::And": lambda argument, names, template: all(resolve(item, names, template) for item in argument),
-    "Fn::Or": lambda argument, names, template: any(resolve(item, names, template) for item in argument),
-    "Condition": lambda argument, names, template: condition_value(argument, names, template),
-    "Fn::FindInMap": _find_in_map,
-}
-
-
-def _substitute(argument: Any, names: Mapping[str, str], template: Mapping[str, Any] | None = None) -> str:
-    if isinstance(argument, list):
-        text, variables = argument
-        names = {**names, **{key: resolve(item, names, template) for key, item in variables.items()}}
-    else:
-        text = argument
-    result, rest = "", str(text)
-    while "${" in rest:
-        before, _, after = rest.partition("${")
-        reference, _, rest = after.partition("}")
-        result += before
-        if reference.startswith("!"):
-            result += "${" + reference[1:] + "}"
-        elif reference in names:
-            result += names[reference]
-        else:
-            raise UnresolvedError(f"Fn::Sub ${{{reference}}}")
-    return result + rest
+        return resolve_intrinsics(value, stack)
+    except Unresolvable as error:
+        raise UnresolvedError(str(error)) from None
 
 
 # --- Tables -----------------------------------------------------------------------------------------
@@ -452,9 +391,12 @@ def function_handlers(
         unresolved: dict[str, Any] = {}
         for variable, value in (properties.get("Environment", {}).get("Variables") or {}).items():
             try:
-                environment[variable] = _as_parameter_string(resolve(value, names, template))
+                resolved = resolve(value, names, template)
             except UnresolvedError:
                 unresolved[variable] = value
+                continue
+            if resolved is not NO_VALUE:
+                environment[variable] = _as_parameter_string(resolved)
         handlers[logical_id] = FunctionHandler(
             logical_id=logical_id,
             handler=str(properties["Handler"]),
@@ -465,3 +407,132 @@ def function_handlers(
             memory_size=_resolved_or_none(properties.get("MemorySize", 128), names, template),
         )
     return handlers
+
+
+# --- Which function a sample event reaches --------------------------------------------------------------
+
+
+def api_routes(template: Mapping[str, Any] | None = None) -> dict[tuple[str, str], str]:
+    """(path, METHOD) of each Api event source -> the function serving it."""
+    template = template if template is not None else _template()
+    return {
+        (str(source["Properties"]["Path"]), str(source["Properties"]["Method"]).upper()): function_id
+        for function_id, properties in _functions(template).items()
+        for source in (properties.get("Events") or {}).values()
+        if source.get("Type") == "Api"
+    }
+
+
+def queue_consumers(template: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """Logical id of each queue an SQS event source reads -> the function it feeds."""
+    template = template if template is not None else _template()
+    consumers: dict[str, str] = {}
+    for function_id, properties in _functions(template).items():
+        for source in (properties.get("Events") or {}).values():
+            queue = (source.get("Properties") or {}).get("Queue")
+            if source.get("Type") == "SQS" and isinstance(queue, Mapping) and "Fn::GetAtt" in queue:
+                consumers[str(queue["Fn::GetAtt"][0])] = function_id
+    return consumers
+
+
+def schedule_rules(template: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """Logical id of each Schedule event source's rule (`<function id><event id>`) -> its function."""
+    template = template if template is not None else _template()
+    return {
+        f"{function_id}{event_id}": function_id
+        for function_id, properties in _functions(template).items()
+        for event_id, source in (properties.get("Events") or {}).items()
+        if source.get("Type") == "Schedule"
+    }
+
+
+def sample_targets(
+    event: Mapping[str, Any],
+    kind: str,
+    routes: list[EventRoute],
+    template: Mapping[str, Any] | None = None,
+) -> list[str]:
+    """The functions the deployed stack hands a sample event of this `kind` (devtools.local_run's
+    `delivery`) to: by the rules' patterns, the API's routes, the queue named in an SQS record's
+    source ARN or the rule named in a scheduled event (deployed names hold the logical id between
+    dashes, `<stack>-<logical id>-<suffix>`)."""
+    if kind == "eventbridge":
+        return [route.function_id for route in routes_for(event, routes)]
+    if kind == "api":
+        target = api_routes(template).get((str(event.get("resource")), str(event.get("httpMethod"))))
+        return [target] if target else []
+    if kind == "sqs":
+        names = {str(record.get("eventSourceARN", "")).rsplit(":", 1)[-1] for record in event["Records"]}
+        owners = queue_consumers(template)
+    elif kind == "schedule":
+        names = {str(arn).rsplit("/", 1)[-1] for arn in event.get("resources", [])}
+        owners = schedule_rules(template)
+    else:
+        raise ValueError(f"unknown delivery {kind!r}")
+    return sorted(
+        {
+            function_id
+            for name in names
+            for logical_id, function_id in owners.items()
+            if logical_id in name.split("-")
+        }
+    )
+
+
+# --- Dead letters ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeadLetterSource:
+    """One dead-letter queue and the one source whose failures it holds, in that source's format."""
+
+    queue_id: str  # the dead-letter queue's logical id
+    kind: str  # "queue": a queue's records received too often; "rule": events a rule could not deliver;
+    # "async": Lambda's failure records of a function's asynchronous invocations
+    source: (
+        str  # the queue's, the rule's (`<function id><event id>` for a function's event) or the function's id
+    )
+    target_kind: str  # where its messages go back to: "queue" or "function"
+    target: str  # that queue's or function's logical id
+
+
+def _get_att_id(value: Any) -> str | None:
+    if isinstance(value, Mapping) and "Fn::GetAtt" in value:
+        return str(value["Fn::GetAtt"][0])
+    return None
+
+
+def dead_letter_sources(template: Mapping[str, Any] | None = None) -> list[DeadLetterSource]:
+    """Every dead-letter queue the template configures, with its source and where a redrive sends."""
+    template = template if template is not None else _template()
+    resources = template.get("Resources", {})
+    queues = set(queue_ids(template))
+    found: list[DeadLetterSource] = []
+    for queue_id in sorted(queues):
+        redrive = resources[queue_id].get("Properties", {}).get("RedrivePolicy")
+        if redrive:
+            dlq = _get_att_id(redrive.get("deadLetterTargetArn"))
+            found.append(DeadLetterSource(str(dlq), "queue", queue_id, "queue", queue_id))
+    for rule_id, resource in resources.items():
+        if resource.get("Type") != "AWS::Events::Rule":
+            continue
+        for target in resource.get("Properties", {}).get("Targets", []):
+            dlq = _get_att_id((target.get("DeadLetterConfig") or {}).get("Arn"))
+            target_id = _get_att_id(target.get("Arn"))
+            if dlq and target_id:
+                kind = "queue" if target_id in queues else "function"
+                found.append(DeadLetterSource(dlq, "rule", rule_id, kind, target_id))
+    for function_id, properties in _functions(template).items():
+        for event_id, source in (properties.get("Events") or {}).items():
+            dlq = _get_att_id(((source.get("Properties") or {}).get("DeadLetterConfig") or {}).get("Arn"))
+            if dlq:
+                found.append(
+                    DeadLetterSource(dlq, "rule", f"{function_id}{event_id}", "function", function_id)
+                )
+        on_failure = ((properties.get("EventInvokeConfig") or {}).get("DestinationConfig") or {}).get(
+            "OnFailure"
+        )
+        dlq = _get_att_id((on_failure or {}).get("Destination"))
+        if dlq and (on_failure or {}).get("Type") == "SQS":
+            found.append(DeadLetterSource(dlq, "async", function_id, "function", function_id))
+    return found

@@ -27,7 +27,14 @@ from devtools.moto_server import (
     create_resources,
     environment_applied,
 )
-from devtools.template import EventRoute, FunctionHandler, event_routes, function_handlers, routes_for
+from devtools.template import (
+    EventRoute,
+    FunctionHandler,
+    dead_letter_sources,
+    event_routes,
+    function_handlers,
+    routes_for,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "events"
@@ -241,18 +248,20 @@ class Stack:
         return run
 
     def dead_letters(self) -> list[dict[str, Any]]:
-        """What waits in the dead-letter queue (received, not deleted)."""
+        """What waits in the dead-letter queues, each source's own (received, not deleted)."""
         sqs = self.clients.sqs()
         found: list[dict[str, Any]] = []
-        while True:
-            messages = sqs.receive_message(
-                QueueUrl=self.resources.queues["DeadLetterQueue"],
-                MaxNumberOfMessages=10,
-                VisibilityTimeout=60,
-            ).get("Messages", [])
-            if not messages:
-                return found
-            found += [json.loads(message["Body"]) for message in messages]
+        for queue_id in sorted({source.queue_id for source in dead_letter_sources()}):
+            while True:
+                messages = sqs.receive_message(
+                    QueueUrl=self.resources.queues[queue_id],
+                    MaxNumberOfMessages=10,
+                    VisibilityTimeout=60,
+                ).get("Messages", [])
+                if not messages:
+                    break
+                found += [json.loads(message["Body"]) for message in messages]
+        return found
 
     def account(self, tenant_id: str) -> dict[str, Any] | None:
         from sbt_billing.tenant_accounts import account_from_item

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from threading import Lock
-from typing import Any
+from typing import Any, cast
 from uuid import uuid4
 
 import boto3
@@ -61,7 +61,7 @@ from .onboarding import Onboarding
 from .ports import PlanPreview
 from .registrations import DynamoRegistrationStore
 from .sbt_bus import EventBridgePublisher
-from .settings import Settings, settings
+from .settings import Settings, required, settings
 from .stripe_billing import BillingPolicy, invocation_end
 from .stripe_reads import StripeBillingReader
 from .stripe_signature import InvalidSignature, verify_signature
@@ -108,17 +108,31 @@ def stripe_api_key(config: Settings) -> str:
         return config.stripe_api_key
     if not config.stripe_secret_name:
         raise ConfigurationError("neither STRIPE_SECRET_NAME nor STRIPE_API_KEY is set")
-    raw = _secrets().get(config.stripe_secret_name, max_age=SECRET_MAX_AGE_SECONDS)
+    return _key_in_secret(config.stripe_secret_name, "the Stripe secret", ("sk_", "rk_"))
+
+
+def stripe_read_key(config: Settings) -> str:
+    """The restricted read-only key named by STRIPE_READ_SECRET_NAME (`rk_...`: a secret key, which
+    can create charges, is refused there), else the deployment's key."""
+    if config.stripe_api_key or not config.stripe_read_secret_name:
+        return stripe_api_key(config)
+    return _key_in_secret(config.stripe_read_secret_name, "the Stripe read secret", ("rk_",))
+
+
+def _key_in_secret(name: str, what: str, prefixes: tuple[str, ...]) -> str:
+    """A plain `sk_...`/`rk_...` string, or JSON {"apiKey": "..."}."""
+    raw = _secrets().get(name, max_age=SECRET_MAX_AGE_SECONDS)
     value = raw.decode() if isinstance(raw, bytes) else str(raw)
     value = value.strip()
     if value.startswith("{"):
         try:
             document = json.loads(value)
         except json.JSONDecodeError:
-            raise ConfigurationError("the Stripe secret is neither a key nor JSON with an apiKey") from None
+            raise ConfigurationError(f"{what} is neither a key nor JSON with an apiKey") from None
         value = str(document.get("apiKey", "")).strip() if isinstance(document, dict) else ""
-    if not value.startswith(("sk_", "rk_")):
-        raise ConfigurationError("the Stripe secret does not hold a Stripe secret or restricted key")
+    if not value.startswith(prefixes):
+        kinds = " or ".join(f"{prefix}..." for prefix in prefixes)
+        raise ConfigurationError(f"{what} does not hold a Stripe key of the kind it must ({kinds})")
     return value
 
 
@@ -137,41 +151,56 @@ def stripe_client(config: Settings, key: str) -> stripe.StripeClient:
     )
 
 
-_gateways: dict[str, StripeBillingReader] = {}
+_gateways: dict[str, tuple[str, StripeBillingReader]] = {}  # role -> (key, its gateway)
 _gateways_lock = Lock()
 
 
-def billing_gateway() -> StripeBillingReader:
-    """Stripe for every function: the lifecycle's writes and the API's and webhook's reads share one
-    client per key (a rotated key replaces it)."""
+def _billing_policy() -> BillingPolicy:
     config = settings()
-    key = stripe_api_key(config)
+    return BillingPolicy(
+        collection_mode=config.collection_mode,
+        days_until_due=config.days_until_due,
+        trial_days=config.trial_days,
+        proration_behavior=config.proration_behavior,
+        cancellation_mode=config.cancellation_mode,
+        customer_on_delete=config.customer_on_delete,
+    )
+
+
+def _no_billing_choices() -> BillingPolicy:
+    raise ConfigurationError("this function changes no subscription: it has no billing choices")
+
+
+def _gateway(role: str, key: str, policy: BillingPolicy | Callable[[], BillingPolicy]) -> StripeBillingReader:
+    """One client per role and key (a rotated key replaces it)."""
     with _gateways_lock:
-        gateway = _gateways.get(key)
-        if gateway is None:
-            policy = BillingPolicy(
-                collection_mode=config.collection_mode,
-                days_until_due=config.days_until_due,
-                trial_days=config.trial_days,
-                proration_behavior=config.proration_behavior,
-                cancellation_mode=config.cancellation_mode,
-                customer_on_delete=config.customer_on_delete,
-            )
-            _gateways.clear()
-            gateway = _gateways[key] = StripeBillingReader(stripe_client(config, key), policy)
-        return gateway
+        cached = _gateways.get(role)
+        if cached is None or cached[0] != key:
+            cached = _gateways[role] = (key, StripeBillingReader(stripe_client(settings(), key), policy))
+        return cached[1]
+
+
+def billing_gateway() -> StripeBillingReader:
+    """Stripe with the deployment's key and its billing choices: the lifecycle's writes and seats."""
+    return _gateway("write", stripe_api_key(settings()), _billing_policy())
+
+
+def meter_gateway() -> StripeBillingReader:
+    """Stripe with the deployment's key, for usage (meter events): no subscription changes."""
+    return _gateway("meters", stripe_api_key(settings()), _no_billing_choices)
 
 
 @cache
 def account_store() -> DynamoAccountStore:
-    return DynamoAccountStore(_aws_client("dynamodb"), settings().accounts_table)
+    return DynamoAccountStore(_aws_client("dynamodb"), required(settings().accounts_table, "ACCOUNTS_TABLE"))
 
 
 @cache
 def publisher() -> EventBridgePublisher:
     config = settings()
+    bus = required(config.event_bus_name, "EVENT_BUS_NAME")
     return EventBridgePublisher(
-        _aws_client("events"), config.event_bus_name, config.event_source, config.published_detail_type_prefix
+        _aws_client("events"), bus, config.event_source, config.published_detail_type_prefix
     )
 
 
@@ -181,6 +210,20 @@ def registrations() -> DynamoRegistrationStore:
     if table is None:
         raise ConfigurationError("REGISTRATIONS_TABLE is not set: SBT's onboarding events need it")
     return DynamoRegistrationStore(_aws_client("dynamodb"), table)
+
+
+def deferred[T](factory: Callable[[], T]) -> T:
+    """The adapter `factory` makes, made at its first use: a function that never uses it never reads
+    its settings or its secret (nor needs the permissions they lead to)."""
+    return cast(T, _Deferred(factory))
+
+
+class _Deferred:
+    def __init__(self, factory: Callable[[], object]) -> None:
+        self._factory = factory
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._factory(), name)
 
 
 def lifecycle(working_until: datetime | None = None) -> Lifecycle:
@@ -193,7 +236,7 @@ def lifecycle(working_until: datetime | None = None) -> Lifecycle:
         billing=billing_gateway(),
         publisher=publisher(),
         clock=SystemClock(),
-        catalogue=config.tier_catalogue,
+        catalogue=required(config.tier_catalogue, "TIER_CATALOGUE"),
         lease_seconds=config.lease_seconds,
         owner=uuid4().hex,
         working_until=working_until,
@@ -214,7 +257,8 @@ def idempotency_config() -> IdempotencyConfig:
 @cache
 def _persistence() -> DynamoDBPersistenceLayer:
     return DynamoDBPersistenceLayer(
-        table_name=settings().idempotency_table, boto3_client=_aws_client("dynamodb")
+        table_name=required(settings().idempotency_table, "IDEMPOTENCY_TABLE"),
+        boto3_client=_aws_client("dynamodb"),
     )
 
 
@@ -222,8 +266,10 @@ def _persistence() -> DynamoDBPersistenceLayer:
 
 
 def billing_reader() -> StripeBillingReader:
-    """Stripe, read-only, for the billing API and the webhook's look-ups."""
-    return billing_gateway()
+    """Stripe for the billing API and the webhook's look-ups: the restricted read-only key when the
+    deployment gives one (STRIPE_READ_SECRET_NAME), so that the public-facing functions never hold
+    the key that can create charges."""
+    return _gateway("read", stripe_read_key(settings()), _no_billing_choices)
 
 
 @cache
@@ -234,7 +280,7 @@ def billing_services() -> BillingServices:
     return BillingServices(
         store=account_store(),
         reader=billing_reader,
-        catalogue=config.tier_catalogue,
+        catalogue=required(config.tier_catalogue, "TIER_CATALOGUE"),
         gate=GatePolicy(allowed_states=config.gate_allowed_states),
         seat_count=usage_app.tenant_usage().count if config.usage_table else None,
         meters={name: meter.event_name for name, meter in config.usage_meters.items()},
@@ -271,7 +317,8 @@ def api_idempotency_config() -> IdempotencyConfig:
 def _api_persistence() -> DynamoDBPersistenceLayer:
     # Its own instance: a persistence layer keeps the first configuration it is given.
     return DynamoDBPersistenceLayer(
-        table_name=settings().idempotency_table, boto3_client=_aws_client("dynamodb")
+        table_name=required(settings().idempotency_table, "IDEMPOTENCY_TABLE"),
+        boto3_client=_aws_client("dynamodb"),
     )
 
 
@@ -309,7 +356,7 @@ def _once(request: IdempotentChange, run: Callable[[], ChangeAnswer]) -> ChangeA
 def change_services() -> ChangeServices:
     config = settings()
     return ChangeServices(
-        catalogue=config.tier_catalogue,
+        catalogue=required(config.tier_catalogue, "TIER_CATALOGUE"),
         gate=GatePolicy(allowed_states=config.gate_allowed_states),
         apply=_apply_change,
         preview=_preview_change,
@@ -361,10 +408,10 @@ def webhook_processor() -> WebhookProcessor:
         store=account_store(),
         publisher=publisher(),
         lookup=_LazyLookup(),
-        catalogue=config.tier_catalogue,
+        catalogue=required(config.tier_catalogue, "TIER_CATALOGUE"),
         policy=WebhookPolicy(
             gate=GatePolicy(allowed_states=config.gate_allowed_states),
-            livemode=not stripe_api_key(config).startswith(TEST_MODE_KEYS),
+            livemode=not stripe_read_key(config).startswith(TEST_MODE_KEYS),
             publish_deactivate=config.publish_deactivate_requests,
             publish_activate=config.publish_activate_requests,
             publish_billing_updates=config.publish_billing_updates,

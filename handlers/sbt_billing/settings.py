@@ -10,8 +10,9 @@ from enum import StrEnum
 from functools import cache
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .errors import ConfigurationError
 from .models import BillingState, OpenOn
 
 
@@ -62,14 +63,21 @@ class UsageMeter(BaseModel):
 
 
 class Settings(BaseModel):
+    """Each function's environment holds only the variables its code reads (template.yaml): a setting a
+    function does not use is absent, and one it needs but lacks fails at first use (`required`)."""
+
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    accounts_table: Annotated[str, Field(min_length=1, alias="ACCOUNTS_TABLE")]
-    idempotency_table: Annotated[str, Field(min_length=1, alias="IDEMPOTENCY_TABLE")]
-    event_bus_name: Annotated[str, Field(min_length=1, alias="EVENT_BUS_NAME")]
+    accounts_table: Annotated[str | None, Field(min_length=1, alias="ACCOUNTS_TABLE")] = None
+    idempotency_table: Annotated[str | None, Field(min_length=1, alias="IDEMPOTENCY_TABLE")] = None
+    event_bus_name: Annotated[str | None, Field(min_length=1, alias="EVENT_BUS_NAME")] = None
     event_source: Annotated[str, Field(min_length=1, alias="EVENT_SOURCE")] = "sbt.control.plane"
-    tier_catalogue: Annotated[dict[str, TierPlan], Field(alias="TIER_CATALOGUE")]
+    tier_catalogue: Annotated[dict[str, TierPlan], Field(alias="TIER_CATALOGUE")] = Field(
+        default_factory=dict
+    )
     stripe_secret_name: Annotated[str | None, Field(alias="STRIPE_SECRET_NAME")] = None
+    # A restricted key that can only read (the billing API and the webhook use it when set).
+    stripe_read_secret_name: Annotated[str | None, Field(alias="STRIPE_READ_SECRET_NAME")] = None
     stripe_api_key: Annotated[str | None, Field(alias="STRIPE_API_KEY", repr=False)] = None
     stripe_api_base: Annotated[str | None, Field(alias="STRIPE_API_BASE")] = None
     stripe_max_network_retries: Annotated[int, Field(ge=0, le=10, alias="STRIPE_MAX_NETWORK_RETRIES")] = 3
@@ -182,7 +190,12 @@ class Settings(BaseModel):
         )
 
     @field_validator(
-        "usage_table", "seat_sync_queue_url", "webhook_secret_name", "registrations_table", mode="before"
+        "usage_table",
+        "seat_sync_queue_url",
+        "webhook_secret_name",
+        "registrations_table",
+        "stripe_read_secret_name",
+        mode="before",
     )
     @classmethod
     def _blank_is_absent(cls, value: Any) -> Any:
@@ -194,6 +207,21 @@ class Settings(BaseModel):
         if value is not None and value.startswith(("sk_live_", "rk_live_")):
             raise ValueError("is a live-mode key; STRIPE_API_KEY is for test mode and local runs only")
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _period_end_keeps_the_customer(cls, values: Any) -> Any:
+        # Deleting a Stripe customer cancels its subscriptions at once: the paid period would be lost.
+        if (
+            isinstance(values, Mapping)
+            and values.get("CANCELLATION_MODE") == CancellationMode.PERIOD_END.value
+            and values.get("CUSTOMER_ON_DELETE") == CustomerOnDelete.DELETE.value
+        ):
+            raise ValueError(
+                "CANCELLATION_MODE period_end needs CUSTOMER_ON_DELETE mark_offboarded: deleting the "
+                "customer would cancel its subscription at once"
+            )
+        return values
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> Settings:
@@ -208,6 +236,13 @@ class Settings(BaseModel):
 
 class SettingsError(Exception):
     """The deployment is misconfigured: no event can be processed until it is fixed."""
+
+
+def required[T](value: T | None, variable: str) -> T:
+    """A setting the caller needs: absent (or empty) is a misconfiguration of this function."""
+    if value is None or value == {}:
+        raise ConfigurationError(f"{variable} is not set for this function")
+    return value
 
 
 @cache

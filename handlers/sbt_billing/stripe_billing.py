@@ -86,17 +86,24 @@ class StripeBillingGateway:
     def __init__(
         self,
         client: stripe.StripeClient,
-        policy: BillingPolicy,
+        policy: BillingPolicy | Callable[[], BillingPolicy],
         rate_limit_retries: int = 4,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._client = client
-        self._policy = policy
+        # A factory is called at the first request that needs the choices: a function that only reads
+        # or sends usage never needs them (nor their settings).
+        self._policy_source = policy
         self._rate_limit_retries = rate_limit_retries
         self._sleep = sleep
         self._prices: dict[str, tuple[str, float]] = {}
         self._prices_lock = Lock()
         self._session: tuple[str, float] | None = None
+
+    def _policy(self) -> BillingPolicy:
+        if not isinstance(self._policy_source, BillingPolicy):
+            self._policy_source = self._policy_source()
+        return self._policy_source
 
     # -- catalogue --------------------------------------------------------------------------------
 
@@ -153,7 +160,7 @@ class StripeBillingGateway:
         )
 
     def close_customer(self, customer_id: str, closed_at: datetime, idempotency_key: str) -> bool:
-        if self._policy.customer_on_delete is CustomerOnDelete.DELETE:
+        if self._policy().customer_on_delete is CustomerOnDelete.DELETE:
             try:
                 self._call(
                     lambda: self._client.v1.customers.delete(
@@ -205,12 +212,12 @@ class StripeBillingGateway:
             "items": items,
             "metadata": {"tenantId": tenant_id},
         }
-        if self._policy.collection_mode is CollectionMode.SEND_INVOICE:
+        if self._policy().collection_mode is CollectionMode.SEND_INVOICE:
             params["collection_method"] = "send_invoice"
-            params["days_until_due"] = self._policy.days_until_due
+            params["days_until_due"] = self._policy().days_until_due
         else:
             params["collection_method"] = "charge_automatically"
-            params["trial_period_days"] = self._policy.trial_days
+            params["trial_period_days"] = self._policy().trial_days
             params["trial_settings"] = {"end_behavior": {"missing_payment_method": "pause"}}
         subscription = self._call(
             lambda: self._client.v1.subscriptions.create(
@@ -225,7 +232,7 @@ class StripeBillingGateway:
         items = _plan_items(change)
         params: SubscriptionUpdateParams = {
             "items": items,
-            "proration_behavior": self._policy.proration_behavior.value,
+            "proration_behavior": self._policy().proration_behavior.value,
             "expand": ["latest_invoice"],
         }
         if change.proration_date is not None:
@@ -246,8 +253,8 @@ class StripeBillingGateway:
         subscriptions nor for item deletions (only price and quantity may change), so they are not
         asked for there."""
         return (
-            self._policy.proration_behavior is ProrationBehavior.ALWAYS_INVOICE
-            and self._policy.collection_mode is CollectionMode.TRIAL
+            self._policy().proration_behavior is ProrationBehavior.ALWAYS_INVOICE
+            and self._policy().collection_mode is CollectionMode.TRIAL
             and not any(item.get("deleted") for item in items)
         )
 
@@ -264,7 +271,7 @@ class StripeBillingGateway:
         """Stripe's invoice preview of the update change_plan would send, at change.proration_date. With
         always_invoice, two previews: the invoice made at once, and the next regular one."""
         assert change.proration_date is not None
-        behavior = self._policy.proration_behavior
+        behavior = self._policy().proration_behavior
         details: InvoiceCreatePreviewParamsSubscriptionDetails = {
             "items": _plan_items(change),
             "proration_behavior": behavior.value,
@@ -316,7 +323,7 @@ class StripeBillingGateway:
                     item_id,
                     params={
                         "quantity": quantity,
-                        "proration_behavior": self._policy.proration_behavior.value,
+                        "proration_behavior": self._policy().proration_behavior.value,
                     },
                     options={"idempotency_key": idempotency_key},
                 )
@@ -377,7 +384,7 @@ class StripeBillingGateway:
     def cancel_subscription(self, subscription_id: str, idempotency_key: str) -> str:
         options: stripe.RequestOptions = {"idempotency_key": idempotency_key}
         try:
-            if self._policy.cancellation_mode is CancellationMode.PERIOD_END:
+            if self._policy().cancellation_mode is CancellationMode.PERIOD_END:
                 updated = self._call(
                     lambda: self._client.v1.subscriptions.update(
                         subscription_id, params={"cancel_at_period_end": True}, options=options

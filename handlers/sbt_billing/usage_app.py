@@ -16,7 +16,10 @@ from .app import (
     _aws_client,
     account_store,
     billing_gateway,
+    billing_reader,
+    deferred,
     logger,
+    meter_gateway,
     metrics,
     publisher,
     rejected_event,
@@ -48,8 +51,9 @@ def seats() -> Seats | None:
     return Seats(
         ledger=tenant_usage(),
         scheduler=SqsSyncScheduler(_aws_client("sqs"), config.seat_sync_queue_url),
-        accounts=account_store(),
-        billing=billing_gateway(),
+        # Recording a user needs neither: the user function reads no account and holds no Stripe key.
+        accounts=deferred(account_store),
+        billing=deferred(billing_gateway),
         delay_seconds=config.seat_sync_delay_seconds,
     )
 
@@ -61,11 +65,11 @@ def usage() -> Usage | None:
     return Usage(
         outbox=tenant_usage(),
         accounts=account_store(),
-        billing=billing_gateway(),
+        billing=meter_gateway(),
         publisher=publisher(),
         clock=SystemClock(),
         meters=config.usage_meters,
-        directory=billing_gateway(),
+        directory=meter_gateway(),
     )
 
 
@@ -173,7 +177,7 @@ def handle_thin_event(payload: bytes, signature: str | None) -> tuple[int, dict[
     if event.type not in METER_ERROR_TYPES:
         return 200, {"received": "true", "eventId": event.event_id, "result": "ignored"}
     try:
-        report = billing_gateway().meter_error_report(event.event_id)
+        report = billing_reader().meter_error_report(event.event_id)
         outcome = MeterErrors(tenant_usage(), publisher()).apply(report)
     except (TransientBillingError, ConfigurationError) as error:
         metrics.add_metric(name="WebhookRetried", unit=MetricUnit.Count, value=1)

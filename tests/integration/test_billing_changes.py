@@ -288,10 +288,11 @@ def test_two_concurrent_changes_one_applies_the_other_is_busy_and_the_later_wins
     # The first change holds the tenant's lease while Stripe takes its time over the update.
     stack.emulator.fault(route=PLAN_UPDATE, stage="endpoint", delay_ms=1500, count=1)
     answers: dict[str, BillingChange | BillingApiError] = {}
+    key = str(uuid.uuid4())
 
     def change(tier: str) -> None:
         try:
-            answers[tier] = client.update(TENANT, tier=tier)
+            answers[tier] = client.update(TENANT, tier=tier, idempotency_key=f"{key}-{tier}")
         except BillingApiError as error:
             answers[tier] = error
 
@@ -307,7 +308,7 @@ def test_two_concurrent_changes_one_applies_the_other_is_busy_and_the_later_wins
     assert isinstance(applied, BillingChange)
     assert applied.tier == "premium"  # the holder applied the change recorded meanwhile
     assert stack.emulator.counts()[PLAN_UPDATE] == 2
-    retried = client.update(TENANT, tier="premium")
+    retried = client.update(TENANT, tier="premium", idempotency_key=f"{key}-premium")  # the 409 was not kept
     assert (retried.result, retried.tier) == ("unchanged", "premium")
     assert client.billing(TENANT).plan.tier == "premium"  # type: ignore[union-attr]
 

@@ -21,7 +21,6 @@ from sbt_billing.models import (
 )
 
 GATE = GatePolicy(allowed_states=frozenset({BillingState.ACTIVE}))
-NOW = datetime.now(UTC)
 
 
 def outcome(result: Result, account: Account | None = None, **fields: object) -> Outcome:
@@ -43,7 +42,7 @@ def leased(working_until: datetime, expires_at: datetime) -> Account:
 
 
 def test_a_change_recorded_under_a_working_holders_lease_is_busy_for_a_second() -> None:
-    now = datetime.now(UTC)  # the answer reads the wall clock: NOW is as old as the test session
+    now = datetime.now(UTC)
     account = leased(working_until=now + timedelta(seconds=25), expires_at=now + timedelta(seconds=60))
 
     with pytest.raises(ApiError) as busy:
@@ -54,7 +53,7 @@ def test_a_change_recorded_under_a_working_holders_lease_is_busy_for_a_second() 
 
 
 def test_a_change_recorded_under_a_gone_holders_lease_is_busy_until_the_lease_expires() -> None:
-    now = datetime.now(UTC)  # the answer reads the wall clock: NOW is as old as the test session
+    now = datetime.now(UTC)
     account = leased(working_until=now - timedelta(seconds=5), expires_at=now + timedelta(seconds=40))
 
     with pytest.raises(ApiError) as busy:
@@ -66,7 +65,7 @@ def test_a_change_recorded_under_a_gone_holders_lease_is_busy_until_the_lease_ex
 
 
 def test_a_change_recorded_on_an_account_not_open_yet_is_answered_with_its_state() -> None:
-    facts = TenantFacts(tenant_id="t1", tier="premium", occurred_at=NOW)
+    facts = TenantFacts(tenant_id="t1", tier="premium", occurred_at=datetime.now(UTC))
     pending = Account(tenant_id="t1").model_copy(
         update={"desired": Account(tenant_id="t1").desired.merge(facts)}
     )
@@ -119,7 +118,7 @@ def test_a_body_is_camel_case_and_names_a_change() -> None:
         {"tenantName": "acme", "address": {"postalCode": "1", "country": "us"}}
     )
 
-    facts = change.facts("t1", NOW)
+    facts = change.facts("t1", datetime.now(UTC))
 
     assert facts.name == "acme"
     assert facts.address is not None
