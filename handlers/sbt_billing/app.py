@@ -7,6 +7,7 @@ so modules import freely in tests and warm invocations reuse every client.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -45,6 +46,7 @@ from .billing_changes import (
 from .billing_state import BillingServices, GatePolicy
 from .errors import ConfigurationError, InvalidEvent, TransientBillingError
 from .events import (
+    ID_PATTERN,
     OnboardingRequestEvent,
     ProvisioningEvent,
     TenantDeletedEvent,
@@ -55,7 +57,7 @@ from .events import (
     provisioning_report,
     update_facts,
 )
-from .lifecycle import TIER_MISSING, Lifecycle
+from .lifecycle import BILLING_FAILURE, TIER_MISSING, Lifecycle
 from .models import Frozen, Operation, Outcome, Result, TenantFacts
 from .onboarding import Onboarding
 from .ports import PlanPreview
@@ -528,6 +530,19 @@ def rejected_event(error: InvalidEvent, raw_event: object, operation: str) -> di
     return response
 
 
+def _announced(response: dict[str, str]) -> dict[str, str]:
+    """A lifecycle event refused at the door about a tenant we can name (say, an onboarding request
+    with an email Stripe would refuse) is not billed: the control plane hears of it, as it would of a
+    refusal by Stripe, rather than finding a metric alone."""
+    tenant = response.get("tenant_id")
+    if tenant is not None and re.fullmatch(ID_PATTERN, tenant):
+        publisher().publish(
+            BILLING_FAILURE,
+            {"tenantId": tenant, "operation": response["operation"], "reason": response["reason"]},
+        )
+    return response
+
+
 @dataclass(frozen=True)
 class Handling[M: EventBridgeModel]:
     """How a function handles one detail type: the model it parses and what it does with it."""
@@ -600,7 +615,7 @@ def handle_event(
     try:
         event = parse(handling.model, raw_event)
     except InvalidEvent as error:
-        return rejected_event(error, raw_event, operation.value)
+        return _announced(rejected_event(error, raw_event, operation.value))
     logger.set_correlation_id(event.id)
     logger.append_keys(event_id=event.id, detail_type=event.detail_type)
     tenant = getattr(event.detail, "tenant_id", None)
@@ -615,7 +630,7 @@ def handle_event(
     except InvalidEvent as error:
         # Found before anything was written for the event (an unknown tier, a registration of another
         # tenant): retrying cannot fix it.
-        return rejected_event(error, raw_event, operation.value)
+        return _announced(rejected_event(error, raw_event, operation.value))
     except (TransientBillingError, ConfigurationError) as error:
         # The platform retries the event, and dead-letters it when retries run out.
         metrics.add_dimension(name="operation", value=operation.value)

@@ -14,6 +14,7 @@ request did not come through API Gateway's IAM authorisation), 404 (unknown tena
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Annotated, Any
@@ -27,6 +28,7 @@ from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn,
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.metrics import MetricUnit
 
+from . import bounded_json
 from .api_models import (
     ERRORS,
     ApiError,
@@ -53,7 +55,7 @@ def make_resolver(
 ) -> APIGatewayRestResolver:
     """The API's routes over `services` and `changes` (called per request; the caller caches). With
     `metrics`, one metric per answer: `Answered2xx`, `Answered4xx`, `Answered5xx`."""
-    app = APIGatewayRestResolver(enable_validation=True)
+    app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=_json_body)
     app.configure_openapi(
         **_openapi_metadata(),
         servers=[Server(url="/", description="The API's stage URL")],
@@ -195,6 +197,16 @@ def _require_iam_caller(app: APIGatewayRestResolver, next_middleware: NextMiddle
     if not (identity.user_arn or identity.caller):
         return error_response(HTTPStatus.FORBIDDEN, "forbidden", "The request is not IAM-authenticated.")
     return next_middleware(app)
+
+
+def _json_body(body: str) -> Any:
+    """The request's JSON body; nested deeper than bounded_json.MAX_DEPTH, a 400 before json.loads
+    recurses into it (its RecursionError would escape every handler as a 502)."""
+    if bounded_json.text_depth(body) > bounded_json.MAX_DEPTH:
+        raise RequestValidationError(
+            [{"type": "json_too_deep", "loc": ("body",), "msg": bounded_json.TOO_DEEP, "input": {}}]
+        )
+    return json.loads(body)
 
 
 def _no_changes() -> ChangeServices:

@@ -13,8 +13,9 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from .app import handle_event, lifecycle_handlings, logger, metrics
-from .errors import ConfigurationError
+from . import bounded_json
+from .app import handle_event, lifecycle_handlings, logger, metrics, rejected_event
+from .errors import ConfigurationError, InvalidEvent
 from .usage_app import seats
 
 
@@ -37,9 +38,11 @@ def handle_queued_events(
     def record_handler(record: SQSRecord) -> None:
         logger.remove_keys(["event_id", "detail_type", "tenant_id"])
         try:
-            body: Any = json.loads(record.body)
-        except ValueError:
-            body = record.body  # not JSON: rejected below, as any malformed event
+            body = bounded_json.loads(record.body, "event")
+        except InvalidEvent as error:
+            # Not JSON, or nested too deep to read safely: retrying cannot fix it.
+            rejected_event(error, None, next(iter(handlings.values())).operation.value)
+            return
         handle_event(body, context, handlings)
 
     processor = BatchProcessor(event_type=EventType.SQS)

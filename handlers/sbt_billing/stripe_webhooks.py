@@ -35,6 +35,7 @@ from typing import Annotated, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from . import bounded_json
 from .billing_state import (
     GOOD_STANDING,
     GatePolicy,
@@ -124,10 +125,7 @@ class StripeEvent(_Inbound):
 
 
 def parse_event(payload: bytes) -> StripeEvent:
-    try:
-        document = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidEvent("body", "is not JSON") from None
+    document = bounded_json.loads(payload, "body")  # not JSON, or nested too deep: InvalidEvent
     if not isinstance(document, dict) or document.get("object", "event") != "event":
         raise InvalidEvent("body", "is not a Stripe event")
     try:
