@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from botocore.credentials import Credentials
 from openapi_spec_validator import validate
+from sbt_billing_client import AccessDenied, BillingClient, InvalidRequest, TenantNotFound
 
 from devtools.moto_server import DUMMY_CREDENTIALS
-from sbt_billing_client import AccessDenied, BillingClient, InvalidRequest, TenantNotFound
 from tests.harness import Stack, sample, stack_on
 from tests.integration.local_gateway import LocalApiGateway
 

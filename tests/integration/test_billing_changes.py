@@ -13,9 +13,6 @@ from typing import Any
 
 import pytest
 from botocore.credentials import Credentials
-
-from devtools.moto_server import DUMMY_CREDENTIALS
-from devtools.template import load_template
 from sbt_billing_client import (
     Address,
     BillingApiError,
@@ -27,6 +24,9 @@ from sbt_billing_client import (
     PaymentRequired,
     TenantNotFound,
 )
+
+from devtools.moto_server import DUMMY_CREDENTIALS
+from devtools.template import load_template
 from tests.harness import Stack, sample, stack_on
 from tests.integration.local_gateway import LocalApiGateway
 
