@@ -47,7 +47,7 @@ def p50(samples: list[float]) -> float:
 def calls_per_request(stack: Stack, run: Callable[[], None]) -> str:
     """What one warm request asks of DynamoDB and EventBridge (counted on the functions' boto3 clients)
     and of Stripe (the emulator's request counts), e.g. "1 DynamoDB GetItem + 4 Stripe requests"."""
-    from sbt_billing.app import _aws_client
+    from sbt_billing.bootstrap.clients import aws_client as _aws_client
 
     operations: Counter[tuple[str, str]] = Counter()
 
@@ -181,7 +181,7 @@ def main() -> None:
                         sink.truncate()
 
             # What the gate costs beyond the read itself: the same GetItem, bare.
-            from sbt_billing.app import account_store
+            from sbt_billing.bootstrap.stores import account_store
 
             store = account_store()
             for _ in range(arguments.requests):

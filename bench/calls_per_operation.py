@@ -40,7 +40,7 @@ class DynamoCounter:
 
 @contextmanager
 def measured(stack: Stack) -> Iterator[dict[str, Any]]:
-    from sbt_billing.app import _aws_client
+    from sbt_billing.bootstrap.clients import aws_client as _aws_client
 
     counter = DynamoCounter()
     client = _aws_client("dynamodb")

@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from threading import Lock, RLock
 
-from sbt_billing.errors import RevisionConflict
-from sbt_billing.lifecycle import Lifecycle
-from sbt_billing.models import Account, CustomerDetails, Facts, InvoiceFact, OpenOn
-from sbt_billing.onboarding import Onboarding
-from sbt_billing.ports import (
+from sbt_billing.domain.catalogue import TierPlan, UsageMeter
+from sbt_billing.domain.errors import RevisionConflict
+from sbt_billing.domain.lifecycle import Lifecycle
+from sbt_billing.domain.models import Account, CustomerDetails, Facts, InvoiceFact, OpenOn
+from sbt_billing.domain.onboarding import Onboarding
+from sbt_billing.domain.ports import (
     InvoiceAmount,
     MeterEvent,
     MeterStatus,
@@ -22,9 +23,8 @@ from sbt_billing.ports import (
     SubscriptionState,
     UsageRecord,
 )
-from sbt_billing.seats import Seats
-from sbt_billing.settings import TierPlan, UsageMeter
-from sbt_billing.usage import Usage
+from sbt_billing.domain.seats import Seats
+from sbt_billing.domain.usage import Usage
 
 
 class InMemoryAccountStore:

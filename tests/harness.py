@@ -30,6 +30,7 @@ from devtools.moto_server import (
 from devtools.template import (
     EventRoute,
     FunctionHandler,
+    api_routes,
     dead_letter_sources,
     event_routes,
     function_handlers,
@@ -169,6 +170,15 @@ class Stack:
         self.outcomes.append(result)
         return result
 
+    def request(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        """An API Gateway request, invoked on the function the template routes its resource and method to
+        (the gate has a function of its own)."""
+        function_id = api_routes().get((str(event.get("resource")), str(event.get("httpMethod"))))
+        assert function_id is not None, (
+            f"no function serves {event.get('httpMethod')} {event.get('resource')}"
+        )
+        return self.invoke(function_id, event)
+
     def deliver(self, event: Mapping[str, Any]) -> list[dict[str, str]]:
         """Invokes every function whose rule matches the event, as the template routes it, and returns
         each outcome. A function fed by a queue gets the event as its queue's record would carry it, on
@@ -264,7 +274,7 @@ class Stack:
         return found
 
     def account(self, tenant_id: str) -> dict[str, Any] | None:
-        from sbt_billing.tenant_accounts import account_from_item
+        from sbt_billing.adapters.tenant_accounts import account_from_item
 
         item = (
             self.clients.dynamodb()
@@ -345,7 +355,7 @@ def stack_on(
 ) -> Iterator[Stack]:
     """Fresh tables, bus and secret; the emulator reset and seeded; the functions' environment set
     (the template's, for its `parameters`, then `overrides` of single variables)."""
-    from sbt_billing.app import forget_clients
+    from sbt_billing.bootstrap.clients import forget_clients
 
     emulator = Emulator(emulator_url)
     emulator.admin("POST", "reset")

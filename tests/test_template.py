@@ -70,7 +70,8 @@ FUNCTIONS = {
     "UsageIngestFunction": Function("usage_ingest.lambda_handler", "usage", "ingest_usage"),
     "SeatSyncFunction": Function("seat_sync.lambda_handler", "seat_sync", "seat_sync_batch"),
     "UsageFlushFunction": Function("usage_flush.lambda_handler", "flush", "usage_flush_schedule"),
-    "BillingApiFunction": Function("billing_api.lambda_handler", "api", "api_billing_status"),
+    "BillingGateFunction": Function("billing_gate.lambda_handler", "api", "api_billing_status"),
+    "BillingApiFunction": Function("billing_api.lambda_handler", "api", "api_billing"),
     "StripeWebhookFunction": Function("stripe_webhook.lambda_handler", "webhook", "webhook_malformed_body"),
 }
 RULE_KINDS = (
@@ -501,7 +502,7 @@ def test_older_sbt_detail_types_are_a_parameter_away() -> None:
 def test_each_function_has_an_environment_of_its_own_that_settings_accept(template: dict[str, Any]) -> None:
     """Globals hold only Powertools' own variables; each function names the settings it reads (which
     exactly: tests/test_least_privilege.py, from what its code reads over every sample)."""
-    from sbt_billing.settings import Settings
+    from sbt_billing.bootstrap.settings import Settings
 
     shared = template["Globals"]["Function"]["Environment"]["Variables"]
     assert all(name.startswith("POWERTOOLS_") for name in shared)
@@ -552,8 +553,12 @@ def test_the_public_webhook_holds_only_the_read_key_when_one_is_given() -> None:
     # The API reads with it too, and keeps the deployment's key for its PATCH.
     api = handlers["BillingApiFunction"].environment
     assert (api["STRIPE_SECRET_NAME"], api["STRIPE_READ_SECRET_NAME"]) == ("secret", "read")
+    # The gate holds no Stripe key at all.
+    gate = handlers["BillingGateFunction"].environment
+    assert not {"STRIPE_SECRET_NAME", "STRIPE_READ_SECRET_NAME"} & set(gate)
     # The others write to Stripe: the deployment's key, never the read key.
-    for name in set(FUNCTIONS) - {"StripeWebhookFunction", "BillingApiFunction", "TenantUsersFunction"}:
+    stripe_free = {"TenantUsersFunction", "BillingGateFunction"}
+    for name in set(FUNCTIONS) - {"StripeWebhookFunction", "BillingApiFunction", *stripe_free}:
         assert handlers[name].environment["STRIPE_SECRET_NAME"] == "secret", name
         assert "STRIPE_READ_SECRET_NAME" not in handlers[name].environment, name
     without = function_handlers({"EventBusName": "bus", "StripeSecretName": "secret"}, RESOURCE_NAMES)
@@ -562,7 +567,7 @@ def test_the_public_webhook_holds_only_the_read_key_when_one_is_given() -> None:
 
 
 def test_the_user_rule_and_the_created_detail_types_agree() -> None:
-    from sbt_billing.settings import Settings
+    from sbt_billing.bootstrap.settings import Settings
 
     overrides = {"EventBusName": "bus", "TenantUserCreatedDetailType": "tenantUserCreated"}
     [route] = [route for route in event_routes(overrides) if route.function_id == "TenantUsersFunction"]
@@ -579,7 +584,7 @@ def test_lease_cannot_be_set_below_the_function_timeout(template: dict[str, Any]
 
 
 def test_enum_parameters_allow_only_what_settings_accept(template: dict[str, Any]) -> None:
-    from sbt_billing import settings as module
+    from sbt_billing.bootstrap import settings as module
 
     enums = {
         "CollectionMode": module.CollectionMode,
@@ -594,7 +599,7 @@ def test_enum_parameters_allow_only_what_settings_accept(template: dict[str, Any
 
 
 def test_gate_states_are_the_billing_states_settings_know(template: dict[str, Any]) -> None:
-    from sbt_billing.models import BillingState
+    from sbt_billing.domain.models import BillingState
 
     pattern = re.compile(template["Parameters"]["GateAllowedStates"]["AllowedPattern"])
     assert pattern.fullmatch(",".join(state.value for state in BillingState))
@@ -663,8 +668,9 @@ SEND_SEAT_SYNC = {"SQSSendMessagePolicy": {"QueueName": {"Fn::GetAtt": ["SeatSyn
 # role): the lifecycle works on accounts, seats and usage, Stripe and the bus (onboarding on SBT's
 # registrations too); the user function only records users and schedules syncs; the seat sync and usage
 # functions read accounts; the API's changes go through the lifecycle (account writes, billing events,
-# Idempotency-Key records) and it only reads the usage table.
+# Idempotency-Key records) and it only reads the usage table; the gate only reads the accounts.
 EXPECTED_POLICIES = {
+    "BillingGateFunction": [ACCOUNTS_READ],
     "ProvisionSuccessFunction": [ACCOUNTS_CRUD, REGISTRATIONS_CRUD, USAGE_CRUD, STRIPE_SECRET, PUT_EVENTS],
     "TenantUpdatedFunction": [ACCOUNTS_CRUD, USAGE_CRUD, STRIPE_SECRET, PUT_EVENTS],
     "TenantDeletedFunction": [ACCOUNTS_CRUD, USAGE_CRUD, STRIPE_SECRET, PUT_EVENTS],
@@ -855,7 +861,7 @@ def test_a_deploy_that_would_lose_the_paid_period_is_refused(
 
 
 def test_the_settings_refuse_what_the_deploy_refuses() -> None:
-    from sbt_billing.settings import Settings, SettingsError
+    from sbt_billing.bootstrap.settings import Settings, SettingsError
 
     with pytest.raises(SettingsError, match="period_end needs CUSTOMER_ON_DELETE mark_offboarded"):
         Settings.from_environment({"CANCELLATION_MODE": "period_end", "CUSTOMER_ON_DELETE": "delete"})
@@ -1069,6 +1075,9 @@ with open(result_path, "w") as stream:
     json.dump({"result": result, "origins": origins, "path": sys.path}, stream)
 """
 
+# The functions that never call Stripe, so never load its SDK (their cold start is the lighter for it).
+STRIPE_FREE_FUNCTIONS = {"BillingGateFunction", "TenantUsersFunction"}
+
 # What Lambda's python3.13 runtime provides besides the artifact (it comes after the artifact on the path).
 RUNTIME_MODULES = ("boto3", "botocore", "s3transfer", "dateutil", "jmespath", "six", "urllib3")
 
@@ -1235,6 +1244,9 @@ class BuiltFunctions:
         assert run.returncode == 0, f"{name}:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
         report = json.loads(result_path.read_text())
         for module, origin in report["origins"].items():
+            if module == "stripe" and name in STRIPE_FREE_FUNCTIONS:
+                assert origin is None, f"{name} loaded stripe, which it never calls"
+                continue
             where = (
                 self.runtime_dir
                 if module in ("boto3", "botocore")
@@ -1332,10 +1344,14 @@ def test_built_artifacts_handle_the_sample_events(
     assert seat_quantity(stack.stripe(), globex["subscription_id"]) == 1
     assert "sbt_aws_billingFailure" not in published()
 
-    # The billing API answers for the tenant that now exists.
-    status = invoke("BillingApiFunction", sample("BillingApiFunction"))
+    # The billing API answers for the tenant that now exists: the gate, and the full read from Stripe.
+    status = invoke("BillingGateFunction", sample("BillingGateFunction"))
     assert status["statusCode"] == 200, status
     assert json.loads(status["body"])["tenantId"] == opened["tenant_id"]
+    billing = invoke("BillingApiFunction", sample("BillingApiFunction"))
+    assert billing["statusCode"] == 200, billing
+    assert json.loads(billing["body"])["tenantId"] == opened["tenant_id"]
+    assert json.loads(billing["body"])["customer"]["id"] == opened["customer_id"]
 
     # The webhook: a delivery signed with the endpoint's secret is applied, a malformed one refused.
     delivery = signed(

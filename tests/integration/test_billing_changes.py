@@ -564,7 +564,7 @@ def test_the_api_functions_role_grants_every_aws_call_its_routes_make(
     stack: Stack, client: BillingClient, opened: dict[str, str]
 ) -> None:
     """moto enforces no IAM: the calls are recorded and checked against the template's grants."""
-    from sbt_billing.app import _aws_client
+    from sbt_billing.bootstrap.clients import aws_client as _aws_client
 
     stack.emulator.seed_usage_catalogue()
     logical = {name: logical_id for logical_id, name in stack.resources.tables.items()}

@@ -173,7 +173,7 @@ def test_a_stripe_500_then_success_makes_one_customer(stack: Stack) -> None:
 
 
 def test_stripe_down_fails_the_invocation_and_the_platform_retry_makes_one_customer(stack: Stack) -> None:
-    from sbt_billing.errors import TransientBillingError
+    from sbt_billing.domain.errors import TransientBillingError
 
     stack.emulator.fault(route="POST /v1/subscriptions", status=503, count=3)
     with pytest.raises(TransientBillingError):

@@ -180,7 +180,7 @@ def test_the_gate_names_a_failed_provisioning(stack: Stack) -> None:
     event["pathParameters"] = {"tenantId": tenant}
     event["path"] = event["path"].replace(event["path"].split("/")[2], tenant)
 
-    response = stack.invoke("BillingApiFunction", event)
+    response = stack.request(event)
 
     assert response["statusCode"] == 200
     assert '"reasons":["provisioning_failed"]' in response["body"].replace(" ", "")

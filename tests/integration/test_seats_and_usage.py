@@ -153,7 +153,7 @@ def test_usage_before_the_customer_exists_is_sent_by_the_scheduled_flush(stack: 
 
 
 def test_offboarding_sends_pending_usage_before_the_final_invoice(stack: Stack) -> None:
-    from sbt_billing.errors import TransientBillingError
+    from sbt_billing.domain.errors import TransientBillingError
 
     opened = provision(stack)
     stack.emulator.fault(route="POST /v2/billing/meter_event_stream", status=503, count=3)

@@ -67,7 +67,7 @@ class DynamoThrottle:
 
 @pytest.fixture
 def throttle_hook() -> Iterator[Callable[[DynamoThrottle], None]]:
-    from sbt_billing.app import _aws_client
+    from sbt_billing.bootstrap.clients import aws_client as _aws_client
 
     installed: list[DynamoThrottle] = []
 
@@ -83,11 +83,11 @@ def throttle_hook() -> Iterator[Callable[[DynamoThrottle], None]]:
 @pytest.fixture
 def later(monkeypatch: pytest.MonkeyPatch) -> Callable[[float], None]:
     """Moves the functions' clock forward: the time that passes before the platform retries."""
-    from sbt_billing import app
+    from sbt_billing.adapters.clock import SystemClock
 
     offset = [timedelta(0)]
-    real_now = app.SystemClock.now
-    monkeypatch.setattr(app.SystemClock, "now", lambda self: real_now(self) + offset[0])
+    real_now = SystemClock.now
+    monkeypatch.setattr(SystemClock, "now", lambda self: real_now(self) + offset[0])
 
     def advance(seconds: float) -> None:
         offset[0] += timedelta(seconds=seconds)

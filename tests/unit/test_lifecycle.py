@@ -7,10 +7,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sbt_billing.errors import InvalidEvent, PermanentBillingError, TransientBillingError
-from sbt_billing.lifecycle import BILLING_FAILURE, BILLING_SUCCESS, Lifecycle
-from sbt_billing.models import AccountStatus, Address, Lease, Result, TenantFacts
-from sbt_billing.settings import TierPlan
+from sbt_billing.domain.catalogue import TierPlan
+from sbt_billing.domain.errors import InvalidEvent, PermanentBillingError, TransientBillingError
+from sbt_billing.domain.lifecycle import Lifecycle
+from sbt_billing.domain.models import AccountStatus, Address, Lease, Result, TenantFacts
+from sbt_billing.domain.published import BILLING_FAILURE, BILLING_SUCCESS
 
 from tests.doubles import InMemoryBilling
 
