@@ -193,14 +193,95 @@ def test_every_function_handler_imports_to_a_callable() -> None:
         assert callable(getattr(module, handler.function)), handler.handler
 
 
-def test_functions_run_python313_on_x86_64_for_30_seconds(template: dict[str, Any]) -> None:
+def test_functions_run_python313_on_x86_64_by_default_for_30_seconds(template: dict[str, Any]) -> None:
     function_globals = template["Globals"]["Function"]
     assert function_globals["Runtime"] == "python3.13"
-    assert function_globals["Architectures"] == ["x86_64"]
+    assert function_globals["Architectures"] == [{"Ref": "Architecture"}]
+    assert parameter_values(template)["Architecture"] == "x86_64"
     assert function_globals["Timeout"] == 30
     for handler in function_handlers({"EventBusName": "bus", "StripeSecretName": "secret"}).values():
         assert handler.timeout == 30
         assert handler.memory_size == "512"
+
+
+def test_the_dependencies_layer_is_built_for_the_functions_architecture(template: dict[str, Any]) -> None:
+    assert template["Parameters"]["Architecture"]["AllowedValues"] == ["x86_64", "arm64"]
+    layer = template["Resources"]["DependenciesLayer"]
+    assert layer["Properties"]["CompatibleArchitectures"] == [{"Ref": "Architecture"}]
+    assert layer["Metadata"]["BuildArchitecture"] == {"Ref": "Architecture"}
+    makefile = (ROOT / "layers" / "dependencies" / "Makefile").read_text()
+    # The wheels' platform follows ARCHITECTURE, which scripts/sam sets from the parameter override.
+    assert "PLATFORM_x86_64 := manylinux2014_x86_64" in makefile
+    assert "PLATFORM_arm64 := manylinux2014_aarch64" in makefile
+    assert "--platform $(PLATFORM)" in makefile
+    assert "Architecture=arm64*) export ARCHITECTURE=arm64" in (ROOT / "scripts" / "sam").read_text()
+
+
+def test_snapstart_is_a_parameter_away_and_off_by_default(template: dict[str, Any]) -> None:
+    function_globals = template["Globals"]["Function"]
+    assert function_globals["AutoPublishAlias"] == "live"
+    assert function_globals["SnapStart"] == {
+        "ApplyOn": {"Fn::If": ["SnapStartEnabled", "PublishedVersions", "None"]}
+    }
+    assert template["Conditions"]["SnapStartEnabled"] == {"Fn::Equals": [{"Ref": "SnapStart"}, "enabled"]}
+    assert parameter_values(template)["SnapStart"] == "disabled"
+    for name in FUNCTIONS:  # no function opts out of the alias or of SnapStart
+        assert not {"AutoPublishAlias", "SnapStart"} & set(template["Resources"][name]["Properties"]), name
+
+
+def invokes_the_alias(reference: Any, function: str) -> bool:
+    alias = f"{function}Aliaslive"
+    return reference == {"Ref": alias} or f"${{{alias}}}" in json.dumps(reference)
+
+
+def test_every_event_source_rule_schedule_and_api_integration_invokes_the_alias() -> None:
+    """What SAM makes of AutoPublishAlias: SnapStart restores only published versions, so whatever
+    invokes a function must invoke its alias (never $LATEST)."""
+    translated = translated_or_skip({"SnapStart": "enabled"})
+    resources = translated["Resources"]
+    values = parameter_values(template_of(translated), {"SnapStart": "enabled"})
+    found: dict[str, list[str]] = {}
+    for logical_id, resource in resources.items():
+        properties = resource.get("Properties", {})
+        kind = resource["Type"]
+        if kind in ("AWS::Lambda::EventSourceMapping", "AWS::Lambda::Permission"):
+            [function] = [name for name in FUNCTIONS if logical_id.startswith(name)]
+            assert invokes_the_alias(properties["FunctionName"], function), logical_id
+            found.setdefault(kind, []).append(logical_id)
+        elif kind == "AWS::Lambda::EventInvokeConfig":
+            assert properties["Qualifier"] == "live", logical_id
+            found.setdefault(kind, []).append(logical_id)
+        elif kind == "AWS::Events::Rule":
+            for target in properties["Targets"]:
+                arn = target["Arn"]
+                if "Fn::GetAtt" in arn and arn["Fn::GetAtt"][0].endswith("Queue"):
+                    continue  # the lifecycle rules feed queues, whose mappings invoke the alias
+                [function] = [name for name in FUNCTIONS if logical_id.startswith(name)]
+                assert invokes_the_alias(arn, function), logical_id
+                found.setdefault(kind, []).append(logical_id)
+        elif kind == "AWS::Lambda::Function":
+            applied = resolve(properties["SnapStart"], values, translated)
+            assert applied == {"ApplyOn": "PublishedVersions"}, logical_id
+    integrations = [
+        (path, operation["x-amazon-apigateway-integration"]["uri"])
+        for path, operations in resources["BillingApi"]["Properties"]["Body"]["paths"].items()
+        for operation in operations.values()
+    ]
+    for path, uri in integrations:
+        assert "Aliaslive" in json.dumps(uri), path
+    assert len(found["AWS::Lambda::EventSourceMapping"]) == 4  # three lifecycle queues and the seat sync
+    assert len(found["AWS::Events::Rule"]) == 3  # users, usage, the flush schedule
+    assert len(found["AWS::Lambda::EventInvokeConfig"]) == len(ASYNC_FUNCTIONS)
+    assert len(integrations) == 6
+
+
+def test_without_snapstart_no_function_applies_it() -> None:
+    translated = translated_or_skip({})
+    values = parameter_values(template_of(translated))
+    functions = [r for r in translated["Resources"].values() if r["Type"] == "AWS::Lambda::Function"]
+    assert len(functions) == len(FUNCTIONS)
+    applied = [resolve(function["Properties"]["SnapStart"], values, translated) for function in functions]
+    assert applied == [{"ApplyOn": "None"}] * len(FUNCTIONS)
 
 
 def schedules(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
