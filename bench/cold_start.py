@@ -13,7 +13,7 @@ loads, told from the source): what only fewer or lighter libraries could lower. 
 to a bare Powertools REST resolver with validation doing one consistent GetItem
 (bench/baselines/bare_gate.py), which serves the same event. With --before, the same is measured for
 that commit's handlers (default: main), in the same run: before the layers, its gate is
-BillingApiFunction's handler serving the gate's event.
+BillingApiFunction's handler, which serves the gate's event.
 """
 
 from __future__ import annotations
@@ -181,7 +181,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=9)
     parser.add_argument(
-        "--before", default="344fe30", help="a commit to measure in the same run ('' for none)"
+        "--before", default="main", help="a commit to measure in the same run ('' for none)"
     )
     arguments = parser.parse_args()
 
