@@ -37,7 +37,7 @@ os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "SbtStripeBillingBench")
 os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"
 
 if TYPE_CHECKING:
-    from tests.harness import Stack
+    from tests.support.harness import Stack
 
 
 def p50(samples: list[float]) -> float:
@@ -47,7 +47,7 @@ def p50(samples: list[float]) -> float:
 def calls_per_request(stack: Stack, run: Callable[[], None]) -> str:
     """What one warm request asks of DynamoDB and EventBridge (counted on the functions' boto3 clients)
     and of Stripe (the emulator's request counts), e.g. "1 DynamoDB GetItem + 4 Stripe requests"."""
-    from sbt_billing.app import _aws_client
+    from sbt_billing.bootstrap.clients import aws_client as _aws_client
 
     operations: Counter[tuple[str, str]] = Counter()
 
@@ -115,7 +115,7 @@ def main() -> None:
 
     from devtools.moto_server import MotoServer, aws_environment
     from stripe_emulator import StripeEmulator
-    from tests.harness import sample, stack_on
+    from tests.support.harness import sample, stack_on
 
     with MotoServer() as moto, StripeEmulator() as emulator:
         os.environ.update(aws_environment(moto.endpoint))
@@ -181,7 +181,7 @@ def main() -> None:
                         sink.truncate()
 
             # What the gate costs beyond the read itself: the same GetItem, bare.
-            from sbt_billing.app import account_store
+            from sbt_billing.bootstrap.stores import account_store
 
             store = account_store()
             for _ in range(arguments.requests):

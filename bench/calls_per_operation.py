@@ -26,8 +26,8 @@ os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
 from devtools.local_run import rebased  # noqa: E402
 from devtools.moto_server import MotoServer, aws_environment  # noqa: E402
 from stripe_emulator import StripeEmulator  # noqa: E402
-from tests.harness import Stack, sample, stack_on  # noqa: E402
-from tests.integration.test_seats_and_usage import USAGE_SETTINGS  # noqa: E402
+from tests.support.harness import Stack, sample, stack_on  # noqa: E402
+from tests.support.usage import USAGE_SETTINGS  # noqa: E402
 
 
 class DynamoCounter:
@@ -40,7 +40,7 @@ class DynamoCounter:
 
 @contextmanager
 def measured(stack: Stack) -> Iterator[dict[str, Any]]:
-    from sbt_billing.app import _aws_client
+    from sbt_billing.bootstrap.clients import aws_client as _aws_client
 
     counter = DynamoCounter()
     client = _aws_client("dynamodb")

@@ -1,4 +1,4 @@
-"""Warm per-event overhead, with the in-memory doubles (tests/doubles.py) in place of DynamoDB, Stripe
+"""Warm per-event overhead, with the in-memory doubles (tests/support/doubles.py) in place of DynamoDB, Stripe
 and EventBridge, so that no network time is in the figures, measured in one run.
 
 1. The lifecycle itself: open, update and close, a new Lifecycle per event as each invocation builds
@@ -30,11 +30,11 @@ os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
 os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "SbtStripeBillingBench")
 
-from sbt_billing.lifecycle import Lifecycle  # noqa: E402
-from sbt_billing.models import Result, TenantFacts  # noqa: E402
-from sbt_billing.settings import TierPlan  # noqa: E402
+from sbt_billing.domain.catalogue import TierPlan  # noqa: E402
+from sbt_billing.domain.lifecycle import Lifecycle  # noqa: E402
+from sbt_billing.domain.models import Result, TenantFacts  # noqa: E402
 
-from tests.doubles import (  # noqa: E402
+from tests.support.doubles import (  # noqa: E402
     FakeBillingGateway,
     FakeStripe,
     FixedClock,
@@ -99,11 +99,11 @@ def handler_round(tenants: int) -> tuple[float, float]:
     """Seconds per invocation of (the provisioning handler, a bare Powertools handler)."""
     import provision_success
     from aws_lambda_powertools.utilities.typing import LambdaContext
-    from sbt_billing import app
-    from sbt_billing.app import logger, metrics
+    from sbt_billing.entrypoints import lifecycle_events
+    from sbt_billing.entrypoints.observability import logger, metrics
 
     from devtools.local_run import rebased
-    from tests.harness import FakeLambdaContext, sample
+    from tests.support.harness import FakeLambdaContext, sample
 
     store, stripe, publisher, clock = (
         InMemoryAccountStore(),
@@ -111,7 +111,7 @@ def handler_round(tenants: int) -> tuple[float, float]:
         RecordingPublisher(),
         FixedClock(T0),
     )
-    app.lifecycle = lambda working_until=None: Lifecycle(  # type: ignore[assignment]
+    lifecycle_events.lifecycle = lambda working_until=None: Lifecycle(  # type: ignore[assignment]
         store, FakeBillingGateway(stripe), publisher, clock, CATALOGUE, 120, working_until=working_until
     )
 

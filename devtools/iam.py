@@ -245,7 +245,7 @@ class CallRecorder:
     @contextmanager
     def recording(self) -> Iterator[CallRecorder]:
         """Swaps boto3's default session for one that reports each call (clients made before it are
-        not seen: drop cached clients first, e.g. sbt_billing.app.forget_clients)."""
+        not seen: drop cached clients first, e.g. sbt_billing.bootstrap.clients.forget_clients)."""
         session = boto3.Session()
         session.events.register("provide-client-params.*.*", self._record)
         previous = boto3.DEFAULT_SESSION

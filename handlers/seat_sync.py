@@ -3,8 +3,9 @@
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from sbt_billing.app import logger, metrics
-from sbt_billing.queues import handle_seat_sync
+from sbt_billing.bootstrap import snapstart  # noqa: F401 - SnapStart's runtime hooks, where the runtime has them
+from sbt_billing.entrypoints.observability import logger, metrics
+from sbt_billing.entrypoints.seat_sync import handle_seat_sync
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -7,8 +7,9 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from sbt_billing.app import handle_webhook, logger, metrics
-from sbt_billing.usage_app import handle_thin_event, is_thin_event
+from sbt_billing.bootstrap import snapstart  # noqa: F401 - SnapStart's runtime hooks, where the runtime has them
+from sbt_billing.entrypoints.observability import logger, metrics
+from sbt_billing.entrypoints.stripe_webhook import handle_delivery
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
@@ -18,8 +19,5 @@ def lambda_handler(event: APIGatewayProxyEvent, context: LambdaContext) -> dict[
     body = event.body or ""
     payload = base64.b64decode(body) if event.is_base64_encoded else body.encode()
     signature = event.headers.get("Stripe-Signature") or event.headers.get("stripe-signature")
-    if is_thin_event(payload):  # an event destination's thin event (meter error reports)
-        status, answer = handle_thin_event(payload, signature)
-    else:
-        status, answer = handle_webhook(payload, signature, context)
+    status, answer = handle_delivery(payload, signature, context)
     return {"statusCode": status, "headers": {"Content-Type": "application/json"}, "body": json.dumps(answer)}

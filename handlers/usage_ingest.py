@@ -4,8 +4,9 @@ from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from sbt_billing.app import logger, metrics
-from sbt_billing.usage_app import handle_usage_event
+from sbt_billing.bootstrap import snapstart  # noqa: F401 - SnapStart's runtime hooks, where the runtime has them
+from sbt_billing.entrypoints.observability import logger, metrics
+from sbt_billing.entrypoints.usage_events import handle_usage_event
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE, clear_state=True)

@@ -100,9 +100,9 @@ def stack_names(
 
 @contextmanager
 def settings_reads_recorded(run: Run, current: list[str]) -> Iterator[None]:
-    """sbt_billing.settings builds its Settings through a subclass that notes each field read while a
+    """sbt_billing.bootstrap.settings builds its Settings through a subclass that notes each field read while a
     function runs (`current` names it)."""
-    from sbt_billing import settings as module
+    from sbt_billing.bootstrap import settings as module
 
     base = module.Settings
     aliases = {name: info.alias or name for name, info in base.model_fields.items()}
@@ -195,7 +195,7 @@ def account_rows(clients: AwsClients, table: str) -> dict[str, dict[str, Any]]:
 
 
 def run_every_sample(moto_endpoint: str, emulator_url: str, read_key: bool) -> Run:
-    from sbt_billing.app import forget_clients
+    from sbt_billing.bootstrap.clients import forget_clients
 
     stripe_client = stripe.StripeClient(STRIPE_KEY, base_addresses={"api": emulator_url})
     emulator_reset(emulator_url)
@@ -229,7 +229,7 @@ def run_every_sample(moto_endpoint: str, emulator_url: str, read_key: bool) -> R
     }
     for function_id, handler in handlers.items():
         assert handler.unresolved == {}, (function_id, handler.unresolved)
-    from sbt_billing.settings import Settings
+    from sbt_billing.bootstrap.settings import Settings
 
     cleared = (
         {info.alias for info in Settings.model_fields.values() if info.alias}

@@ -15,13 +15,12 @@ from openapi_spec_validator import validate
 from sbt_billing_client import AccessDenied, BillingClient, InvalidRequest, TenantNotFound
 
 from devtools.moto_server import DUMMY_CREDENTIALS
-from tests.harness import Stack, sample, stack_on
-from tests.integration.local_gateway import LocalApiGateway
+from tests.support.harness import Stack, sample, stack_on
+from tests.support.local_gateway import LocalApiGateway
 
 PROVISION = "01_provision_success.json"
 ONBOARDING = "00_onboarding_request.json"  # SBT registered the tenant: its id, registration and tier
 TENANT = sample(ONBOARDING)["detail"]["tenantId"]
-FUNCTION = "BillingApiFunction"
 CREDENTIALS = Credentials(
     DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
     DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
@@ -55,7 +54,7 @@ def opened(stack: Stack) -> dict[str, str]:
 
 
 def call(stack: Stack, event: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    response: dict[str, Any] = stack.invoke(FUNCTION, event)  # type: ignore[assignment]
+    response: dict[str, Any] = stack.request(event)
     return int(response["statusCode"]), json.loads(response["body"])
 
 
@@ -70,7 +69,7 @@ def test_the_gate_answers_for_an_open_account(client: BillingClient, opened: dic
 
 
 def test_the_gate_is_one_consistent_get_item_and_no_stripe_call(stack: Stack, opened: dict[str, str]) -> None:
-    from sbt_billing.app import account_store
+    from sbt_billing.bootstrap.stores import account_store
 
     calls: list[tuple[str, dict[str, Any]]] = []
     client = account_store()._client
@@ -209,7 +208,7 @@ def test_the_served_openapi_document_validates(client: BillingClient) -> None:
 
 
 def test_the_documented_openapi_document_is_the_generated_one() -> None:
-    from sbt_billing.billing_api import make_resolver, openapi_document
+    from sbt_billing.entrypoints.api.billing_api import make_resolver, openapi_document
 
     from devtools.template import ROOT
 

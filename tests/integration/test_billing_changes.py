@@ -27,8 +27,8 @@ from sbt_billing_client import (
 
 from devtools.moto_server import DUMMY_CREDENTIALS
 from devtools.template import load_template
-from tests.harness import Stack, sample, stack_on
-from tests.integration.local_gateway import LocalApiGateway
+from tests.support.harness import Stack, sample, stack_on
+from tests.support.local_gateway import LocalApiGateway
 
 TENANT = "8a6f3c1e-5b2d-4e7f-9a10-3c4d5e6f7a8b"
 CREDENTIALS = Credentials(
@@ -580,7 +580,7 @@ def test_the_api_functions_role_grants_every_aws_call_its_routes_make(
     stack: Stack, client: BillingClient, opened: dict[str, str]
 ) -> None:
     """moto enforces no IAM: the calls are recorded and checked against the template's grants."""
-    from sbt_billing.app import _aws_client
+    from sbt_billing.bootstrap.clients import aws_client as _aws_client
 
     stack.emulator.seed_usage_catalogue()
     logical = {name: logical_id for logical_id, name in stack.resources.tables.items()}

@@ -16,8 +16,8 @@ from botocore.credentials import Credentials
 
 from devtools.moto_server import DUMMY_CREDENTIALS
 from devtools.template import ROOT
-from tests.harness import sample, stack_on
-from tests.integration.local_gateway import LocalApiGateway
+from tests.support.harness import sample, stack_on
+from tests.support.local_gateway import LocalApiGateway
 from tests.toolchain import node_project, run, uv
 
 pytestmark = pytest.mark.slow

@@ -9,10 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from sbt_billing.app import forget_clients
+from sbt_billing.bootstrap.clients import forget_clients
 
 from devtools.moto_server import environment_applied
-from tests.harness import Stack, sample, stack_on
+from tests.support.harness import Stack, sample, stack_on
 
 PROVISION = "01_provision_success.json"
 ONBOARDING = "00_onboarding_request.json"  # SBT registered the tenant: its id, registration and tier
@@ -213,7 +213,7 @@ def test_a_stripe_500_then_success_makes_one_customer(stack: Stack) -> None:
 
 
 def test_stripe_down_fails_the_invocation_and_the_platform_retry_makes_one_customer(stack: Stack) -> None:
-    from sbt_billing.errors import TransientBillingError
+    from sbt_billing.domain.errors import TransientBillingError
 
     stack.emulator.fault(route="POST /v1/subscriptions", status=503, count=3)
     with pytest.raises(TransientBillingError):

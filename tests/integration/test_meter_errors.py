@@ -13,8 +13,8 @@ import pytest
 
 from devtools.local_run import rebased
 from devtools.moto_server import AwsClients
-from tests.harness import Stack, sample, stack_on
-from tests.integration.test_seats_and_usage import TENANT, USAGE_SETTINGS, provision
+from tests.support.harness import Stack, sample, stack_on
+from tests.support.usage import TENANT, USAGE_SETTINGS, provision
 
 SECRET = "whsec_thin_integration_" + "0" * 24
 
@@ -121,7 +121,7 @@ def test_usage_for_a_deactivated_meter_is_kept_pending_until_the_meter_is_back(s
     [failure] = failures(stack)
     assert "sbt_api_calls (inactive)" in failure["reason"]
     # And once the meter is active again (and a new container looks), the scheduled flush sends it
-    from sbt_billing.app import forget_clients
+    from sbt_billing.bootstrap.clients import forget_clients
 
     stack.emulator.client().v1.billing.meters.reactivate(meter)
     forget_clients()

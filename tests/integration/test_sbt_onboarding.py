@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.harness import Stack, sample, stack_on
+from tests.support.harness import Stack, sample, stack_on
 
 ONBOARDING = "00_onboarding_request.json"
 PROVISION = "01_provision_success.json"
@@ -181,7 +181,7 @@ def test_the_gate_names_a_failed_provisioning(stack: Stack) -> None:
     event["pathParameters"] = {"tenantId": tenant}
     event["path"] = event["path"].replace(event["path"].split("/")[2], tenant)
 
-    response = stack.invoke("BillingApiFunction", event)
+    response = stack.request(event)
 
     assert response["statusCode"] == 200
     assert '"reasons":["provisioning_failed"]' in response["body"].replace(" ", "")

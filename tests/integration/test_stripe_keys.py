@@ -13,7 +13,7 @@ from devtools.moto_server import AwsClients, environment_applied
 
 @pytest.fixture
 def secrets(moto_endpoint: str) -> Iterator[dict[str, str]]:
-    from sbt_billing.app import forget_clients
+    from sbt_billing.bootstrap.clients import forget_clients
 
     client = AwsClients(moto_endpoint).secretsmanager()
     names = {kind: f"sbt/keys-{kind}-{uuid.uuid4().hex[:8]}" for kind in ("write", "read", "secret_as_read")}
@@ -26,8 +26,10 @@ def secrets(moto_endpoint: str) -> Iterator[dict[str, str]]:
 
 
 def test_the_http_functions_read_with_the_restricted_key_when_one_is_given(secrets: dict[str, str]) -> None:
-    from sbt_billing.app import billing_gateway, billing_reader, forget_clients, stripe_read_key
-    from sbt_billing.settings import settings
+    from sbt_billing.bootstrap.clients import forget_clients
+    from sbt_billing.bootstrap.secrets import stripe_read_key
+    from sbt_billing.bootstrap.settings import settings
+    from sbt_billing.bootstrap.stripe import billing_gateway, billing_reader
 
     with environment_applied(
         {"STRIPE_READ_SECRET_NAME": secrets["read"], "STRIPE_SECRET_NAME": secrets["write"]}
@@ -38,8 +40,9 @@ def test_the_http_functions_read_with_the_restricted_key_when_one_is_given(secre
 
 
 def test_without_a_read_key_the_http_functions_use_the_deployments_key(secrets: dict[str, str]) -> None:
-    from sbt_billing.app import forget_clients, stripe_read_key
-    from sbt_billing.settings import settings
+    from sbt_billing.bootstrap.clients import forget_clients
+    from sbt_billing.bootstrap.secrets import stripe_read_key
+    from sbt_billing.bootstrap.settings import settings
 
     with environment_applied({"STRIPE_READ_SECRET_NAME": "", "STRIPE_SECRET_NAME": secrets["write"]}):
         forget_clients()
@@ -47,8 +50,9 @@ def test_without_a_read_key_the_http_functions_use_the_deployments_key(secrets: 
 
 
 def test_a_key_that_can_create_charges_is_refused_as_the_read_key(secrets: dict[str, str]) -> None:
-    from sbt_billing.app import billing_reader, forget_clients
-    from sbt_billing.errors import ConfigurationError
+    from sbt_billing.bootstrap.clients import forget_clients
+    from sbt_billing.bootstrap.stripe import billing_reader
+    from sbt_billing.domain.errors import ConfigurationError
 
     with environment_applied({"STRIPE_READ_SECRET_NAME": secrets["secret_as_read"]}):
         forget_clients()
@@ -58,8 +62,8 @@ def test_a_key_that_can_create_charges_is_refused_as_the_read_key(secrets: dict[
 
 
 def test_a_function_without_a_setting_it_needs_fails_as_misconfigured() -> None:
-    from sbt_billing.errors import ConfigurationError
-    from sbt_billing.settings import Settings, required
+    from sbt_billing.bootstrap.settings import Settings, required
+    from sbt_billing.domain.errors import ConfigurationError
 
     with pytest.raises(ConfigurationError, match="ACCOUNTS_TABLE is not set for this function"):
         required(Settings.from_environment({}).accounts_table, "ACCOUNTS_TABLE")

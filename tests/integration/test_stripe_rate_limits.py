@@ -7,15 +7,12 @@ from __future__ import annotations
 import time
 
 import pytest
-from sbt_billing.errors import TransientBillingError
-from sbt_billing.stripe_billing import (
-    RATE_LIMIT_RESERVE_SECONDS,
-    BillingPolicy,
-    StripeBillingGateway,
-    invocation_end,
-)
+from sbt_billing.adapters.stripe_billing import StripeBillingGateway
+from sbt_billing.adapters.stripe_seam import RATE_LIMIT_RESERVE_SECONDS, invocation_end
+from sbt_billing.domain.billing_policy import BillingPolicy
+from sbt_billing.domain.errors import TransientBillingError
 
-from tests.harness import Emulator
+from tests.support.harness import Emulator
 
 POLICY = BillingPolicy(
     collection_mode="send_invoice",

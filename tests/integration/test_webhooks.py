@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from devtools.moto_server import AwsClients
-from tests.harness import Stack, sample, stack_on
+from tests.support.harness import Stack, sample, stack_on
 
 PROVISION = "01_provision_success.json"
 ONBOARDING = "00_onboarding_request.json"  # SBT registered the tenant: its id, registration and tier
@@ -186,7 +186,7 @@ def test_the_unsigned_sample_is_refused(stack: Stack) -> None:
 def test_a_malformed_body_even_signed_is_a_400_and_writes_nothing(stack: Stack) -> None:
     malformed = sample("webhook_malformed_body.json")["body"]
     timestamp = int(time.time())
-    from sbt_billing.stripe_signature import signature_header
+    from sbt_billing.entrypoints.stripe_signature import signature_header
 
     header = signature_header(malformed.encode(), SECRET, timestamp)
     accounts = stack.table_items("AccountsTable")
@@ -259,7 +259,7 @@ def test_a_webhook_before_the_account_record_is_not_lost(stack: Stack) -> None:
 def test_the_emulator_delivers_to_the_public_route_through_api_gateway(stack: Stack) -> None:
     from botocore.credentials import Credentials
 
-    from tests.integration.local_gateway import LocalApiGateway
+    from tests.support.local_gateway import LocalApiGateway
 
     opened(stack)
     with LocalApiGateway(stack.invoke, Credentials("unused", "unused")) as gateway:  # type: ignore[arg-type]
@@ -280,7 +280,7 @@ def test_the_emulator_delivers_to_the_public_route_through_api_gateway(stack: St
 
 def gate(stack: Stack) -> dict[str, Any]:
     """The billing API's payment gate for the tenant."""
-    response = stack.invoke("BillingApiFunction", sample("api_billing_status.json"))
+    response = stack.request(sample("api_billing_status.json"))
     assert response["statusCode"] == 200, response
     answer: dict[str, Any] = json.loads(response["body"])
     return answer
@@ -367,8 +367,9 @@ def test_an_unpaid_subscription_of_another_customer_naming_the_tenant_deactivate
 def test_a_foreign_customer_update_during_an_interrupted_opening_does_not_reach_the_real_customer(
     stack: Stack,
 ) -> None:
-    from sbt_billing.app import account_store, billing_gateway
-    from sbt_billing.models import AccountStatus, OpeningSnapshot
+    from sbt_billing.bootstrap.stores import account_store
+    from sbt_billing.bootstrap.stripe import billing_gateway
+    from sbt_billing.domain.models import AccountStatus, OpeningSnapshot
 
     # Given an opening that created the tenant's customer and died before recording it
     store = account_store()

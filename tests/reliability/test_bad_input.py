@@ -18,8 +18,8 @@ import pytest
 
 from devtools.local_run import sqs_event
 from devtools.template import event_routes, routes_for
-from tests.harness import Stack, sample
-from tests.reliability.conftest import WEBHOOK_SECRET, copied, for_tenant
+from tests.support.harness import Stack, sample
+from tests.support.reliability import WEBHOOK_SECRET, copied, for_tenant
 
 pytestmark = pytest.mark.reliability
 
@@ -693,7 +693,7 @@ def test_five_hundred_foreign_stripe_objects_are_each_acknowledged_and_change_no
     tenant, subscription, invoice = _opened_with_stripes_report(stack)
     stack.published()
     account_before = stack.table_items("AccountsTable")
-    gate_before = stack.invoke("BillingApiFunction", sample("api_billing_status.json"))["body"]
+    gate_before = stack.request(sample("api_billing_status.json"))["body"]
     writes_before = stack.emulator.writes()
     kinds: Counter[str] = Counter()
     results: Counter[str] = Counter()
@@ -715,7 +715,7 @@ def test_five_hundred_foreign_stripe_objects_are_each_acknowledged_and_change_no
 
     published = stack.published()
     changed = int(stack.table_items("AccountsTable") != account_before)
-    gate_after = stack.invoke("BillingApiFunction", sample("api_billing_status.json"))["body"]
+    gate_after = stack.request(sample("api_billing_status.json"))["body"]
     writes = stack.emulator.writes() - writes_before
     print(
         f"\nforeign objects: {FOREIGN} signed deliveries ({dict(kinds)}) -> {dict(results)}, "

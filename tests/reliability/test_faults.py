@@ -16,8 +16,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from devtools.template import event_routes, function_handlers, routes_for
-from tests.harness import FakeLambdaContext, Stack
-from tests.reliability.conftest import customers_by_tenant, for_tenant, subscriptions, tenant_of
+from tests.support.harness import FakeLambdaContext, Stack
+from tests.support.reliability import customers_by_tenant, for_tenant, subscriptions, tenant_of
 
 pytestmark = pytest.mark.reliability
 
@@ -67,7 +67,7 @@ class DynamoThrottle:
 
 @pytest.fixture
 def throttle_hook() -> Iterator[Callable[[DynamoThrottle], None]]:
-    from sbt_billing.app import _aws_client
+    from sbt_billing.bootstrap.clients import aws_client as _aws_client
 
     installed: list[DynamoThrottle] = []
 
@@ -83,11 +83,11 @@ def throttle_hook() -> Iterator[Callable[[DynamoThrottle], None]]:
 @pytest.fixture
 def later(monkeypatch: pytest.MonkeyPatch) -> Callable[[float], None]:
     """Moves the functions' clock forward: the time that passes before the platform retries."""
-    from sbt_billing import app
+    from sbt_billing.adapters.clock import SystemClock
 
     offset = [timedelta(0)]
-    real_now = app.SystemClock.now
-    monkeypatch.setattr(app.SystemClock, "now", lambda self: real_now(self) + offset[0])
+    real_now = SystemClock.now
+    monkeypatch.setattr(SystemClock, "now", lambda self: real_now(self) + offset[0])
 
     def advance(seconds: float) -> None:
         offset[0] += timedelta(seconds=seconds)
@@ -127,7 +127,7 @@ def test_random_stripe_faults_and_dynamodb_throttling_end_exactly_once_or_with_a
     throttle_hook: Callable[[DynamoThrottle], None],
     later: Callable[[float], None],
 ) -> None:
-    from tests.harness import stack_on
+    from tests.support.harness import stack_on
 
     with stack_on(moto_endpoint, emulator_url, {"LEASE_SECONDS": str(LEASE_SECONDS)}) as stack:
         routes = event_routes(stack.resources.parameter_overrides())

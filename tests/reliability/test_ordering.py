@@ -15,13 +15,13 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
-from sbt_billing.lifecycle import Lifecycle
-from sbt_billing.models import AccountStatus, Facts, OpenOn, TenantFacts
-from sbt_billing.onboarding import Onboarding
-from sbt_billing.settings import TierPlan, UsageMeter
-from sbt_billing.usage import RawUsage
+from sbt_billing.domain.catalogue import TierPlan, UsageMeter
+from sbt_billing.domain.lifecycle import Lifecycle
+from sbt_billing.domain.models import AccountStatus, Facts, OpenOn, TenantFacts
+from sbt_billing.domain.onboarding import Onboarding
+from sbt_billing.domain.usage import RawUsage
 
-from tests.doubles import FixedClock, InMemoryBilling
+from tests.support.doubles import FixedClock, InMemoryBilling
 
 pytestmark = pytest.mark.reliability
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.harness import EVENTS, TEST_KEY, Stack, sample
-from tests.reliability.conftest import WEBHOOK_SECRET, day_of_events, deliver_day, for_tenant
+from tests.support.harness import EVENTS, TEST_KEY, Stack, sample
+from tests.support.reliability import WEBHOOK_SECRET, day_of_events, deliver_day, for_tenant
 
 pytestmark = pytest.mark.reliability
 
@@ -40,7 +40,7 @@ def run_every_sample(stack: Stack) -> int:
     for path in sorted(Path(EVENTS).glob("*.json")):
         event = sample(path.name)
         if path.name.startswith("api_"):
-            outcomes.append(stack.invoke("BillingApiFunction", event))
+            outcomes.append(stack.request(event))
         elif path.name.startswith("webhook_"):
             outcomes.append(stack.invoke("StripeWebhookFunction", event))
         elif path.name in FUNCTIONS_BY_SAMPLE:
@@ -61,7 +61,7 @@ def run_every_sample(stack: Stack) -> int:
 def test_no_key_signing_secret_or_email_reaches_the_logs(
     stack: Stack, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    from sbt_billing.app import logger
+    from sbt_billing.entrypoints.observability import logger
 
     # The logger's handler holds the stdout of whenever it was made (under pytest, possibly another
     # test's capture): point it at a buffer for this run, and read what reaches stdout itself (metrics)

@@ -5,10 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sbt_billing.api_models import ApiError
-from sbt_billing.billing_changes import BillingChangeIn, _answer
-from sbt_billing.billing_state import GatePolicy
-from sbt_billing.models import (
+from sbt_billing.domain.gate import GatePolicy
+from sbt_billing.domain.models import (
     Account,
     AccountStatus,
     BillingState,
@@ -19,6 +17,8 @@ from sbt_billing.models import (
     Result,
     TenantFacts,
 )
+from sbt_billing.entrypoints.api.changes import BillingChangeIn, _answer
+from sbt_billing.entrypoints.api.wire import ApiError
 
 GATE = GatePolicy(allowed_states=frozenset({BillingState.ACTIVE}))
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from sbt_billing.billing_state import GatePolicy, decide, lapsed_for_nonpayment, tier_for_price
-from sbt_billing.models import (
+from sbt_billing.bootstrap.settings import Settings
+from sbt_billing.domain.catalogue import TierPlan, tier_for_price
+from sbt_billing.domain.gate import GatePolicy, decide, lapsed_for_nonpayment
+from sbt_billing.domain.models import (
     Account,
     AccountStatus,
     BillingState,
@@ -18,7 +20,6 @@ from sbt_billing.models import (
     StripeStamp,
     SubscriptionFact,
 )
-from sbt_billing.settings import Settings, TierPlan
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 DEFAULT = GatePolicy(allowed_states=Settings.model_fields["gate_allowed_states"].default)

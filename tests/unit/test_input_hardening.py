@@ -9,19 +9,19 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
-from sbt_billing import bounded_json
-from sbt_billing.billing_changes import BillingChangeIn
-from sbt_billing.errors import InvalidEvent
-from sbt_billing.events import (
+from sbt_billing.domain.errors import InvalidEvent
+from sbt_billing.entrypoints import bounded_json
+from sbt_billing.entrypoints.api.changes import BillingChangeIn
+from sbt_billing.entrypoints.sbt_events import (
     ProvisioningEvent,
     TenantUpdatedEvent,
     parse,
     provisioning_report,
     update_facts,
 )
-from sbt_billing.stripe_webhooks import parse_event
+from sbt_billing.entrypoints.stripe_events import parse_event
 
-from tests.harness import sample
+from tests.support.harness import sample
 
 BAD_EMAILS = (
     "someone@@acme.test",

@@ -7,12 +7,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sbt_billing.errors import InvalidEvent, PermanentBillingError, TransientBillingError
-from sbt_billing.lifecycle import BILLING_FAILURE, BILLING_SUCCESS, Lifecycle
-from sbt_billing.models import AccountStatus, Address, CustomerDetails, Lease, Result, TenantFacts
-from sbt_billing.settings import TierPlan
+from sbt_billing.domain.catalogue import TierPlan
+from sbt_billing.domain.errors import InvalidEvent, PermanentBillingError, TransientBillingError
+from sbt_billing.domain.lifecycle import Lifecycle
+from sbt_billing.domain.models import AccountStatus, Address, CustomerDetails, Lease, Result, TenantFacts
+from sbt_billing.domain.published import BILLING_FAILURE, BILLING_SUCCESS
 
-from tests.doubles import FakeCustomer, InMemoryBilling
+from tests.support.doubles import FakeCustomer, InMemoryBilling
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 CATALOGUE = {"basic": TierPlan(price="basic_key"), "premium": TierPlan(price="premium_key")}

@@ -6,12 +6,12 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from sbt_billing.lifecycle import BILLING_FAILURE
-from sbt_billing.models import AccountStatus, TenantFacts
-from sbt_billing.settings import TierPlan, UsageMeter
-from sbt_billing.usage import RawUsage
+from sbt_billing.domain.catalogue import TierPlan, UsageMeter
+from sbt_billing.domain.models import AccountStatus, TenantFacts
+from sbt_billing.domain.published import BILLING_FAILURE
+from sbt_billing.domain.usage import RawUsage
 
-from tests.doubles import FixedClock, InMemoryBilling
+from tests.support.doubles import FixedClock, InMemoryBilling
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 CATALOGUE = {
@@ -187,7 +187,7 @@ def test_usage_before_the_customer_exists_is_kept_and_sent_later(world: World) -
 
 
 def test_usage_stripe_could_not_take_stays_pending_and_the_flush_sends_it(world: World) -> None:
-    from sbt_billing.errors import TransientBillingError
+    from sbt_billing.domain.errors import TransientBillingError
 
     world.open()
     world.stripe.fail_next["send_meter_events"] = TransientBillingError("503")

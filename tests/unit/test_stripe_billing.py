@@ -9,11 +9,17 @@ from typing import Any
 
 import pytest
 import stripe
-from sbt_billing.errors import PermanentBillingError
-from sbt_billing.models import CustomerDetails
-from sbt_billing.ports import PlanPrices
-from sbt_billing.settings import CancellationMode, CollectionMode, CustomerOnDelete, ProrationBehavior
-from sbt_billing.stripe_billing import BillingPolicy, StripeBillingGateway
+from sbt_billing.adapters.stripe_billing import StripeBillingGateway
+from sbt_billing.domain.billing_policy import (
+    BillingPolicy,
+    CancellationMode,
+    CollectionMode,
+    CustomerOnDelete,
+    ProrationBehavior,
+)
+from sbt_billing.domain.errors import PermanentBillingError
+from sbt_billing.domain.models import CustomerDetails
+from sbt_billing.domain.ports import PlanPrices
 
 POLICY = BillingPolicy(
     collection_mode=CollectionMode.SEND_INVOICE,

@@ -10,10 +10,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sbt_billing.billing_state import GatePolicy, decide
-from sbt_billing.errors import InvalidEvent
-from sbt_billing.lifecycle import Lifecycle
-from sbt_billing.models import (
+from sbt_billing.domain.catalogue import TierPlan
+from sbt_billing.domain.errors import InvalidEvent
+from sbt_billing.domain.gate import GatePolicy, decide
+from sbt_billing.domain.lifecycle import Lifecycle
+from sbt_billing.domain.models import (
     Account,
     AccountStatus,
     BillingState,
@@ -23,21 +24,25 @@ from sbt_billing.models import (
     Result,
     TenantFacts,
 )
-from sbt_billing.settings import TierPlan
-from sbt_billing.stripe_signature import InvalidSignature, signature_header, verify_signature
-from sbt_billing.stripe_webhooks import (
+from sbt_billing.domain.published import (
     ACTIVATE_REQUEST,
     BILLING_FAILURE,
     BILLING_SUCCESS,
     DEACTIVATE_REQUEST,
     TENANT_BILLING_UPDATED,
-    StripeEvent,
-    WebhookPolicy,
-    WebhookProcessor,
-    parse_event,
 )
+from sbt_billing.domain.stripe_events import StripeEvent
+from sbt_billing.domain.stripe_reports import WebhookPolicy, WebhookProcessor
+from sbt_billing.entrypoints.stripe_events import parse_event
+from sbt_billing.entrypoints.stripe_signature import InvalidSignature, signature_header, verify_signature
 
-from tests.doubles import FakeBillingGateway, FakeStripe, FixedClock, InMemoryAccountStore, RecordingPublisher
+from tests.support.doubles import (
+    FakeBillingGateway,
+    FakeStripe,
+    FixedClock,
+    InMemoryAccountStore,
+    RecordingPublisher,
+)
 
 SECRET = "whsec_unit_test_secret"
 T0 = 1_795_000_000  # a Stripe `created`

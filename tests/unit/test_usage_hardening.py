@@ -9,16 +9,18 @@ from decimal import Decimal
 
 import pytest
 from pydantic import ValidationError
-from sbt_billing.errors import InvalidEvent
-from sbt_billing.events import UsageEvent, parse, usage_records
-from sbt_billing.lifecycle import BILLING_FAILURE
-from sbt_billing.meter_errors import MeterErrorReport, MeterErrors, MeterErrorSample, ThinEvent, thin_event
-from sbt_billing.models import TenantFacts
-from sbt_billing.ports import MeterStatus
-from sbt_billing.settings import Settings, TierPlan, UsageMeter
-from sbt_billing.usage import RawUsage
+from sbt_billing.bootstrap.settings import Settings
+from sbt_billing.domain.catalogue import TierPlan, UsageMeter
+from sbt_billing.domain.errors import InvalidEvent
+from sbt_billing.domain.meter_errors import MeterErrorReport, MeterErrors, MeterErrorSample
+from sbt_billing.domain.models import TenantFacts
+from sbt_billing.domain.ports import MeterStatus
+from sbt_billing.domain.published import BILLING_FAILURE
+from sbt_billing.domain.usage import RawUsage
+from sbt_billing.entrypoints.sbt_events import UsageEvent, parse, usage_records
+from sbt_billing.entrypoints.stripe_events import ThinEvent, thin_event
 
-from tests.doubles import FixedClock, InMemoryBilling
+from tests.support.doubles import FixedClock, InMemoryBilling
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 CATALOGUE = {"basic": TierPlan(price="basic_key")}

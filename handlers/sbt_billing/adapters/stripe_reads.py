@@ -1,0 +1,203 @@
+"""Stripe, read-only: what the billing API shows and the few look-ups a webhook needs.
+
+The read side of StripeBillingGateway: the same client, and its errors translated at the same seam.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+import stripe
+
+from sbt_billing.adapters.stripe_billing import StripeBillingGateway, _time, invoice_fact
+from sbt_billing.domain.billing_view import (
+    CustomerView,
+    InvoicePage,
+    PriceView,
+    SubscriptionView,
+    UpcomingInvoice,
+)
+from sbt_billing.domain.errors import ResourceMissing
+from sbt_billing.domain.meter_errors import MeterErrorReport, MeterErrorSample
+from sbt_billing.domain.models import Address
+from sbt_billing.domain.ports import MeterStatus
+
+METER_CACHE_SECONDS = 300.0
+# What our meter events carry (stripe_billing.send_meter_events): a meter must read these keys.
+EVENT_PAYLOAD_KEYS = ("stripe_customer_id", "value")
+
+
+class StripeBillingReader(StripeBillingGateway):
+    _meters: tuple[dict[str, str], float] | None = None
+    _meter_check: tuple[dict[str, MeterStatus], float] | None = None
+
+    # -- BillingReader ----------------------------------------------------------------------------
+
+    def customer(self, customer_id: str) -> CustomerView | None:
+        found = self._object(lambda: self._client.v1.customers.retrieve(customer_id))
+        if found is None or found.get("deleted"):
+            return None
+        address = found.get("address")
+        return CustomerView(
+            customer_id=str(found["id"]),
+            name=found.get("name"),
+            email=found.get("email"),
+            address=Address.model_validate(
+                {key: address.get(key) for key in Address.model_fields if address.get(key) is not None}
+            )
+            if isinstance(address, dict)
+            else None,
+        )
+
+    def subscription(self, subscription_id: str) -> SubscriptionView | None:
+        found = self._object(lambda: self._client.v1.subscriptions.retrieve(subscription_id))
+        if found is None:
+            return None
+        items = (found.get("items") or {}).get("data") or []
+        item: dict[str, Any] = items[0] if items else {}
+        price = item.get("price")
+        recurring = (price.get("recurring") or {}) if isinstance(price, dict) else {}
+        return SubscriptionView(
+            subscription_id=str(found["id"]),
+            status=str(found["status"]),
+            price=PriceView(
+                price_id=str(price["id"]),
+                lookup_key=price.get("lookup_key"),
+                amount=price.get("unit_amount"),
+                currency=price.get("currency"),
+                interval=recurring.get("interval"),
+                interval_count=recurring.get("interval_count"),
+            )
+            if isinstance(price, dict)
+            else None,
+            quantity=item.get("quantity"),
+            current_period_start=_time(item.get("current_period_start") or found.get("current_period_start")),
+            current_period_end=_time(item.get("current_period_end") or found.get("current_period_end")),
+            cancel_at_period_end=bool(found.get("cancel_at_period_end")),
+        )
+
+    def upcoming_invoice(self, customer_id: str, subscription_id: str) -> UpcomingInvoice | None:
+        preview = self._object(
+            lambda: self._client.v1.invoices.create_preview(
+                params={"customer": customer_id, "subscription": subscription_id}
+            )
+        )
+        if preview is None:
+            return None
+        return UpcomingInvoice(
+            amount_due=int(preview.get("amount_due") or 0),
+            currency=str(preview.get("currency")),
+            period_end=_time(preview.get("period_end")),
+        )
+
+    def invoices(self, customer_id: str, limit: int, starting_after: str | None) -> InvoicePage:
+        params: stripe.params.InvoiceListParams = {"customer": customer_id, "limit": limit}
+        if starting_after is not None:
+            params["starting_after"] = starting_after
+        page = self._call(lambda: self._client.v1.invoices.list(params=params))
+        return InvoicePage(
+            invoices=tuple(invoice_fact(invoice) for invoice in page.data),
+            has_more=page.has_more,
+        )
+
+    def meter_totals(
+        self, customer_id: str, event_names: Sequence[str], start: datetime, end: datetime
+    ) -> dict[str, float]:
+        """Each meter's aggregate for the customer over [start, end), the bounds widened to whole
+        minutes as Stripe's event summaries require."""
+        meters = self._meter_ids()
+        first = int(start.timestamp()) // 60 * 60
+        last = -(-int(end.timestamp()) // 60) * 60
+        totals: dict[str, float] = {}
+        for event_name in event_names:
+            meter_id = meters.get(event_name)
+            if meter_id is None:
+                continue
+            params: stripe.params.billing.MeterEventSummaryListParams = {
+                "customer": customer_id,
+                "start_time": first,
+                "end_time": max(last, first + 60),
+            }
+            listing = partial(self._client.v1.billing.meters.event_summaries.list, meter_id, params=params)
+            summaries = self._call(listing)
+            totals[event_name] = float(sum(summary.aggregated_value for summary in summaries.data))
+        return totals
+
+    def _meter_ids(self) -> dict[str, str]:
+        """Active meters by event name, cached for a few minutes per container."""
+        now = time.monotonic()
+        if self._meters is None or now - self._meters[1] > METER_CACHE_SECONDS:
+            listed = self._call(
+                lambda: self._client.v1.billing.meters.list(params={"status": "active", "limit": 100})
+            )
+            self._meters = ({meter.event_name: meter.id for meter in listed.data}, now)
+        return self._meters[0]
+
+    # -- MeterDirectory and meter error reports ---------------------------------------------------
+
+    def meter_states(self, event_names: Sequence[str]) -> dict[str, MeterStatus]:
+        """Each event name's meter: one list call per container while every meter checked is usable;
+        a broken one is looked at again after a few minutes, so that a fix is seen without a deploy."""
+        now = time.monotonic()
+        check = self._meter_check
+        stale = check is None or any(
+            check[0].get(name, MeterStatus.MISSING) is not MeterStatus.ACTIVE for name in event_names
+        )
+        if check is None or (stale and now - check[1] > METER_CACHE_SECONDS):
+            states: dict[str, MeterStatus] = {}
+            for meter in self._call(lambda: self._client.v1.billing.meters.list(params={"limit": 100})).data:
+                state = _meter_state(meter)
+                if states.get(meter.event_name) is not MeterStatus.ACTIVE:  # an active one wins
+                    states[meter.event_name] = state
+            check = self._meter_check = (states, now)
+        return {name: check[0].get(name, MeterStatus.MISSING) for name in event_names}
+
+    def meter_error_report(self, event_id: str) -> MeterErrorReport:
+        """The full data of a meter error thin event (`/v2/core/events/{id}`)."""
+        event = self._call(lambda: self._client.v2.core.events.retrieve(event_id)).to_dict()
+        data = event.get("data") or {}
+        reason = data.get("reason") or {}
+        related = event.get("related_object") or {}
+        samples = [
+            MeterErrorSample(code=str(kind.get("code")), identifier=str(sample["request"]["identifier"]))
+            for kind in reason.get("error_types") or []
+            for sample in kind.get("sample_errors") or []
+            if isinstance((sample.get("request") or {}).get("identifier"), str)
+        ]
+        return MeterErrorReport(
+            event_id=event_id,
+            meter_id=related.get("id"),
+            error_count=int(reason.get("error_count") or len(samples)),
+            samples=tuple(samples),
+        )
+
+    # -- StripeLookup (webhooks) ------------------------------------------------------------------
+
+    def tenant_of_customer(self, customer_id: str) -> str | None:
+        found = self._object(lambda: self._client.v1.customers.retrieve(customer_id))
+        tenant = (found.get("metadata") or {}).get("tenantId") if found is not None else None
+        return tenant if isinstance(tenant, str) and tenant else None
+
+    def subscription_object(self, subscription_id: str) -> Mapping[str, Any] | None:
+        return self._object(lambda: self._client.v1.subscriptions.retrieve(subscription_id))
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    def _object(self, request: Callable[[], stripe.StripeObject]) -> dict[str, Any] | None:
+        """The object as plain JSON data, or None when Stripe has no such resource."""
+        try:
+            found = self._call(request)
+        except ResourceMissing:
+            return None
+        return found.to_dict(recursive=True)
+
+
+def _meter_state(meter: stripe.billing.Meter) -> MeterStatus:
+    if meter.status != "active":
+        return MeterStatus.INACTIVE
+    keys = (meter.customer_mapping.event_payload_key, meter.value_settings.event_payload_key)
+    return MeterStatus.ACTIVE if keys == EVENT_PAYLOAD_KEYS else MeterStatus.MISCONFIGURED

@@ -1,0 +1,69 @@
+"""The billing API's Stripe-backed routes: the full read (the account, then Stripe) and the changes
+(PATCH and its preview), which go through the lifecycle."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
+
+from sbt_billing.adapters.clock import SystemClock
+from sbt_billing.adapters.stripe_seam import invocation_end
+from sbt_billing.bootstrap.clients import aws_client, cached
+from sbt_billing.bootstrap.lifecycle import catalogue, lifecycle
+from sbt_billing.bootstrap.settings import required, settings
+from sbt_billing.bootstrap.stores import account_store, tenant_usage
+from sbt_billing.bootstrap.stripe import billing_reader
+from sbt_billing.domain.billing_view import BillingServices
+from sbt_billing.domain.gate import GatePolicy
+from sbt_billing.domain.models import Outcome, TenantFacts
+from sbt_billing.domain.ports import PlanPreview
+
+
+@cached
+def billing_services() -> BillingServices:
+    config = settings()
+    return BillingServices(
+        store=account_store(),
+        reader=billing_reader,
+        catalogue=catalogue(),
+        gate=gate_policy(),
+        seat_count=tenant_usage().count if config.usage_table else None,
+        meters={name: meter.event_name for name, meter in config.usage_meters.items()},
+    )
+
+
+def gate_policy() -> GatePolicy:
+    return GatePolicy(allowed_states=settings().gate_allowed_states)
+
+
+def apply_change(facts: TenantFacts, seconds_left: float) -> Outcome:
+    """A PATCH's facts through the lifecycle, as an event's: its lease is held until the request's end."""
+    working_until = SystemClock().now() + timedelta(seconds=seconds_left)
+    with invocation_end(seconds_left):
+        return lifecycle(working_until).update_account(facts, must_exist=True)
+
+
+def preview_change(tenant_id: str, tier: str, at: datetime, seconds_left: float) -> PlanPreview:
+    with invocation_end(seconds_left):
+        return lifecycle().preview_plan_change(tenant_id, tier, at)
+
+
+@cached
+def change_idempotency_config() -> IdempotencyConfig:
+    """Idempotency-Key on PATCH: the record is keyed by tenant and key, and holds the body's hash."""
+    return IdempotencyConfig(
+        event_key_jmespath="[tenant_id, key]",
+        payload_validation_jmespath="body",
+        raise_on_no_idempotency_key=True,
+        expires_after_seconds=settings().idempotency_expiry_seconds,
+    )
+
+
+@cached
+def change_idempotency_store() -> DynamoDBPersistenceLayer:
+    # Its own instance: a persistence layer keeps the first configuration it is given.
+    return DynamoDBPersistenceLayer(
+        table_name=required(settings().idempotency_table, "IDEMPOTENCY_TABLE"),
+        boto3_client=aws_client("dynamodb"),
+    )

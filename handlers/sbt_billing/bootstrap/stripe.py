@@ -1,0 +1,90 @@
+"""Stripe: one client per role and key (a rotated key replaces it), for the functions that call Stripe."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from threading import Lock
+
+import stripe
+
+from sbt_billing.adapters.stripe_reads import StripeBillingReader
+from sbt_billing.bootstrap.clients import on_restore
+from sbt_billing.bootstrap.secrets import stripe_api_key, stripe_read_key
+from sbt_billing.bootstrap.settings import Settings, settings
+from sbt_billing.domain.billing_policy import BillingPolicy
+from sbt_billing.domain.errors import ConfigurationError
+
+STRIPE_TIMEOUT_SECONDS = 10
+TEST_MODE_KEYS = ("sk_test_", "rk_test_")
+
+_gateways: dict[str, tuple[str, StripeBillingReader]] = {}  # role -> (key, its gateway)
+_gateways_lock = Lock()
+
+
+def _forget_gateways() -> None:
+    with _gateways_lock:
+        _gateways.clear()
+
+
+on_restore(_forget_gateways)  # a gateway holds its key and its HTTP session
+
+
+def stripe_client(config: Settings, key: str) -> stripe.StripeClient:
+    """A Stripe client: Stripe itself, or STRIPE_API_BASE (the emulator) for every API it reaches."""
+    base = (
+        {"api": config.stripe_api_base, "meter_events": config.stripe_api_base}
+        if config.stripe_api_base
+        else None
+    )
+    return stripe.StripeClient(
+        key,
+        base_addresses=base,  # type: ignore[arg-type]
+        max_network_retries=config.stripe_max_network_retries,
+        http_client=stripe.RequestsClient(timeout=STRIPE_TIMEOUT_SECONDS),
+    )
+
+
+def billing_policy() -> BillingPolicy:
+    config = settings()
+    return BillingPolicy(
+        collection_mode=config.collection_mode,
+        days_until_due=config.days_until_due,
+        trial_days=config.trial_days,
+        proration_behavior=config.proration_behavior,
+        cancellation_mode=config.cancellation_mode,
+        customer_on_delete=config.customer_on_delete,
+    )
+
+
+def _no_billing_choices() -> BillingPolicy:
+    raise ConfigurationError("this function changes no subscription: it has no billing choices")
+
+
+def _gateway(role: str, key: str, policy: BillingPolicy | Callable[[], BillingPolicy]) -> StripeBillingReader:
+    with _gateways_lock:
+        cached = _gateways.get(role)
+        if cached is None or cached[0] != key:
+            cached = _gateways[role] = (key, StripeBillingReader(stripe_client(settings(), key), policy))
+        return cached[1]
+
+
+def billing_gateway() -> StripeBillingReader:
+    """Stripe with the deployment's key and its billing choices: the lifecycle's writes and seats."""
+    return _gateway("write", stripe_api_key(settings()), billing_policy())
+
+
+def meter_gateway() -> StripeBillingReader:
+    """Stripe with the deployment's key, for usage (meter events): no subscription changes."""
+    return _gateway("meters", stripe_api_key(settings()), _no_billing_choices)
+
+
+def billing_reader() -> StripeBillingReader:
+    """Stripe for the billing API's reads and the webhook's look-ups: the restricted read-only key when
+    the deployment gives one (STRIPE_READ_SECRET_NAME), so that the public-facing functions never hold
+    the key that can create charges."""
+    return _gateway("read", stripe_read_key(settings()), _no_billing_choices)
+
+
+def livemode() -> bool:
+    """Whether the deployment's Stripe key (the read key, where there is one) is a live-mode key."""
+    return not stripe_read_key(settings()).startswith(TEST_MODE_KEYS)

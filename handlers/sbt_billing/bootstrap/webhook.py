@@ -1,0 +1,72 @@
+"""Stripe's webhook: the report processor (the only function that loads it), Stripe's look-ups with
+the read key, the idempotency records of Stripe's events, and meter error reports."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
+
+from sbt_billing.bootstrap.clients import aws_client, cached
+from sbt_billing.bootstrap.secrets import webhook_secrets
+from sbt_billing.bootstrap.settings import required, settings
+from sbt_billing.bootstrap.stores import account_store, publisher, tenant_usage
+from sbt_billing.bootstrap.stripe import billing_reader, livemode
+from sbt_billing.domain.gate import GatePolicy
+from sbt_billing.domain.meter_errors import MeterErrorReport, MeterErrors
+from sbt_billing.domain.stripe_reports import WebhookPolicy, WebhookProcessor
+
+__all__ = ["meter_error_report", "meter_errors", "webhook_processor", "webhook_secrets"]
+
+
+class _LazyLookup:
+    """Stripe look-ups for the webhook, reading the Stripe key only when one is needed."""
+
+    def tenant_of_customer(self, customer_id: str) -> str | None:
+        return billing_reader().tenant_of_customer(customer_id)
+
+    def subscription_object(self, subscription_id: str) -> Mapping[str, Any] | None:
+        return billing_reader().subscription_object(subscription_id)
+
+
+def webhook_processor() -> WebhookProcessor:
+    """The processor for one event; only events of the Stripe key's mode are the deployment's."""
+    config = settings()
+    return WebhookProcessor(
+        store=account_store(),
+        publisher=publisher(),
+        lookup=_LazyLookup(),
+        catalogue=required(config.tier_catalogue, "TIER_CATALOGUE"),
+        policy=WebhookPolicy(
+            gate=GatePolicy(allowed_states=config.gate_allowed_states),
+            livemode=livemode(),
+            publish_deactivate=config.publish_deactivate_requests,
+            publish_activate=config.publish_activate_requests,
+            publish_billing_updates=config.publish_billing_updates,
+        ),
+    )
+
+
+@cached
+def webhook_idempotency_config() -> IdempotencyConfig:
+    return IdempotencyConfig(
+        raise_on_no_idempotency_key=True,
+        expires_after_seconds=settings().idempotency_expiry_seconds,
+    )
+
+
+@cached
+def webhook_idempotency_store() -> DynamoDBPersistenceLayer:
+    return DynamoDBPersistenceLayer(
+        table_name=required(settings().idempotency_table, "IDEMPOTENCY_TABLE"),
+        boto3_client=aws_client("dynamodb"),
+    )
+
+
+def meter_error_report(event_id: str) -> MeterErrorReport:
+    return billing_reader().meter_error_report(event_id)
+
+
+def meter_errors() -> MeterErrors:
+    return MeterErrors(tenant_usage(), publisher())

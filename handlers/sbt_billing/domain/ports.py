@@ -1,0 +1,255 @@
+"""What the domain needs from the outside world, by role. Adapters implement these with SDKs;
+tests implement them with in-memory doubles."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+from pydantic import Field
+
+from sbt_billing.domain.models import Account, CustomerDetails, Facts, Frozen, InvoiceFact
+
+
+class PlanPrices(Frozen):
+    """The Stripe prices (ids) a subscription carries for a tier."""
+
+    base: str
+    seats: str | None = None
+    metered: tuple[str, ...] = ()
+
+
+class SubscriptionState(Frozen):
+    subscription_id: str
+    item_id: str  # the base price's item
+    status: str
+    price_id: str
+    seat_item_id: str | None = None
+    metered_items: dict[str, str] = Field(default_factory=dict)  # metered price id -> item id
+    # After a plan change: the subscription's latest invoice when the change made one (billing reason
+    # subscription_update), and whether Stripe kept the change pending until that invoice is paid.
+    latest_invoice: InvoiceFact | None = None
+    pending_update: bool = False
+    pending_update_expires_at: datetime | None = None
+
+
+class PlanChange(Frozen):
+    """One update of a subscription's items toward a tier's prices."""
+
+    subscription_id: str
+    base_item_id: str
+    base_price: str
+    seat_item_id: str | None = None  # the current seat item, if any
+    seat_price: str | None = None  # the target seat price, if the tier has one
+    seat_quantity: int = 0  # for a seat item that the change adds
+    proration_date: datetime | None = None  # prorate as of then (None: when Stripe gets the change)
+
+
+class InvoiceAmount(Frozen):
+    amount_due: int  # in the currency's smallest unit
+    currency: str
+    period_end: datetime | None = None
+
+
+class PlanPreview(Frozen):
+    """What a plan change would cost, from Stripe's invoice preview."""
+
+    proration_date: datetime
+    proration_behavior: str
+    due_now: InvoiceAmount | None  # invoiced at once (proration behavior always_invoice), else None
+    next_invoice: InvoiceAmount | None  # the next regular invoice after the change
+    from_tier: str | None = None  # the tier the account is billed for now
+
+
+class MeterEvent(Frozen):
+    event_name: str
+    identifier: str
+    customer_id: str
+    value: str
+    timestamp: datetime
+
+
+class AccountStore(Protocol):
+    def get(self, tenant_id: str) -> Account | None:
+        """The account as last written (strongly consistent), or None."""
+        ...
+
+    def save(self, account: Account, expected_revision: int | None) -> Account:
+        """Writes `account` with revision expected_revision + 1 (or 0 when creating: expected None),
+        only if the stored revision is still expected_revision. Raises RevisionConflict with the
+        stored account otherwise. Returns the account as written."""
+        ...
+
+
+class BillingGateway(Protocol):
+    """Stripe, as the domain sees it. Every write takes the idempotency key the domain derived."""
+
+    def price_for(self, lookup_key_or_id: str) -> str: ...
+
+    def find_customer(self, tenant_id: str) -> str | None:
+        """The live customer whose metadata.tenantId is tenant_id, if any (Stripe's search)."""
+        ...
+
+    def find_subscription(
+        self, customer_id: str, prices: PlanPrices | None = None
+    ) -> SubscriptionState | None:
+        """The customer's subscription that is not yet cancelled, if any (items told apart by `prices`)."""
+        ...
+
+    def create_customer(self, tenant_id: str, details: CustomerDetails, idempotency_key: str) -> str: ...
+
+    def update_customer(self, customer_id: str, details: CustomerDetails, idempotency_key: str) -> None: ...
+
+    def create_subscription(
+        self, tenant_id: str, customer_id: str, prices: PlanPrices, seat_quantity: int, idempotency_key: str
+    ) -> SubscriptionState: ...
+
+    def change_plan(self, change: PlanChange, idempotency_key: str) -> SubscriptionState:
+        """Swaps the base price (and adds, re-prices or removes the seat item) in one update. Where the
+        change is invoiced at once and charged automatically, Stripe keeps it pending until the invoice
+        is paid (`pending_update`): a failed payment leaves the plan as it was."""
+        ...
+
+    def subscription_state(self, subscription_id: str, prices: PlanPrices) -> SubscriptionState | None:
+        """The subscription as Stripe holds it now (items told apart by `prices`), None if it is gone."""
+        ...
+
+    def preview_change(self, customer_id: str, change: PlanChange) -> PlanPreview:
+        """Stripe's invoice preview of `change` (its proration_date set), writing nothing."""
+        ...
+
+    def cancel_subscription(self, subscription_id: str, idempotency_key: str) -> str:
+        """Cancels as the deployment's policy says; returns the subscription's status after."""
+        ...
+
+    def cancel_unbilled(self, subscription_id: str, idempotency_key: str) -> str:
+        """Cancels at once without a final invoice or prorations and voids the subscription's open
+        invoices: the tenant was never served. Returns the subscription's status."""
+        ...
+
+    def close_customer(self, customer_id: str, closed_at: datetime, idempotency_key: str) -> bool:
+        """Marks the customer offboarded or deletes it, per policy; True when it was deleted."""
+        ...
+
+    def item_quantity(self, item_id: str) -> int | None:
+        """The subscription item's quantity, or None when the item no longer exists."""
+        ...
+
+    def set_quantity(self, item_id: str, quantity: int, idempotency_key: str) -> bool:
+        """Sets a licensed item's quantity (prorated per policy); False when the item no longer exists."""
+        ...
+
+    def send_meter_events(self, events: Sequence[MeterEvent]) -> None:
+        """Sends usage to Stripe's meters, batched; Stripe ignores an identifier it has seen."""
+        ...
+
+
+class SeatLedger(Protocol):
+    """A tenant's users (one record per user, last fact wins) and the coalescing of seat syncs."""
+
+    def record_user(self, tenant_id: str, user_id: str, present: bool, stamp: str) -> bool:
+        """Records the fact; True when it changed the user's presence or stamp (False: old or duplicate)."""
+        ...
+
+    def count(self, tenant_id: str) -> int: ...
+
+    def claim_sync(self, tenant_id: str, changed: bool) -> bool:
+        """Notes a change (changed) and claims the scheduling of a sync; True when none was scheduled."""
+        ...
+
+    def release_claim(self, tenant_id: str) -> None:
+        """Undoes claim_sync when the sync could not be scheduled."""
+        ...
+
+    def sync_version(self, tenant_id: str) -> tuple[int, int | None, str | None]:
+        """(version of the users' changes, last quantity applied, item it was applied to)."""
+        ...
+
+    def finish_sync(self, tenant_id: str, version: int, quantity: int | None, item_id: str | None) -> bool:
+        """Records what a sync applied and ends it, if no change came since `version` (else False)."""
+        ...
+
+
+class SyncScheduler(Protocol):
+    def schedule(self, tenant_id: str, delay_seconds: int) -> None: ...
+
+
+class UsageRecord(Frozen):
+    tenant_id: str
+    identifier: str
+    usage_name: str
+    event_name: str
+    value: str
+    timestamp: datetime
+
+
+class UsageOutbox(Protocol):
+    """Usage kept until Stripe has it: added once per identifier, sent, or rejected with a reason."""
+
+    def add(self, records: Sequence[UsageRecord]) -> list[UsageRecord]:
+        """Keeps the records not seen before; returns those."""
+        ...
+
+    def pending(self, tenant_id: str) -> list[UsageRecord]: ...
+
+    def pending_tenants(self) -> list[str]: ...
+
+    def mark_sent(self, records: Sequence[UsageRecord]) -> None: ...
+
+    def mark_rejected(self, record: UsageRecord, reason: str) -> bool:
+        """Records the rejection; False when the record was already rejected (nothing changed)."""
+        ...
+
+    def find(self, identifier: str) -> UsageRecord | None:
+        """The record Stripe knows by `identifier` (its meter event identifier), whatever its tenant."""
+        ...
+
+
+class MeterStatus(StrEnum):
+    ACTIVE = "active"
+    INACTIVE = "inactive"  # deactivated: Stripe drops its events
+    MISSING = "missing"  # no meter has the event name
+    MISCONFIGURED = "misconfigured"  # its payload keys are not the ones our events carry
+
+
+class MeterDirectory(Protocol):
+    def meter_states(self, event_names: Sequence[str]) -> dict[str, MeterStatus]:
+        """Whether Stripe has a usable meter for each event name."""
+        ...
+
+
+class EventPublisher(Protocol):
+    def publish(self, detail_type: str, detail: Mapping[str, object]) -> None: ...
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class RegistrationStore(Protocol):
+    """SBT's registration ids, each linked to its tenant by the onboarding request, and the facts of
+    provisioning events that named a registration before its link was known."""
+
+    def link(self, registration_id: str, tenant_id: str) -> Sequence[Facts]:
+        """Links the registration to its tenant; returns the facts kept under it so far (oldest first)."""
+        ...
+
+    def park(self, registration_id: str, facts: Facts) -> str | None:
+        """The tenant the registration is linked to; when none is yet, keeps `facts` under the
+        registration (once, however often they come) and returns None. Atomic with `link`: a fact
+        is either kept for the link to return or answered with the tenant."""
+        ...
+
+
+class StripeLookup(Protocol):
+    """The few reads a webhook may need from Stripe (never a write)."""
+
+    def tenant_of_customer(self, customer_id: str) -> str | None:
+        """metadata.tenantId of the customer, if it has one."""
+        ...
+
+    def subscription_object(self, subscription_id: str) -> Mapping[str, Any] | None:
+        """The subscription as Stripe holds it now (for two events of the same second)."""
+        ...

@@ -1,0 +1,125 @@
+"""Seats: a tenant's user count becomes its per-seat item's quantity, coalesced under Stripe's limit.
+
+Stripe allows a limited number of quantity updates per subscription per hour (200), so a burst of
+user events must not become a burst of updates. Each user event records the user (idempotent per
+user id, last fact wins) and bumps the tenant's change version; the first event of a burst also
+schedules one sync after a delay (SEAT_SYNC_DELAY_SECONDS). The sync counts the users and sets the
+quantity once. If users changed while it ran (the version moved), it schedules itself again, so the
+last change is never lost, and a tenant gets at most one update per delay window.
+"""
+
+from __future__ import annotations
+
+from sbt_billing.domain.models import Account, AccountStatus, Frozen, Result
+from sbt_billing.domain.ports import AccountStore, BillingGateway, SeatLedger, SyncScheduler
+
+
+class SeatOutcome(Frozen):
+    tenant_id: str
+    user_id: str
+    result: Result
+    sync_scheduled: bool = False
+
+    def as_response(self) -> dict[str, str]:
+        return {key: str(value) for key, value in self.model_dump(mode="json").items()}
+
+
+class SyncOutcome(Frozen):
+    tenant_id: str
+    quantity: int | None = None
+    updated: bool = False
+    rescheduled: bool = False
+
+
+class SeatRecorder:
+    """Records users and schedules the syncs: all the user function does (no account, no Stripe)."""
+
+    def __init__(self, ledger: SeatLedger, scheduler: SyncScheduler, delay_seconds: int) -> None:
+        self._ledger = ledger
+        self._scheduler = scheduler
+        self._delay = delay_seconds
+
+    def record(self, tenant_id: str, user_id: str, present: bool, stamp: str) -> SeatOutcome:
+        """A user was created (present) or deleted; `stamp` orders facts about the same user."""
+        changed = self._ledger.record_user(tenant_id, user_id, present, stamp)
+        # Even a duplicate makes sure a sync is pending: an earlier attempt may have recorded the user
+        # and failed to schedule.
+        scheduled = self._ledger.claim_sync(tenant_id, changed)
+        if scheduled:
+            try:
+                self._scheduler.schedule(tenant_id, self._delay)
+            except BaseException:
+                self._ledger.release_claim(tenant_id)
+                raise
+        result = Result.RECORDED if changed else Result.UNCHANGED
+        return SeatOutcome(tenant_id=tenant_id, user_id=user_id, result=result, sync_scheduled=scheduled)
+
+
+class Seats(SeatRecorder):
+    """The seat sync, the count an opening starts with, and the last count at offboarding."""
+
+    def __init__(
+        self,
+        ledger: SeatLedger,
+        scheduler: SyncScheduler,
+        accounts: AccountStore,
+        billing: BillingGateway,
+        delay_seconds: int,
+    ) -> None:
+        super().__init__(ledger, scheduler, delay_seconds)
+        self._accounts = accounts
+        self._billing = billing
+
+    def count(self, tenant_id: str) -> int:
+        return self._ledger.count(tenant_id)
+
+    def sync(self, tenant_id: str) -> SyncOutcome:
+        """Sets the seat quantity to the user count, once per scheduled sync."""
+        version, applied, applied_item = self._ledger.sync_version(tenant_id)
+        account = self._accounts.get(tenant_id)
+        opening = account.opening if account is not None else None
+        if (
+            account is not None
+            and account.status is AccountStatus.OPENING
+            and not (opening and opening.refused)
+        ):
+            # The opening counts the users it starts with; check again once it is done. (A refused
+            # opening waits for a fact, and its next generation counts them: nothing to check until then.)
+            self._scheduler.schedule(tenant_id, self._delay)
+            return SyncOutcome(tenant_id=tenant_id, rescheduled=True)
+        quantity, updated = None, False
+        item_id = (
+            account.seat_item_id if account is not None and account.status is AccountStatus.OPEN else None
+        )
+        if account is not None and item_id is not None:
+            quantity, updated = self._apply(
+                account, item_id, version, applied if applied_item == item_id else None
+            )
+        if self._ledger.finish_sync(tenant_id, version, quantity, item_id if quantity is not None else None):
+            return SyncOutcome(tenant_id=tenant_id, quantity=quantity, updated=updated)
+        # Users changed while this sync ran: one more sync after the delay carries the last change.
+        self._scheduler.schedule(tenant_id, self._delay)
+        return SyncOutcome(tenant_id=tenant_id, quantity=quantity, updated=updated, rescheduled=True)
+
+    def settle(self, account: Account) -> None:
+        """Offboarding: the final count reaches Stripe now, before the final invoice."""
+        if account.seat_item_id is None:
+            return
+        version, applied, applied_item = self._ledger.sync_version(account.tenant_id)
+        known = applied if applied_item == account.seat_item_id else None
+        quantity, _ = self._apply(account, account.seat_item_id, version, known)
+        self._ledger.finish_sync(account.tenant_id, version, quantity, account.seat_item_id)
+
+    def _apply(
+        self, account: Account, item_id: str, version: int, known: int | None
+    ) -> tuple[int | None, bool]:
+        count = self._ledger.count(account.tenant_id)
+        current = known if known is not None else self._billing.item_quantity(item_id)
+        if current is None:  # the item is gone (the tier changed meanwhile): nothing to set
+            return None, False
+        if current == count:
+            return count, False
+        key = f"sbt-billing:{account.tenant_id}:seats:{item_id}:{version}:{count}"
+        if not self._billing.set_quantity(item_id, count, idempotency_key=key):
+            return None, False
+        return count, True
