@@ -7,16 +7,16 @@ from collections.abc import Callable
 from typing import Any
 
 from .params import Params
-from .store import Obj
+from .store import Obj, clone
 
 
 def snapshot(obj: Obj) -> Obj:
-    return copy.deepcopy(obj)
+    return clone(obj)  # type: ignore[no-any-return]
 
 
 def public(obj: Obj) -> Obj:
     """A copy of ``obj`` without the emulator's private ``_fields``, as the API shows it."""
-    return copy.deepcopy({k: v for k, v in obj.items() if not k.startswith("_")})
+    return {k: clone(v) for k, v in obj.items() if not k.startswith("_")}
 
 
 def previous_attributes(before: Obj, after: Obj) -> Obj:

@@ -29,6 +29,18 @@ API_VERSION = "2026-10-28.endive"
 _ALPHABET = string.ascii_letters + string.digits
 
 
+def clone(value: Any) -> Any:
+    """A deep copy of an API-shaped value (dicts, lists and immutable scalars), several times faster
+    than ``copy.deepcopy``; anything else is deep-copied."""
+    if isinstance(value, dict):
+        return {k: clone(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [clone(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return copy.deepcopy(value)
+
+
 def id_prefix(obj_id: str, known: Iterable[str]) -> str | None:
     """The longest of the ``known`` prefixes that ``obj_id`` starts with, as ``prefix_...``
     (``sub_sched_X`` is a schedule's, ``sub_X`` a subscription's)."""
@@ -148,7 +160,7 @@ class Store:
     def render(self, obj: Obj) -> Obj:
         kind = self.kinds.get(obj.get("object", ""))
         if obj.get("deleted") or kind is None or kind.renderer is None:
-            return copy.deepcopy(obj)
+            return clone(obj)  # type: ignore[no-any-return]
         return kind.renderer(obj)
 
     # events ---------------------------------------------------------------
@@ -156,7 +168,7 @@ class Store:
         """Record an event with a snapshot of ``obj`` (rendered now)."""
         data: Obj = {"object": self.render(obj)}
         if previous_attributes:
-            data["previous_attributes"] = copy.deepcopy(previous_attributes)
+            data["previous_attributes"] = clone(previous_attributes)
         event: Obj = {
             "id": self.new_id("evt"),
             "object": "event",

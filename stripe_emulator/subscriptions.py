@@ -28,7 +28,6 @@ rather than Stripe's ~1 hour draft window), payment retries and the incomplete e
 from __future__ import annotations
 
 import calendar
-import copy
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,7 +39,7 @@ from . import invoices, meters, pending_updates
 from .common import money, previous_attributes, public
 from .errors import StripeError, invalid, missing_param, no_such
 from .params import Params, apply_metadata
-from .store import Kind, Obj
+from .store import Kind, Obj, clone
 
 if TYPE_CHECKING:
     from .server import Emulator, Request
@@ -1200,7 +1199,7 @@ def delete_item(req: Request) -> Obj:
 def _dry_run(emu: Emulator) -> Iterator[None]:
     """Apply changes to a copy of the state, then put the original back."""
     store = emu.store
-    saved = copy.deepcopy(store.collections)
+    saved = {name: {k: clone(v) for k, v in coll.items()} for name, coll in store.collections.items()}
     counters = dict(store.counters)
     try:
         yield

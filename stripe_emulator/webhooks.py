@@ -17,7 +17,9 @@ The signature is Stripe's: ``Stripe-Signature: t=<unix seconds>,v1=<hex HMAC-SHA
 under the secret>``. The timestamp defaults to the wall clock, not the emulator's clock: a receiver
 compares it with its own clock (Stripe's tolerance is 300 s), and the emulator's clock may be moved
 days ahead to make subscriptions renew. Pass ``timestamp`` to sign a replay or a stale delivery.
-Endpoints live in ``store.extra`` and are forgotten on reset.
+Endpoints live in ``store.extra`` and are forgotten on reset. Each v1 event recorded while endpoints
+with a ``url`` are registered counts those it is for in ``pending_webhooks``; a delivery an endpoint
+answers with a 2xx takes it off (``GET /v1/events?delivery_success=...``).
 """
 
 from __future__ import annotations
