@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Any
 
+from . import payment_methods
 from .common import previous_attributes, public, snapshot
 from .errors import StripeError, invalid, missing_param
 from .params import apply_metadata
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from .server import Emulator, Request
 
 DAY = 86400
+_ITEMS_INDEX = "_invoice_items_by_customer"
 
 
 def register(emu: Emulator) -> None:
@@ -159,10 +161,23 @@ def make_invoice_item(emu: Emulator, customer: str, sub: Obj, line: Obj) -> Obj:
     return item
 
 
+def _items_of_customer(emu: Emulator, customer: str) -> list[Obj]:
+    """The customer's invoice items, in creation order (from an index rebuilt when items are added)."""
+    coll = emu.store.coll("invoiceitems")
+    index = emu.store.extra.get(_ITEMS_INDEX)
+    if index is None or index[0] is not coll or index[1] != coll.version:
+        by_customer: dict[str, list[str]] = {}
+        for ii_id, ii in coll.items():
+            by_customer.setdefault(ii["customer"], []).append(ii_id)
+        index = (coll, coll.version, by_customer)
+        emu.store.extra[_ITEMS_INDEX] = index
+    return [coll[ii_id] for ii_id in index[2].get(customer, ())]
+
+
 def pending_items(emu: Emulator, customer: str, subscription: str | None) -> list[Obj]:
     out = []
-    for ii in emu.store.coll("invoiceitems").values():
-        if ii["invoice"] is not None or ii["customer"] != customer:
+    for ii in _items_of_customer(emu, customer):
+        if ii["invoice"] is not None:
             continue
         if subscription is None or subscription_id(ii) in (None, subscription):
             out.append(ii)
@@ -402,20 +417,26 @@ def payment_method_for_customer(emu: Emulator, customer: str) -> str | None:
     return str(pm) if pm else None
 
 
-def declines(payment_method: str) -> bool:
-    """Stripe's test payment methods: ``pm_card_chargeDeclined`` and friends decline."""
-    return "declined" in payment_method.lower() or "chargefail" in payment_method.lower()
+def pays(emu: Emulator, payment_method: str | None) -> bool:
+    """Whether an off-session payment with ``payment_method`` goes through (see ``payment_methods``)."""
+    return (
+        payment_method is not None
+        and payment_methods.outcome(emu, payment_method) == payment_methods.SUCCEEDS
+    )
 
 
 def attempt_payment(emu: Emulator, inv: Obj) -> None:
-    """Charge automatically: succeeds with a usable payment method, else a failed attempt."""
+    """Charge automatically: succeeds with a usable payment method; a payment method that needs the
+    customer's authentication leaves the invoice open with ``invoice.payment_action_required``; else a
+    failed attempt."""
     if inv["status"] != "open" or inv["collection_method"] != "charge_automatically":
         return
     pm = payment_method_for(emu, inv)
-    if pm is not None and not declines(pm):
+    if pays(emu, pm):
         payment_succeeded(emu, inv)
     else:
-        payment_failed(emu, inv)
+        action = pm is not None and payment_methods.outcome(emu, pm) == payment_methods.REQUIRES_ACTION
+        payment_failed(emu, inv, action_required=action)
 
 
 def subscription_id(inv: Obj) -> str | None:
@@ -455,7 +476,9 @@ def payment_succeeded(emu: Emulator, inv: Obj) -> None:
         subscriptions.on_invoice_paid(emu, sub, inv)
 
 
-def payment_failed(emu: Emulator, inv: Obj) -> None:
+def payment_failed(emu: Emulator, inv: Obj, action_required: bool = False) -> None:
+    """A failed attempt. With ``action_required`` (the card needs 3D Secure) Stripe also sends
+    ``invoice.payment_action_required``; the customer pays on ``hosted_invoice_url``."""
     from . import subscriptions
 
     if inv["status"] == "draft":
@@ -474,6 +497,8 @@ def payment_failed(emu: Emulator, inv: Obj) -> None:
         else emu.clock.now() + settings.payment_retry_interval_days * DAY
     )
     emu.store.record_event("invoice.payment_failed", inv)
+    if action_required:
+        emu.store.record_event("invoice.payment_action_required", inv)
     sub = _subscription_of(emu, inv)
     if sub is not None:
         subscriptions.on_payment_failed(emu, sub, inv, exhausted)
@@ -576,9 +601,20 @@ def pay_endpoint(req: Request) -> Obj:
             "This customer has no attached payment source or default payment method. Please consider "
             "adding a default payment method.",
         )
-    if declines(pm):
+    result = payment_methods.outcome(req.emulator, pm)
+    if result == payment_methods.DECLINES:
         payment_failed(req.emulator, inv)
         raise StripeError(402, "Your card was declined.", type="card_error", code="card_declined")
+    if result == payment_methods.REQUIRES_ACTION:
+        payment_failed(req.emulator, inv, action_required=True)
+        raise StripeError(
+            402,
+            "This payment requires additional user action before it can be completed successfully. Payment "
+            "can be completed using the PaymentIntent associated with the invoice. For more details see: "
+            "https://docs.stripe.com/billing/subscriptions/overview#requires-action",
+            type="card_error",
+            code="invoice_payment_intent_requires_action",
+        )
     payment_succeeded(req.emulator, inv)
     return req.store.render(inv)
 
