@@ -72,14 +72,17 @@ const sbt = (() => {
 
 function rulesOf(template: Template, resolver: Resolver): Rule[] {
   const resources = template.Resources;
+  // A function is named directly, or through the alias SAM publishes (AutoPublishAlias, for SnapStart).
+  const functionOf = (id: string): string =>
+    resources[id].Type === 'AWS::Lambda::Alias' ? ((resources[id].Properties!.FunctionName as any).Ref as string) : id;
   const functionsOf = (rule: Resource): string[] =>
     (rule.Properties!.Targets as any[]).flatMap((target) => {
-      const [id] = target.Arn['Fn::GetAtt'];
-      if (resources[id].Type === 'AWS::Lambda::Function') return [id];
+      const id: string = target.Arn.Ref ?? target.Arn['Fn::GetAtt'][0];
+      if (['AWS::Lambda::Function', 'AWS::Lambda::Alias'].includes(resources[id].Type)) return [functionOf(id)];
       return Object.values(resources)
         .filter((r) => r.Type === 'AWS::Lambda::EventSourceMapping')
         .filter((r) => (r.Properties!.EventSourceArn as any)['Fn::GetAtt'][0] === id)
-        .map((r) => (r.Properties!.FunctionName as any).Ref as string);
+        .map((r) => functionOf((r.Properties!.FunctionName as any).Ref as string));
     });
   return Object.entries(resources)
     .filter(([, resource]) => resource.Type === 'AWS::Events::Rule' && resource.Properties?.EventPattern)
