@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from devtools.local_run import SAMPLES_WRITTEN_AT, rebased
+from devtools.local_run import rebased
 from devtools.moto_server import AwsClients
 from tests.harness import Stack, sample, stack_on
 from tests.integration.test_seats_and_usage import USAGE_SETTINGS
@@ -57,10 +56,7 @@ def for_tenant(name: str, tenant_id: str, n: int = 0) -> dict[str, Any]:
     if "tenantId" in event["detail"] or "tenantRegistrationId" not in event["detail"]:
         event["detail"]["tenantId"] = tenant_id
     event["id"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{name}/{tenant_id}/{n}"))
-    if "updatedAt" in event["detail"]:  # moved with the envelope, so that the samples' order holds
-        at = datetime.fromisoformat(event["detail"]["updatedAt"].replace("Z", "+00:00"))
-        moved = at + (datetime.now(UTC) - SAMPLES_WRITTEN_AT)
-        event["detail"]["updatedAt"] = moved.isoformat().replace("+00:00", "Z")
+    # (`rebased` has moved `updatedAt` with the envelope already, so that the samples' order holds.)
     return event
 
 

@@ -120,6 +120,19 @@ def test_a_change_during_a_sync_schedules_another_so_the_last_change_is_kept(wor
     assert world.seat_quantity() == 2
 
 
+def test_a_user_of_a_tenant_whose_opening_stripe_refused_schedules_no_endless_syncs(world: World) -> None:
+    world.stripe.refused_prices.add("price_premium")
+    world.open()
+    world.seats.record("t1", "u1", True, stamp(1))
+
+    for _ in range(10):
+        if not world.scheduler.scheduled:
+            break
+        world.seats.sync(world.scheduler.scheduled.pop(0))
+
+    assert world.scheduler.scheduled == [], "a refused opening waits for a fact; its next generation counts"
+
+
 def test_usage_is_sent_once_however_often_it_is_delivered(world: World) -> None:
     world.open()
     record = RawUsage(name="api_calls", value=Decimal(42), timestamp=T0, record_id="r-1")

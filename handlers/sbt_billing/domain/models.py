@@ -156,7 +156,11 @@ class AccountStatus(StrEnum):
 
 class OpeningSnapshot(Frozen):
     """The parameters the customer and subscription are created with, fixed when opening starts,
-    so that every retry sends Stripe the same request under the same idempotency key."""
+    so that every retry sends Stripe the same request under the same idempotency key.
+
+    When Stripe refuses one of those creates for good (an email it will not take, an archived price),
+    the snapshot is `refused`: the next fact about the tenant starts the opening again from the desired
+    state it then has, as the next `generation`, whose creates go under keys of their own."""
 
     details: CustomerDetails
     tier: str
@@ -165,6 +169,8 @@ class OpeningSnapshot(Frozen):
     seat_price_id: str | None = None
     seat_quantity: int = 0
     metered_price_ids: tuple[str, ...] = ()
+    generation: int = 0
+    refused: bool = False
 
 
 class Lease(Frozen):
