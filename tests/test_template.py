@@ -179,6 +179,7 @@ RESOURCE_NAMES = {
     "UsageTable": "usage",
     "RegistrationsTable": "registrations",
     "SeatSyncQueue": "https://sqs.example/seat-sync",
+    "TenantUpdatedQueue": "https://sqs.example/tenant-updated",
 }
 
 

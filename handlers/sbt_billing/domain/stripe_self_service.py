@@ -113,6 +113,11 @@ def payment_method_reported(
     ):
         return None
     recorded = ReportedPaymentMethod(payment_method_id=payment_method, stamp=stamp)
+    customer = (
+        _id(event.object.get("customer")) if event.object.get("object") != "customer" else _id(event.object)
+    )
+    if customer is not None and customer != report.customer_id:
+        report = report.model_copy(update={"customer_id": customer, "customer_deleted": False})
     updated = account.model_copy(update={"reported": report.model_copy(update={"payment_method": recorded})})
     publications: list[Publication] = []
     if (
