@@ -102,6 +102,7 @@ class StripeBillingGateway(StripePlans, StripeHostedPages):
         price_id = prices.data[0].id
         with self._prices_lock:
             self._prices[lookup_key_or_id] = (price_id, now)
+        self.remember_terms(prices.data[0])  # what it bills, without a read of its own later
         return price_id
 
     # -- customers --------------------------------------------------------------------------------

@@ -41,7 +41,10 @@ class StripePlans:
             cached = self._terms.get(price_id)
         if cached is not None:
             return cached
-        price = self._call(lambda: self._client.v1.prices.retrieve(price_id))
+        return self.remember_terms(self._call(lambda: self._client.v1.prices.retrieve(price_id)))
+
+    def remember_terms(self, price: stripe.Price) -> PriceTerms:
+        """The price's terms, kept for the container's life (also from a listing that returned it)."""
         recurring = price.recurring
         product = price.product
         terms = PriceTerms(
@@ -53,7 +56,7 @@ class StripePlans:
             product=product if isinstance(product, str) else product.id,
         )
         with self._terms_lock:
-            self._terms[price_id] = terms
+            self._terms[price.id] = terms
         return terms
 
     # -- a change at the period's end ---------------------------------------------------------------
