@@ -27,8 +27,6 @@ from bench.calls_per_operation import measured  # noqa: E402
 from devtools.moto_server import AwsClients, MotoServer, aws_environment  # noqa: E402
 from sbt_billing_client import BillingClient  # noqa: E402
 from stripe_emulator import StripeEmulator  # noqa: E402
-from tests.harness import Stack, stack_on  # noqa: E402
-from tests.integration.local_gateway import LocalApiGateway  # noqa: E402
 from tests.integration.test_self_service import (  # noqa: E402
     ADMIN_PAGE,
     CREDENTIALS,
@@ -38,6 +36,8 @@ from tests.integration.test_self_service import (  # noqa: E402
     period_end,
     provision_success,
 )
+from tests.support.harness import Stack, stack_on  # noqa: E402
+from tests.support.local_gateway import LocalApiGateway  # noqa: E402
 
 
 def main() -> None:

@@ -27,8 +27,8 @@ from sbt_billing_client import (
     PaymentRequired,
     TenantNotFound,
 )
-from tests.harness import Stack, sample, stack_on
-from tests.integration.local_gateway import LocalApiGateway
+from tests.support.harness import Stack, sample, stack_on
+from tests.support.local_gateway import LocalApiGateway
 
 TENANT = "8a6f3c1e-5b2d-4e7f-9a10-3c4d5e6f7a8b"
 CREDENTIALS = Credentials(

@@ -12,7 +12,7 @@ import pytest
 from sbt_billing.bootstrap.clients import forget_clients
 
 from devtools.moto_server import environment_applied
-from tests.harness import Stack, sample, stack_on
+from tests.support.harness import Stack, sample, stack_on
 
 PROVISION = "01_provision_success.json"
 ONBOARDING = "00_onboarding_request.json"  # SBT registered the tenant: its id, registration and tier

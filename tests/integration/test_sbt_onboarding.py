@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.harness import Stack, sample, stack_on
+from tests.support.harness import Stack, sample, stack_on
 
 ONBOARDING = "00_onboarding_request.json"
 PROVISION = "01_provision_success.json"

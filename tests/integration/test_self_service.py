@@ -16,8 +16,8 @@ from botocore.credentials import Credentials
 
 from devtools.moto_server import DUMMY_CREDENTIALS, AwsClients
 from sbt_billing_client import BillingClient, Conflict
-from tests.harness import Stack, sample, stack_on
-from tests.integration.local_gateway import LocalApiGateway
+from tests.support.harness import Stack, sample, stack_on
+from tests.support.local_gateway import LocalApiGateway
 
 TENANT = "5d1e2f3a-4b5c-4d6e-8f70-8192a3b4c5d6"
 SECRET = "whsec_self_service_" + "0" * 24

@@ -18,8 +18,8 @@ import pytest
 
 from devtools.local_run import sqs_event
 from devtools.template import event_routes, routes_for
-from tests.harness import Stack, sample
-from tests.reliability.conftest import WEBHOOK_SECRET, copied, for_tenant
+from tests.support.harness import Stack, sample
+from tests.support.reliability import WEBHOOK_SECRET, copied, for_tenant
 
 pytestmark = pytest.mark.reliability
 

@@ -21,7 +21,7 @@ from sbt_billing.entrypoints.sbt_events import (
 )
 from sbt_billing.entrypoints.stripe_events import parse_event
 
-from tests.harness import sample
+from tests.support.harness import sample
 
 BAD_EMAILS = (
     "someone@@acme.test",

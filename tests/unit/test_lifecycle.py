@@ -13,7 +13,7 @@ from sbt_billing.domain.lifecycle import Lifecycle
 from sbt_billing.domain.models import AccountStatus, Address, CustomerDetails, Lease, Result, TenantFacts
 from sbt_billing.domain.published import BILLING_FAILURE, BILLING_SUCCESS
 
-from tests.doubles import FakeCustomer, InMemoryBilling
+from tests.support.doubles import FakeCustomer, InMemoryBilling
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 CATALOGUE = {"basic": TierPlan(price="basic_key"), "premium": TierPlan(price="premium_key")}

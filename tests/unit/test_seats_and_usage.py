@@ -11,7 +11,7 @@ from sbt_billing.domain.models import AccountStatus, TenantFacts
 from sbt_billing.domain.published import BILLING_FAILURE
 from sbt_billing.domain.usage import RawUsage
 
-from tests.doubles import FixedClock, InMemoryBilling
+from tests.support.doubles import FixedClock, InMemoryBilling
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 CATALOGUE = {

@@ -32,7 +32,7 @@ from sbt_billing.domain.stripe_events import StripeEvent
 from sbt_billing.domain.stripe_reports import WebhookPolicy, WebhookProcessor
 from sbt_billing.domain.stripe_self_service import GIVE_PAYMENT_METHOD
 
-from tests.doubles import InMemoryAccountStore, InMemoryBilling, RecordingPublisher
+from tests.support.doubles import InMemoryAccountStore, InMemoryBilling, RecordingPublisher
 
 CATALOGUE = {"basic": TierPlan(price="basic_key"), "premium": TierPlan(price="premium_key")}
 POLICY = GatePolicy(allowed_states=frozenset({BillingState.ACTIVE, BillingState.TRIALING}))
