@@ -16,7 +16,7 @@ from botocore.credentials import Credentials
 
 from devtools.moto_server import DUMMY_CREDENTIALS, AwsClients
 from sbt_billing_client import BillingClient, Conflict
-from tests.support.harness import Stack, sample, stack_on
+from tests.support.harness import TEST_KEY, Stack, sample, stack_on
 from tests.support.local_gateway import LocalApiGateway
 
 TENANT = "5d1e2f3a-4b5c-4d6e-8f70-8192a3b4c5d6"
@@ -273,6 +273,31 @@ def test_a_changed_deployment_updates_the_portal_configuration_instead_of_making
     assert counts.get("POST /v1/billing_portal/configurations/{id}") == 1
 
 
+def test_functions_starting_together_make_one_portal_configuration(stack: Stack) -> None:
+    import threading
+
+    from sbt_billing.adapters.stripe_billing import StripeBillingGateway
+    from sbt_billing.bootstrap.api import self_service
+    from sbt_billing.bootstrap.settings import settings
+    from sbt_billing.bootstrap.stripe import billing_policy, stripe_client
+
+    configuration = self_service().configuration()
+    # Two containers' gateways (their own clients and caches), asking at the same time.
+    gateways = [StripeBillingGateway(stripe_client(settings(), TEST_KEY), billing_policy()) for _ in range(2)]
+    found: list[str] = []
+    threads = [
+        threading.Thread(target=lambda g=gateway: found.append(g.portal_configuration(configuration)))
+        for gateway in gateways
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(set(found)) == 1
+    assert len(stack.emulator.admin("GET", "state")["billing_portal_configurations"]) == 1
+
+
 def test_cancellation_is_not_offered_unless_the_deployment_allows_it(
     stack: Stack, client: BillingClient, stripe: Stripe
 ) -> None:
@@ -284,6 +309,26 @@ def test_cancellation_is_not_offered_unless_the_deployment_allows_it(
         client.portal_session(TENANT, ADMIN_PAGE, flow="subscription_cancel")
 
     assert "flow" in refused.value.message
+
+
+@pytest.mark.parametrize("stack", [{"PORTAL_CANCELLATION": "true"}], indirect=True)
+def test_a_cancellation_in_the_portal_comes_home_and_is_published(
+    stack: Stack, client: BillingClient, stripe: Stripe
+) -> None:
+    outcome = opened(stack, stripe, "basic")
+    session = client.portal_session(TENANT, ADMIN_PAGE, flow="subscription_cancel")
+
+    stack.emulator.admin(
+        "POST",
+        f"billing_portal/sessions/{session.session_id}/subscription_cancel",
+        {"subscription": outcome["subscription_id"]},
+    )
+    stripe.settle()
+
+    gate = client.status(TENANT)
+    assert (gate.state, gate.allowed) == ("canceled", False)
+    [published] = billing_successes(stack)
+    assert (published["operation"], published["subscriptionStatus"]) == ("subscription_canceled", "canceled")
 
 
 def test_a_tenant_without_a_customer_gets_no_session(stack: Stack, client: BillingClient) -> None:

@@ -91,6 +91,19 @@ def test_with_period_end_a_downgrade_is_scheduled_and_the_tier_billed_now_stays(
     assert published["scheduledChange"] == {"tier": "basic", "at": billing.stripe.period_end.isoformat()}
 
 
+def test_with_period_end_a_downgrade_during_a_trial_applies_at_once() -> None:
+    billing = InMemoryBilling(CATALOGUE, downgrade_at=DowngradeAt.PERIOD_END)
+    opened_on(billing, "premium")
+    account = billing.store.items["t1"]
+    billing.store.items["t1"] = account.model_copy(update={"subscription_status": "trialing"})
+
+    outcome = billing.lifecycle().update_account(fact(10, tier="basic"))
+
+    assert outcome.result is Result.APPLIED
+    assert billing.store.items["t1"].applied_tier == "basic"
+    assert billing.stripe.writes("schedule_plan_change") == 0
+
+
 def test_with_period_end_an_upgrade_stays_immediate() -> None:
     billing = InMemoryBilling(CATALOGUE, downgrade_at=DowngradeAt.PERIOD_END)
     opened_on(billing, "basic")

@@ -588,9 +588,12 @@ class _Driver:
         self._progress(applied_tier=tier, price_id=prices.base, pending_plan=None)
 
     def _waits_for_period_end(self, prices: PlanPrices) -> bool:
-        """A downgrade, when the deployment keeps the paid period's tier until the period ends."""
+        """A downgrade, when the deployment keeps the paid period's tier until the period ends. Not
+        during a trial: nothing is paid for yet (and Stripe prorates nothing while trialing)."""
         current = self.account.price_id
         if self._lifecycle._downgrade_at is not DowngradeAt.PERIOD_END or current is None:
+            return False
+        if self.account.subscription_status == "trialing":
             return False
         if prices.base == current:
             return False
