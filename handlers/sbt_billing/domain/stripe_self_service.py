@@ -85,13 +85,15 @@ def checkout_completed(
 
 def customer_payment_method(event: StripeEvent, account: Account) -> tuple[Account, list[Publication]]:
     """The customer's default payment method for invoices, as a customer event reports it (the portal
-    sets it when the tenant updates the card; the lifecycle sets it after Checkout)."""
+    sets it when the tenant updates the card, as may the Dashboard; the lifecycle sets it after
+    Checkout)."""
     settings = event.object.get("invoice_settings")
     if event.type != "customer.updated" or not isinstance(settings, Mapping):
         return account, []
     if "default_payment_method" not in settings:
         return account, []
-    changed = payment_method_reported(event, account, _id(settings.get("default_payment_method")), "portal")
+    default = _id(settings.get("default_payment_method"))
+    changed = payment_method_reported(event, account, default, source="customer")
     return changed or (account, [])
 
 
@@ -113,9 +115,8 @@ def payment_method_reported(
     ):
         return None
     recorded = ReportedPaymentMethod(payment_method_id=payment_method, stamp=stamp)
-    customer = (
-        _id(event.object.get("customer")) if event.object.get("object") != "customer" else _id(event.object)
-    )
+    obj = event.object
+    customer = _id(obj) if obj.get("object") == "customer" else _id(obj.get("customer"))
     if customer is not None and customer != report.customer_id:
         report = report.model_copy(update={"customer_id": customer, "customer_deleted": False})
     updated = account.model_copy(update={"reported": report.model_copy(update={"payment_method": recorded})})
