@@ -35,7 +35,7 @@ from typing import Any
 
 from sbt_billing.domain.account_writes import Write, write_merged
 from sbt_billing.domain.catalogue import TierPlan, tier_for_price
-from sbt_billing.domain.errors import InvalidEvent
+from sbt_billing.domain.errors import ConfigurationError, InvalidEvent
 from sbt_billing.domain.gate import (
     GOOD_STANDING,
     GatePolicy,
@@ -279,7 +279,7 @@ class WebhookProcessor:
             self._publisher.publish(detail_type, detail)
             return
         if self._inbox is None:
-            raise InvalidEvent("type", "this webhook cannot hand a payment method to the lifecycle")
+            raise ConfigurationError("this webhook has no way to hand a payment method to the lifecycle")
         at = detail["at"]
         assert isinstance(at, datetime)
         self._inbox.payment_method_given(
