@@ -59,6 +59,7 @@ RESOURCE_NAMES = {
     "UsageTable": "usage",
     "RegistrationsTable": "registrations",
     "SeatSyncQueue": "https://sqs.example/seat-sync",
+    "TenantUpdatedQueue": "https://sqs.example/tenant-updated",
 }
 
 
@@ -152,7 +153,8 @@ def test_every_event_source_rule_schedule_and_api_integration_invokes_the_alias(
     assert len(found["AWS::Lambda::EventSourceMapping"]) == 4  # three lifecycle queues and the seat sync
     assert len(found["AWS::Events::Rule"]) == 3  # users, usage, the flush schedule
     assert len(found["AWS::Lambda::EventInvokeConfig"]) == len(ASYNC_FUNCTIONS)
-    assert len(integrations) == 6
+    # the gate, the read, PATCH, the preview, the document, the two sessions, the webhook
+    assert len(integrations) == 8
 
 
 def test_without_snapstart_no_function_applies_it() -> None:

@@ -200,6 +200,8 @@ def test_the_served_openapi_document_validates(client: BillingClient) -> None:
         "/tenants/{tenantId}/billing",
         "/tenants/{tenantId}/billing/status",
         "/tenants/{tenantId}/billing/preview",
+        "/tenants/{tenantId}/billing/portal-session",
+        "/tenants/{tenantId}/billing/checkout-session",
     }
     assert set(document["paths"]["/tenants/{tenantId}/billing"]) == {"get", "patch"}
     status = document["paths"]["/tenants/{tenantId}/billing/status"]["get"]

@@ -73,6 +73,31 @@ def test_a_record_dead_lettered_by_its_queue_goes_back_to_that_queue(resources: 
     assert bodies(sqs, dead) == []
 
 
+def test_a_payment_method_the_webhook_handed_over_goes_back_to_the_update_queue(
+    resources: LocalResources,
+) -> None:
+    from sbt_billing.adapters.lifecycle_inbox import PAYMENT_METHOD_GIVEN, SOURCE
+
+    sqs = AwsClients(resources.endpoint).sqs()
+    dead = resources.queues["TenantUpdatedDeadLetterQueue"]
+    [record] = sample("24_payment_method_given_queue_record.json")["Records"]
+    given = json.loads(record["body"])
+    sqs.send_message(QueueUrl=dead, MessageBody=json.dumps(given))
+    queue = resources.queues["TenantUpdatedQueue"]
+
+    report = redrive(
+        SOURCES["TenantUpdatedDeadLetterQueue"],
+        sqs,
+        dead,
+        QueueDestination(sqs, queue),
+        deployment(resources),
+    )
+
+    assert (given["source"], given["detail-type"]) == (SOURCE, PAYMENT_METHOD_GIVEN)
+    assert (report.moved, report.refused) == (1, [])
+    assert bodies(sqs, queue) == [given]
+
+
 def test_an_event_that_belongs_to_another_queue_is_refused_and_stays(resources: LocalResources) -> None:
     sqs = AwsClients(resources.endpoint).sqs()
     dead = resources.queues["ProvisionSuccessDeadLetterQueue"]

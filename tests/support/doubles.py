@@ -13,6 +13,7 @@ from sbt_billing.domain.errors import PermanentBillingError, RevisionConflict
 from sbt_billing.domain.lifecycle import Lifecycle
 from sbt_billing.domain.models import Account, CustomerDetails, Facts, InvoiceFact, OpenOn
 from sbt_billing.domain.onboarding import Onboarding
+from sbt_billing.domain.plan_timing import DowngradeAt, PriceTerms, ScheduledPlan, ScheduledPlanChange
 from sbt_billing.domain.ports import (
     InvoiceAmount,
     MeterEvent,
@@ -118,6 +119,14 @@ class FakeStripe:
     payments_fail: bool = False  # ... and its payment fails: Stripe keeps the change pending
     plan_changes: list[PlanChange] = field(default_factory=list)
     previews: list[PlanChange] = field(default_factory=list)
+    # What each price bills a month (price_terms), the subscription schedules made (id -> its change and
+    # status) and the payment methods made a customer's default (customer -> method, charged subscription).
+    amounts: dict[str, int] = field(
+        default_factory=lambda: {"price_basic": 2900, "price_premium": 29900, "price_seat": 500}
+    )
+    schedules: dict[str, tuple[ScheduledPlanChange, str]] = field(default_factory=dict)
+    defaults: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+    period_end: datetime = datetime(2026, 12, 24, 12, 0, tzinfo=UTC)
     _ids: itertools.count[int] = field(default_factory=itertools.count)
 
     def _new_id(self, prefix: str) -> str:
@@ -303,6 +312,41 @@ class FakeBillingGateway:
 
         return bool(self.stripe._write("close_customer", idempotency_key, close))
 
+    def price_terms(self, price_id: str) -> PriceTerms:
+        return PriceTerms(
+            price_id=price_id, amount=self.stripe.amounts[price_id], currency="usd", interval="month"
+        )
+
+    def schedule_plan_change(self, change: ScheduledPlanChange, idempotency_key: str) -> ScheduledPlan:
+        def schedule() -> ScheduledPlan:
+            live = [
+                schedule_id
+                for schedule_id, (made, status) in self.stripe.schedules.items()
+                if made.subscription_id == change.subscription_id and status == "active"
+            ]
+            schedule_id = live[0] if live else self.stripe._new_id("sub_sched")
+            self.stripe.schedules[schedule_id] = (change, "active")
+            return ScheduledPlan(schedule_id=schedule_id, at=self.stripe.period_end)
+
+        result = self.stripe._write("schedule_plan_change", idempotency_key, schedule)
+        assert isinstance(result, ScheduledPlan)
+        return result
+
+    def release_schedule(self, schedule_id: str, idempotency_key: str) -> None:
+        def release() -> None:
+            change, _ = self.stripe.schedules[schedule_id]
+            self.stripe.schedules[schedule_id] = (change, "released")
+
+        self.stripe._write("release_schedule", idempotency_key, release)
+
+    def use_payment_method(
+        self, customer_id: str, subscription_id: str | None, payment_method_id: str, idempotency_key: str
+    ) -> None:
+        def use() -> None:
+            self.stripe.defaults[customer_id] = (payment_method_id, subscription_id)
+
+        self.stripe._write("use_payment_method", idempotency_key, use)
+
 
 class RecordingPublisher:
     def __init__(self) -> None:
@@ -459,7 +503,9 @@ class InMemoryBilling:
         meters: Mapping[str, UsageMeter] | None = None,
         clock: FixedClock | None = None,
         seats_and_usage: bool = False,
+        downgrade_at: DowngradeAt = DowngradeAt.IMMEDIATELY,
     ) -> None:
+        self.downgrade_at = downgrade_at
         self.catalogue = catalogue
         self.meters = meters or {}
         self.store = InMemoryAccountStore()
@@ -492,4 +538,5 @@ class InMemoryBilling:
             metered_prices=[meter.price for meter in self.meters.values() if meter.price] if wired else (),
             seats=self.seats if wired else None,
             usage=self.usage if wired else None,
+            downgrade_at=self.downgrade_at,
         )

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import stripe
 
+from sbt_billing.adapters.stripe_hosted_pages import StripeHostedPages
+from sbt_billing.adapters.stripe_plans import StripePlans
 from sbt_billing.adapters.stripe_seam import SessionExpired, call
 from sbt_billing.domain.billing_policy import (
     BillingPolicy,
@@ -24,6 +26,7 @@ from sbt_billing.domain.billing_policy import (
 )
 from sbt_billing.domain.errors import PermanentBillingError, ResourceMissing
 from sbt_billing.domain.models import CustomerDetails, InvoiceFact, digest_of
+from sbt_billing.domain.plan_timing import PriceTerms
 from sbt_billing.domain.ports import (
     InvoiceAmount,
     MeterEvent,
@@ -53,7 +56,7 @@ SEARCH_LIMIT = 10  # candidates a recovery search reads (one tenant's customers:
 SESSION_MARGIN_SECONDS = 60.0
 
 
-class StripeBillingGateway:
+class StripeBillingGateway(StripePlans, StripeHostedPages):
     def __init__(
         self,
         client: stripe.StripeClient,
@@ -69,6 +72,10 @@ class StripeBillingGateway:
         self._sleep = sleep
         self._prices: dict[str, tuple[str, float]] = {}
         self._prices_lock = Lock()
+        self._terms: dict[str, PriceTerms] = {}
+        self._terms_lock = Lock()
+        self._portal: tuple[str, str, float] | None = None
+        self._portal_lock = Lock()
         self._session: tuple[str, float] | None = None
 
     def _policy(self) -> BillingPolicy:
@@ -95,6 +102,7 @@ class StripeBillingGateway:
         price_id = prices.data[0].id
         with self._prices_lock:
             self._prices[lookup_key_or_id] = (price_id, now)
+        self.remember_terms(prices.data[0])  # what it bills, without a read of its own later
         return price_id
 
     # -- customers --------------------------------------------------------------------------------

@@ -35,6 +35,10 @@ class StripeBillingReader(StripeBillingGateway):
     _meters: tuple[dict[str, str], float] | None = None
     _meter_check: tuple[dict[str, MeterStatus], float] | None = None
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lookup_keys: dict[str, str] = {}  # price id -> lookup key ("" for none)
+
     # -- BillingReader ----------------------------------------------------------------------------
 
     def customer(self, customer_id: str) -> CustomerView | None:
@@ -184,6 +188,26 @@ class StripeBillingReader(StripeBillingGateway):
 
     def subscription_object(self, subscription_id: str) -> Mapping[str, Any] | None:
         return self._object(lambda: self._client.v1.subscriptions.retrieve(subscription_id))
+
+    def setup_intent_payment_method(self, setup_intent_id: str) -> str | None:
+        found = self._object(lambda: self._client.v1.setup_intents.retrieve(setup_intent_id))
+        if found is None or found.get("status") != "succeeded":
+            return None
+        method = found.get("payment_method")
+        method = method.get("id") if isinstance(method, dict) else method
+        return method if isinstance(method, str) and method else None
+
+    def price_lookup_key(self, price_id: str) -> str | None:
+        """The price's lookup key, read once per price and container."""
+        with self._terms_lock:
+            known = self._lookup_keys.get(price_id)
+        if known is not None:
+            return known or None
+        found = self._object(lambda: self._client.v1.prices.retrieve(price_id))
+        key = found.get("lookup_key") if found is not None else None
+        with self._terms_lock:
+            self._lookup_keys[price_id] = key if isinstance(key, str) else ""
+        return key if isinstance(key, str) and key else None
 
     # -- helpers ----------------------------------------------------------------------------------
 

@@ -9,15 +9,17 @@ from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
 from sbt_billing.adapters.clock import SystemClock
 from sbt_billing.adapters.stripe_seam import invocation_end
-from sbt_billing.bootstrap.clients import aws_client, cached
+from sbt_billing.bootstrap.clients import aws_client, cached, deferred
 from sbt_billing.bootstrap.lifecycle import catalogue, lifecycle
 from sbt_billing.bootstrap.settings import required, settings
 from sbt_billing.bootstrap.stores import account_store, tenant_usage
-from sbt_billing.bootstrap.stripe import billing_reader
+from sbt_billing.bootstrap.stripe import billing_gateway, billing_reader
 from sbt_billing.domain.billing_view import BillingServices
 from sbt_billing.domain.gate import GatePolicy
 from sbt_billing.domain.models import Outcome, TenantFacts
+from sbt_billing.domain.plan_timing import DowngradeAt
 from sbt_billing.domain.ports import PlanPreview
+from sbt_billing.domain.self_service import PortalPolicy, SelfService
 
 
 @cached
@@ -34,7 +36,10 @@ def billing_services() -> BillingServices:
 
 
 def gate_policy() -> GatePolicy:
-    return GatePolicy(allowed_states=settings().gate_allowed_states)
+    return GatePolicy(
+        allowed_states=settings().gate_allowed_states,
+        require_payment_method=settings().require_payment_method,
+    )
 
 
 def apply_change(facts: TenantFacts, seconds_left: float) -> Outcome:
@@ -66,4 +71,24 @@ def change_idempotency_store() -> DynamoDBPersistenceLayer:
     return DynamoDBPersistenceLayer(
         table_name=required(settings().idempotency_table, "IDEMPOTENCY_TABLE"),
         boto3_client=aws_client("dynamodb"),
+    )
+
+
+@cached
+def self_service() -> SelfService:
+    """The portal and Checkout: Stripe's hosted pages, opened with the deployment's key (they write)."""
+    config = settings()
+    pages = deferred(billing_gateway)
+    return SelfService(
+        store=account_store(),
+        pages=pages,
+        price_id=lambda reference: billing_gateway().price_for(reference),
+        catalogue=catalogue(),
+        policy=PortalPolicy(
+            name=config.portal_configuration_name,
+            proration_behavior=config.proration_behavior.value,
+            downgrades_at_period_end=config.downgrade_at is DowngradeAt.PERIOD_END,
+            cancellation=config.portal_cancellation,
+            cancellation_mode=config.cancellation_mode,
+        ),
     )

@@ -10,4 +10,10 @@ from sbt_billing.domain.gate import Gate, GatePolicy
 
 @cached
 def gate() -> Gate:
-    return Gate(account_store(), GatePolicy(allowed_states=settings().gate_allowed_states))
+    return Gate(
+        account_store(),
+        GatePolicy(
+            allowed_states=settings().gate_allowed_states,
+            require_payment_method=settings().require_payment_method,
+        ),
+    )

@@ -37,6 +37,7 @@ def lifecycle(working_until: datetime | None = None) -> Lifecycle:
         metered_prices=metered_price_refs(),
         seats=seats(),
         usage=usage(),
+        downgrade_at=config.downgrade_at,
     )
 
 

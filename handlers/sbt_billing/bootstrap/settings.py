@@ -19,6 +19,7 @@ from sbt_billing.domain.billing_policy import (
 from sbt_billing.domain.catalogue import TierPlan, UsageMeter
 from sbt_billing.domain.errors import ConfigurationError, SettingsError
 from sbt_billing.domain.models import BillingState, OpenOn
+from sbt_billing.domain.plan_timing import DowngradeAt
 
 __all__ = ["Settings", "SettingsError", "TierPlan", "UsageMeter", "required", "settings"]
 
@@ -96,6 +97,15 @@ class Settings(BaseModel):
     publish_deactivate_requests: Annotated[bool, Field(alias="PUBLISH_DEACTIVATE_REQUESTS")] = False
     publish_activate_requests: Annotated[bool, Field(alias="PUBLISH_ACTIVATE_REQUESTS")] = False
     publish_billing_updates: Annotated[bool, Field(alias="PUBLISH_BILLING_UPDATES")] = True
+    # Self-service: the gate's payment method requirement, when downgrades apply, Stripe's hosted portal,
+    # and where the webhook hands a payment method the tenant gave to the lifecycle (its update queue).
+    require_payment_method: Annotated[bool, Field(alias="REQUIRE_PAYMENT_METHOD")] = False
+    downgrade_at: Annotated[DowngradeAt, Field(alias="DOWNGRADE_AT")] = DowngradeAt.IMMEDIATELY
+    portal_cancellation: Annotated[bool, Field(alias="PORTAL_CANCELLATION")] = False
+    portal_configuration_name: Annotated[
+        str, Field(min_length=1, max_length=200, alias="PORTAL_CONFIGURATION_NAME")
+    ] = "sbt-billing"
+    tenant_updated_queue_url: Annotated[str | None, Field(alias="TENANT_UPDATED_QUEUE_URL")] = None
 
     @field_validator("gate_allowed_states", mode="before")
     @classmethod
@@ -156,6 +166,7 @@ class Settings(BaseModel):
         "webhook_secret_name",
         "registrations_table",
         "stripe_read_secret_name",
+        "tenant_updated_queue_url",
         mode="before",
     )
     @classmethod

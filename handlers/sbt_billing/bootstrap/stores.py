@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sbt_billing.adapters.lifecycle_inbox import SqsLifecycleInbox
 from sbt_billing.adapters.registrations import DynamoRegistrationStore
 from sbt_billing.adapters.sbt_bus import EventBridgePublisher
 from sbt_billing.adapters.seat_sync_queue import SqsSyncScheduler
@@ -48,3 +49,10 @@ def seat_scheduler() -> SqsSyncScheduler | None:
     if not config.usage_table or not config.seat_sync_queue_url:
         return None
     return SqsSyncScheduler(aws_client("sqs"), config.seat_sync_queue_url)
+
+
+@cached
+def lifecycle_inbox() -> SqsLifecycleInbox:
+    """The tenant update function's queue: where the webhook hands the lifecycle a payment method."""
+    url = required(settings().tenant_updated_queue_url, "TENANT_UPDATED_QUEUE_URL")
+    return SqsLifecycleInbox(aws_client("sqs"), url)

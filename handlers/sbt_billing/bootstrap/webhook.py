@@ -8,10 +8,10 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
 
-from sbt_billing.bootstrap.clients import aws_client, cached
+from sbt_billing.bootstrap.clients import aws_client, cached, deferred
 from sbt_billing.bootstrap.secrets import webhook_secrets
 from sbt_billing.bootstrap.settings import required, settings
-from sbt_billing.bootstrap.stores import account_store, publisher, tenant_usage
+from sbt_billing.bootstrap.stores import account_store, lifecycle_inbox, publisher, tenant_usage
 from sbt_billing.bootstrap.stripe import billing_reader, livemode
 from sbt_billing.domain.gate import GatePolicy
 from sbt_billing.domain.meter_errors import MeterErrorReport, MeterErrors
@@ -29,6 +29,12 @@ class _LazyLookup:
     def subscription_object(self, subscription_id: str) -> Mapping[str, Any] | None:
         return billing_reader().subscription_object(subscription_id)
 
+    def setup_intent_payment_method(self, setup_intent_id: str) -> str | None:
+        return billing_reader().setup_intent_payment_method(setup_intent_id)
+
+    def price_lookup_key(self, price_id: str) -> str | None:
+        return billing_reader().price_lookup_key(price_id)
+
 
 def webhook_processor() -> WebhookProcessor:
     """The processor for one event; only events of the Stripe key's mode are the deployment's."""
@@ -39,12 +45,16 @@ def webhook_processor() -> WebhookProcessor:
         lookup=_LazyLookup(),
         catalogue=required(config.tier_catalogue, "TIER_CATALOGUE"),
         policy=WebhookPolicy(
-            gate=GatePolicy(allowed_states=config.gate_allowed_states),
+            gate=GatePolicy(
+                allowed_states=config.gate_allowed_states,
+                require_payment_method=config.require_payment_method,
+            ),
             livemode=livemode(),
             publish_deactivate=config.publish_deactivate_requests,
             publish_activate=config.publish_activate_requests,
             publish_billing_updates=config.publish_billing_updates,
         ),
+        inbox=deferred(lifecycle_inbox),
     )
 
 

@@ -9,8 +9,16 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from sbt_billing.domain.catalogue import TierPlan, tier_for_price
-from sbt_billing.domain.gate import GateDecision, GatePolicy, customer_deleted, decide, reported_subscription
-from sbt_billing.domain.models import Account, Address, Frozen, InvoiceFact
+from sbt_billing.domain.gate import (
+    GateDecision,
+    GatePolicy,
+    customer_deleted,
+    decide,
+    payment_action,
+    payment_method,
+    reported_subscription,
+)
+from sbt_billing.domain.models import Account, Address, Frozen, InvoiceFact, ScheduledChange
 from sbt_billing.domain.ports import AccountStore, InvoiceAmount
 
 
@@ -105,6 +113,13 @@ class BillingServices:
     meters: Mapping[str, str] = field(default_factory=dict)  # usage name -> meter event name
 
 
+class PaymentAction(Frozen):
+    """A payment that needs the customer (authentication): where the customer completes it."""
+
+    invoice_id: str
+    hosted_invoice_url: str | None = None
+
+
 class TenantBilling(Frozen):
     tenant_id: str
     gate: GateDecision
@@ -115,6 +130,9 @@ class TenantBilling(Frozen):
     invoices: InvoicePage
     seats: SeatsView | None = None
     usage: tuple[MeterUsage, ...] = ()
+    has_payment_method: bool = False
+    payment_action_required: PaymentAction | None = None
+    scheduled_change: ScheduledChange | None = None
 
 
 def read_billing(
@@ -170,9 +188,11 @@ def read_billing(
             MeterUsage(usage_name=name, event_name=event, total=totals.get(event, 0.0), since=since)
             for name, event in sorted(meters.items())
         )
+    gate = decide(account, policy)
+    action = payment_action(account)
     return TenantBilling(
         tenant_id=account.tenant_id,
-        gate=decide(account, policy),
+        gate=gate,
         customer=customer,
         plan=plan,
         subscription=subscription,
@@ -180,4 +200,11 @@ def read_billing(
         invoices=page,
         seats=seats,
         usage=usage,
+        has_payment_method=payment_method(account) is not None,
+        payment_action_required=PaymentAction(
+            invoice_id=action.invoice_id, hosted_invoice_url=action.hosted_invoice_url
+        )
+        if action is not None
+        else None,
+        scheduled_change=gate.scheduled_change,
     )

@@ -17,7 +17,13 @@ customer), a report of another one, recorded before they were known, is not the 
 | no subscription yet, or incomplete                   | unknown                            |
 
 Whether a state is allowed is the deployment's choice (`GATE_ALLOWED_STATES`, by default active,
-trialing and past_due: past_due is the grace period while Stripe retries the payment).
+trialing and past_due: past_due is the grace period while Stripe retries the payment). With
+`REQUIRE_PAYMENT_METHOD`, a tenant is not allowed, whatever its state, until it has given a payment
+method (reason `payment_method_required`): Stripe reported one usable for its invoices (Checkout, the
+portal), or the lifecycle made one its default.
+
+The decision also names a tier change waiting for the period's end (`scheduled_change`): the
+lifecycle's own downgrade, or a schedule made in Stripe (the portal's).
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ from sbt_billing.domain.models import (
     BillingState,
     Frozen,
     PaymentState,
+    ReportedPayment,
+    ScheduledChange,
     SubscriptionFact,
 )
 from sbt_billing.domain.ports import AccountStore
@@ -49,12 +57,14 @@ GOOD_STANDING = frozenset({BillingState.ACTIVE, BillingState.TRIALING})
 
 class GatePolicy(Frozen):
     allowed_states: frozenset[BillingState]
+    require_payment_method: bool = False  # no provisioning until the tenant has given a payment method
 
 
 class GateDecision(Frozen):
     state: BillingState
     allowed: bool
     reasons: tuple[str, ...]
+    scheduled_change: ScheduledChange | None = None
 
 
 def reported_subscription(account: Account) -> SubscriptionFact | None:
@@ -106,14 +116,62 @@ def billing_state(account: Account) -> tuple[BillingState, tuple[str, ...]]:
     payment = reported.payment if reported else None
     if payment is not None and payment.state is PaymentState.FAILED:
         reasons.append("payment_failed")
+    elif payment is not None and payment.state is PaymentState.ACTION_REQUIRED:
+        reasons.append("payment_action_required")
     elif payment is not None and payment.state is PaymentState.UNCOLLECTIBLE:
         reasons.append("invoice_uncollectible")
     return state, tuple(reasons)
 
 
+def payment_method(account: Account) -> str | None:
+    """The tenant's payment method: Stripe's report (the freshest) first, else the one the lifecycle
+    made the customer's default."""
+    report = account.reported
+    if (
+        report is not None
+        and report.payment_method is not None
+        and account.customer_id
+        in (
+            None,
+            report.customer_id,
+        )
+    ):
+        return report.payment_method.payment_method_id
+    return account.applied_payment_method or account.desired.payment_method_value
+
+
+def payment_action(account: Account) -> ReportedPayment | None:
+    """The payment waiting for the customer's action (authentication), if the latest one is."""
+    payment = account.reported.payment if account.reported else None
+    return payment if payment is not None and payment.state is PaymentState.ACTION_REQUIRED else None
+
+
+def scheduled_change(account: Account) -> ScheduledChange | None:
+    """The tier change waiting for the period's end: the lifecycle's own, else one made in Stripe."""
+    if account.scheduled_change is not None:
+        return account.scheduled_change
+    reported = account.reported.schedule if account.reported else None
+    own = reported_subscription(account)
+    if reported is None or reported.change is None:
+        return None
+    if own is not None and own.schedule_id not in (None, reported.schedule_id):
+        return None  # the subscription has moved on to another schedule
+    current_tier = (own.tier if own else None) or account.applied_tier
+    return reported.change if reported.change.tier != current_tier else None
+
+
 def decide(account: Account, policy: GatePolicy) -> GateDecision:
     state, reasons = billing_state(account)
-    return GateDecision(state=state, allowed=state in policy.allowed_states, reasons=reasons)
+    allowed = state in policy.allowed_states
+    if (
+        policy.require_payment_method
+        and state is not BillingState.OFFBOARDED
+        and payment_method(account) is None
+    ):
+        reasons, allowed = (*reasons, "payment_method_required"), False
+    return GateDecision(
+        state=state, allowed=allowed, reasons=reasons, scheduled_change=scheduled_change(account)
+    )
 
 
 def lapsed_for_nonpayment(account: Account) -> bool:

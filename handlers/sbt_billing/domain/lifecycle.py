@@ -49,8 +49,11 @@ from sbt_billing.domain.models import (
     Outcome,
     PendingPlan,
     Result,
+    ScheduledChange,
+    Stamp,
     TenantFacts,
 )
+from sbt_billing.domain.plan_timing import DowngradeAt, ScheduledPlanChange, is_downgrade
 from sbt_billing.domain.ports import (
     AccountStore,
     BillingGateway,
@@ -87,7 +90,9 @@ class Lifecycle:
         metered_prices: Sequence[str] = (),
         seats: Seats | None = None,
         usage: Usage | None = None,
+        downgrade_at: DowngradeAt = DowngradeAt.IMMEDIATELY,
     ) -> None:
+        self._downgrade_at = downgrade_at
         self._metered_prices = tuple(metered_prices)
         self._seats = seats
         self._usage = usage
@@ -333,6 +338,8 @@ class Lifecycle:
                     return self._outcome(
                         operation, written, Result.PAYMENT_REQUIRED, invoice=driver.payment_required.invoice
                     )
+                if driver.scheduled is not None:
+                    return self._outcome(operation, written, Result.SCHEDULED)
                 return self._outcome(operation, written, Result.APPLIED, invoice=driver.invoiced)
         except PermanentBillingError:
             self._release(_opening_refused(driver.account))
@@ -382,6 +389,11 @@ class Lifecycle:
         ):
             if value is not None:
                 detail[key] = value
+        if account.scheduled_change is not None:
+            detail["scheduledChange"] = {
+                "tier": account.scheduled_change.tier,
+                "at": account.scheduled_change.at.isoformat(),
+            }
         self._publisher.publish(BILLING_SUCCESS, detail)
 
     def _publish_payment_required(self, operation: Operation, account: Account, pending: PendingPlan) -> None:
@@ -434,6 +446,7 @@ class _Driver:
         self._resumed = resumed
         self.invoiced: InvoiceFact | None = None  # what this drive's plan change invoiced at once
         self.payment_required: PendingPlan | None = None  # this drive's change waits for its invoice
+        self.scheduled: ScheduledChange | None = None  # this drive's change waits for the period's end
 
     def _key(self, *parts: object) -> str:
         return ":".join(("sbt-billing", self.account.tenant_id, *(str(part) for part in parts)))
@@ -453,6 +466,7 @@ class _Driver:
         else:
             self._open()
             self._sync_details()
+            self._sync_payment_method()
             self._sync_plan()
         return self.account
 
@@ -530,6 +544,9 @@ class _Driver:
             if account.pending_plan is not None:
                 # Paid and applied (a webhook followed it), or no longer wanted.
                 self._progress(pending_plan=None)
+            if account.scheduled_change is not None:
+                # Back to the tier billed now before the period ended: the scheduled change is withdrawn.
+                self._withdraw_scheduled_change()
             return
         prices = self._lifecycle.prices_for(tier)
         if account.plan_blocked():
@@ -537,6 +554,13 @@ class _Driver:
             if self.payment_required is None:
                 self._follow_pending_plan(account.subscription_id, tier, prices)
             return
+        if account.plan_scheduled():
+            return  # Stripe moves the subscription to it when the period ends
+        if self._waits_for_period_end(prices):
+            self._schedule_plan(tier, register.stamp, prices)
+            return
+        if account.scheduled_change is not None:
+            self._withdraw_scheduled_change()  # a change now (an upgrade) replaces the scheduled one
         if prices.base != account.price_id or prices.seats != account.seat_price_id:
             seats = self._lifecycle._seats
             change = plan_change(account, prices, seats.count if seats else None, register.proration_date)
@@ -562,6 +586,77 @@ class _Driver:
                 subscription_status=state.status,
             )
         self._progress(applied_tier=tier, price_id=prices.base, pending_plan=None)
+
+    def _waits_for_period_end(self, prices: PlanPrices) -> bool:
+        """A downgrade, when the deployment keeps the paid period's tier until the period ends. Not
+        during a trial: nothing is paid for yet (and Stripe prorates nothing while trialing)."""
+        current = self.account.price_id
+        if self._lifecycle._downgrade_at is not DowngradeAt.PERIOD_END or current is None:
+            return False
+        if self.account.subscription_status == "trialing":
+            return False
+        if prices.base == current:
+            return False
+        return is_downgrade(self._billing.price_terms(prices.base), self._billing.price_terms(current))
+
+    def _schedule_plan(self, tier: str, stamp: Stamp, prices: PlanPrices) -> None:
+        account = self.account
+        assert account.subscription_id is not None
+        assert account.price_id is not None
+        seats = self._lifecycle._seats
+        adds_seats = prices.seats is not None and account.seat_item_id is None
+        change = ScheduledPlanChange(
+            tenant_id=account.tenant_id,
+            tier=tier,
+            subscription_id=account.subscription_id,
+            from_base=account.price_id,
+            to_base=prices.base,
+            from_seat=account.seat_price_id if account.seat_item_id else None,
+            to_seat=prices.seats,
+            seat_quantity=seats.count(account.tenant_id) if adds_seats and seats else 0,
+        )
+        plan = self._billing.schedule_plan_change(
+            change,
+            idempotency_key=self._key("schedule", account.revision, prices.base, prices.seats or ""),
+        )
+        self.scheduled = ScheduledChange(
+            tier=tier,
+            at=plan.at,
+            schedule_id=plan.schedule_id,
+            price_id=prices.base,
+            stamp=stamp,
+            since=stamp.at,
+        )
+        self._progress(scheduled_change=self.scheduled, pending_plan=None)
+
+    def _withdraw_scheduled_change(self) -> None:
+        scheduled = self.account.scheduled_change
+        assert scheduled is not None
+        self._billing.release_schedule(
+            scheduled.schedule_id, idempotency_key=self._key("schedule", scheduled.schedule_id, "release")
+        )
+        self._progress(scheduled_change=None)
+
+    def _sync_payment_method(self) -> None:
+        """The payment method the tenant gave becomes the customer's default for invoices, and the
+        subscription is charged automatically from then on (no more invoices to pay by hand)."""
+        account = self.account
+        register = account.desired.payment_method
+        if (
+            register is None
+            or account.customer_id is None
+            or register.value == account.applied_payment_method
+        ):
+            return
+        status = account.subscription_status
+        live = account.subscription_id is not None and status not in ("canceled", "incomplete_expired")
+        self._billing.use_payment_method(
+            account.customer_id,
+            account.subscription_id if live else None,
+            register.value,
+            idempotency_key=self._key("payment-method", register.value, register.stamp.digest[:16]),
+        )
+        self._progress(applied_payment_method=register.value)
 
     def _follow_pending_plan(self, subscription_id: str, tier: str, prices: PlanPrices) -> None:
         """One read: once the tenant paid, Stripe applied the pending change and the account follows."""

@@ -63,6 +63,7 @@ class Facts(Frozen):
     address: Address | None = None
     tier: str | None = None
     proration_date: datetime | None = None
+    payment_method: str | None = None  # a Stripe PaymentMethod the tenant gave (Checkout, the portal)
     occurred_at: datetime
     open_requested: bool = False  # the event asks for the account to be opened (provisioned, onboarded)
     provisioning_failed: bool = False  # SBT could not provision the tenant: close it, unbilled
@@ -78,7 +79,7 @@ class TenantFacts(Facts):
 
     def stamp(self) -> Stamp:
         data = self.model_dump(mode="json")
-        for optional in ("open_requested", "provisioning_failed", "proration_date"):
+        for optional in ("open_requested", "provisioning_failed", "proration_date", "payment_method"):
             if not data[optional]:
                 del data[optional]  # the digest of a plain fact stays what it was before these fields
         return Stamp(at=self.occurred_at, digest=digest_of(data))
@@ -105,6 +106,7 @@ class Desired(Frozen):
     email: StrRegister | None = None
     address: AddressRegister | None = None
     tier: TierRegister | None = None
+    payment_method: StrRegister | None = None  # the card the tenant gave last: invoices are charged to it
     closed: Stamp | None = None
     open_requested: Stamp | None = None  # an event asked for the account: once asked, it stays asked
     provisioning_failed: Stamp | None = None  # the close came from a failed provisioning: unbilled
@@ -114,7 +116,7 @@ class Desired(Frozen):
         changes: dict[str, Any] = {}
         if facts.open_requested and self.open_requested is None:
             changes["open_requested"] = stamp
-        for field in ("name", "email"):
+        for field in ("name", "email", "payment_method"):
             value = getattr(facts, field)
             current: StrRegister | None = getattr(self, field)
             if value is not None and stamp.newer_than(current.stamp if current else None):
@@ -145,6 +147,10 @@ class Desired(Frozen):
     @property
     def tier_value(self) -> str | None:
         return self.tier.value if self.tier else None
+
+    @property
+    def payment_method_value(self) -> str | None:
+        return self.payment_method.value if self.payment_method else None
 
 
 class AccountStatus(StrEnum):
@@ -214,6 +220,8 @@ class SubscriptionFact(Frozen):
     current_period_end: datetime | None = None
     cancel_at_period_end: bool = False
     cancellation_reason: str | None = None  # Stripe's cancellation_details.reason
+    schedule_id: str | None = None  # the subscription schedule that manages it, if any
+    trial_end: datetime | None = None
 
 
 class InvoiceFact(Frozen):
@@ -244,7 +252,21 @@ class PendingPlan(Frozen):
 class PaymentState(StrEnum):
     PAID = "paid"
     FAILED = "failed"
+    ACTION_REQUIRED = "action_required"  # the payment needs the customer (3-D Secure): hosted invoice page
     UNCOLLECTIBLE = "uncollectible"
+
+
+class ScheduledChange(Frozen):
+    """A tier change that takes effect later: a subscription schedule's next phase, at `at` (the current
+    period's end). `stamp` is the tier fact it stands for (the lifecycle's own, None: made in Stripe);
+    `since` is when that fact was true, so that Stripe's reports older than it do not end it."""
+
+    tier: str
+    at: datetime
+    schedule_id: str
+    price_id: str | None = None
+    stamp: Stamp | None = None
+    since: datetime | None = None
 
 
 class ReportedSubscription(Frozen):
@@ -261,6 +283,24 @@ class ReportedPayment(Frozen):
     state: PaymentState
     invoice_id: str
     stamp: StripeStamp
+    hosted_invoice_url: str | None = None  # where the customer pays (or authenticates) it
+
+
+class ReportedPaymentMethod(Frozen):
+    """A payment method Stripe reported usable for the customer's invoices (None: removed)."""
+
+    stamp: StripeStamp
+    payment_method_id: str | None = None
+
+
+class ReportedSchedule(Frozen):
+    """The latest subscription schedule Stripe reported for the subscription, and the tier change its next
+    phase makes (None: none is left, it has taken effect, or the schedule is the lifecycle's own)."""
+
+    schedule_id: str
+    stamp: StripeStamp
+    change: ScheduledChange | None = None
+    ended: bool = False  # released, canceled or completed
 
 
 class StripeReport(Frozen):
@@ -274,6 +314,8 @@ class StripeReport(Frozen):
     subscription: ReportedSubscription | None = None
     invoice: ReportedInvoice | None = None  # the latest invoice Stripe told us about
     payment: ReportedPayment | None = None  # the latest payment outcome
+    payment_method: ReportedPaymentMethod | None = None  # the customer's usable payment method
+    schedule: ReportedSchedule | None = None  # a schedule made in Stripe (the portal's period-end downgrade)
     suspended: bool = False  # a deactivateRequest went out for non-payment, no activateRequest since
 
 
@@ -300,6 +342,8 @@ class Account(Frozen):
     metered_items: dict[str, str] = Field(default_factory=dict)  # metered price id -> item id
     pending_plan: PendingPlan | None = None  # a tier change waiting for its invoice to be paid
     plan_invoice_id: str | None = None  # the invoice the last tier change made (always_invoice)
+    scheduled_change: ScheduledChange | None = None  # a downgrade waiting for the period's end
+    applied_payment_method: str | None = None  # the customer's default for invoices, charged automatically
     reported: StripeReport | None = None  # Stripe's own facts, from webhooks
 
     def leased_to_other(self, owner: str, now: datetime) -> bool:
@@ -316,14 +360,25 @@ class Account(Frozen):
         return (
             self.customer_id is None
             or self.subscription_id is None
-            or (self.applied_tier != self.desired.tier_value and not self.plan_blocked())
+            or (
+                self.applied_tier != self.desired.tier_value
+                and not self.plan_blocked()
+                and not self.plan_scheduled()
+            )
+            or (self.applied_tier == self.desired.tier_value and self.scheduled_change is not None)
             or self.applied_details_digest != self.desired.details().digest()
+            or self.applied_payment_method != self.desired.payment_method_value
         )
 
     def plan_blocked(self) -> bool:
         """Whether the desired tier is the very fact whose change waits for its invoice to be paid."""
         pending, tier = self.pending_plan, self.desired.tier
         return pending is not None and tier is not None and pending.stamp == tier.stamp
+
+    def plan_scheduled(self) -> bool:
+        """Whether the desired tier is the one a subscription schedule moves to at the period's end."""
+        scheduled, tier = self.scheduled_change, self.desired.tier
+        return scheduled is not None and tier is not None and scheduled.tier == tier.value
 
     def with_progress_of(self, driven: Account) -> Account:
         """This account (newer facts merged by others) carrying what the lease holder did in Stripe."""
@@ -345,6 +400,8 @@ class Account(Frozen):
             "metered_items",
             "pending_plan",
             "plan_invoice_id",
+            "scheduled_change",
+            "applied_payment_method",
         }
         return self.model_copy(update={name: getattr(driven, name) for name in owned})
 
@@ -368,6 +425,7 @@ class Result(StrEnum):
     RECORDED = "recorded"  # kept for later (no account yet) or handed to the worker holding the lease
     IGNORED = "ignored"  # the account is closed: offboarding is terminal
     IN_FLIGHT = "in_flight"  # the same fact is being processed by another invocation
+    SCHEDULED = "scheduled"  # Stripe holds the change for the period's end (a subscription schedule)
     PAYMENT_REQUIRED = "payment_required"  # the tier change waits for its invoice to be paid (pending update)
     REJECTED = "rejected"  # bad input: nothing was written anywhere
     FAILED = "failed"  # Stripe refused for good: reported on the bus

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from pydantic import Field
 
 from sbt_billing.domain.models import Account, CustomerDetails, Facts, Frozen, InvoiceFact
+from sbt_billing.domain.plan_timing import PriceTerms, ScheduledPlan, ScheduledPlanChange
 
 
 class PlanPrices(Frozen):
@@ -118,6 +119,28 @@ class BillingGateway(Protocol):
 
     def preview_change(self, customer_id: str, change: PlanChange) -> PlanPreview:
         """Stripe's invoice preview of `change` (its proration_date set), writing nothing."""
+        ...
+
+    def price_terms(self, price_id: str) -> PriceTerms:
+        """What the price bills per interval (cached per container: prices do not change amounts)."""
+        ...
+
+    def schedule_plan_change(self, change: ScheduledPlanChange, idempotency_key: str) -> ScheduledPlan:
+        """Moves the subscription to the change's prices when its current period ends, with its
+        subscription schedule (made from the subscription if it has none live): the current phase
+        until then, the new prices after, then released. A live schedule's later phases are replaced."""
+        ...
+
+    def release_schedule(self, schedule_id: str, idempotency_key: str) -> None:
+        """Detaches the schedule from its subscription, which keeps its items as they are now (the
+        scheduled change is withdrawn); a schedule no longer live is left as it is."""
+        ...
+
+    def use_payment_method(
+        self, customer_id: str, subscription_id: str | None, payment_method_id: str, idempotency_key: str
+    ) -> None:
+        """Makes the payment method the customer's default for invoices and, with a subscription, moves
+        it to charging automatically."""
         ...
 
     def cancel_subscription(self, subscription_id: str, idempotency_key: str) -> str:
@@ -253,3 +276,20 @@ class StripeLookup(Protocol):
     def subscription_object(self, subscription_id: str) -> Mapping[str, Any] | None:
         """The subscription as Stripe holds it now (for two events of the same second)."""
         ...
+
+    def setup_intent_payment_method(self, setup_intent_id: str) -> str | None:
+        """The payment method a succeeded SetupIntent (a completed Checkout in setup mode) saved."""
+        ...
+
+    def price_lookup_key(self, price_id: str) -> str | None:
+        """The price's lookup key (a schedule's phases name prices by id only)."""
+        ...
+
+
+class LifecycleInbox(Protocol):
+    """Facts the webhook hands to the lifecycle, which alone writes to Stripe (the webhook's key may only
+    read): each is applied as an event of the tenant update function."""
+
+    def payment_method_given(
+        self, tenant_id: str, payment_method_id: str, at: datetime, event_id: str
+    ) -> None: ...

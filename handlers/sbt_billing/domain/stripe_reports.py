@@ -35,13 +35,14 @@ from typing import Any
 
 from sbt_billing.domain.account_writes import Write, write_merged
 from sbt_billing.domain.catalogue import TierPlan, tier_for_price
-from sbt_billing.domain.errors import InvalidEvent
+from sbt_billing.domain.errors import ConfigurationError, InvalidEvent
 from sbt_billing.domain.gate import (
     GOOD_STANDING,
     GatePolicy,
     billing_state,
     decide,
     lapsed_for_nonpayment,
+    payment_method,
     reported_subscription,
 )
 from sbt_billing.domain.models import (
@@ -61,7 +62,7 @@ from sbt_billing.domain.models import (
     SubscriptionFact,
     TenantFacts,
 )
-from sbt_billing.domain.ports import AccountStore, EventPublisher, StripeLookup
+from sbt_billing.domain.ports import AccountStore, EventPublisher, LifecycleInbox, StripeLookup
 from sbt_billing.domain.published import (
     ACTIVATE_REQUEST,
     BILLING_FAILURE,
@@ -70,18 +71,42 @@ from sbt_billing.domain.published import (
     TENANT_BILLING_UPDATED,
 )
 from sbt_billing.domain.stripe_events import StripeEvent
+from sbt_billing.domain.stripe_self_service import (
+    CHECKOUT_EVENTS,
+    GIVE_PAYMENT_METHOD,
+    SCHEDULE_EVENTS,
+    SELF_SERVICE_EVENTS,
+    TRIAL_EVENTS,
+    checkout_completed,
+    customer_payment_method,
+    schedule_reported,
+    subscription_changes,
+    trial_will_end,
+)
 
 CUSTOMER_EVENTS = frozenset({"customer.updated", "customer.deleted"})
 SUBSCRIPTION_EVENTS = frozenset(
     {"customer.subscription.created", "customer.subscription.updated", "customer.subscription.deleted"}
 )
 INVOICE_EVENTS = frozenset(
-    {"invoice.paid", "invoice.payment_failed", "invoice.finalized", "invoice.marked_uncollectible"}
+    {
+        "invoice.paid",
+        "invoice.payment_failed",
+        "invoice.payment_action_required",
+        "invoice.finalized",
+        "invoice.marked_uncollectible",
+    }
 )
-HANDLED_EVENTS = CUSTOMER_EVENTS | SUBSCRIPTION_EVENTS | INVOICE_EVENTS
+HANDLED_EVENTS = CUSTOMER_EVENTS | SUBSCRIPTION_EVENTS | INVOICE_EVENTS | SELF_SERVICE_EVENTS
 
 _INVOICE_PROGRESS = {"draft": 0, "open": 1, "uncollectible": 2, "paid": 3, "void": 3}
-_PAYMENT_PROGRESS = {PaymentState.FAILED: 0, PaymentState.UNCOLLECTIBLE: 1, PaymentState.PAID: 2}
+# Within one second: a payment needing the customer is more than a failure (Stripe sends both).
+_PAYMENT_PROGRESS = {
+    PaymentState.FAILED: 0,
+    PaymentState.ACTION_REQUIRED: 1,
+    PaymentState.UNCOLLECTIBLE: 2,
+    PaymentState.PAID: 3,
+}
 
 
 # -- the processor --------------------------------------------------------------------------------
@@ -128,7 +153,9 @@ class WebhookProcessor:
         lookup: StripeLookup,
         catalogue: Mapping[str, TierPlan],
         policy: WebhookPolicy,
+        inbox: LifecycleInbox | None = None,
     ) -> None:
+        self._inbox = inbox
         self._store = store
         self._publisher = publisher
         self._lookup = lookup
@@ -158,6 +185,12 @@ class WebhookProcessor:
             change: Change = lambda account: self._customer(event, account)  # noqa: E731
         elif event.type in SUBSCRIPTION_EVENTS:
             change = lambda account: self._subscription(event, account)  # noqa: E731
+        elif event.type in CHECKOUT_EVENTS:
+            change = lambda account: checkout_completed(event, account, self._lookup)  # noqa: E731
+        elif event.type in SCHEDULE_EVENTS:
+            change = lambda account: schedule_reported(event, account, self._catalogue, self._lookup)  # noqa: E731
+        elif event.type in TRIAL_EVENTS:
+            change = lambda account: self._trial_will_end(event, account)  # noqa: E731
         else:
             change = lambda account: self._invoice(event, account)  # noqa: E731
         return self._run(event, tenant_id, change, customer_tenant)
@@ -173,7 +206,7 @@ class WebhookProcessor:
         obj = event.object
         if event.type in CUSTOMER_EVENTS:
             customer, subscription = _str(obj["id"]), None
-        elif event.type in SUBSCRIPTION_EVENTS:
+        elif event.type in SUBSCRIPTION_EVENTS | TRIAL_EVENTS:
             customer, subscription = _id(obj.get("customer")), _str(obj["id"])
         else:
             customer, subscription = _id(obj.get("customer")), _invoice_subscription(obj)
@@ -224,7 +257,7 @@ class WebhookProcessor:
             for detail_type, detail in [*publications, *consequences]:
                 key = f"{detail_type}:{json.dumps(detail, sort_keys=True, default=str)}"
                 if key not in published:
-                    self._publisher.publish(detail_type, detail)
+                    self._emit(detail_type, detail)
                     published.append(key)
             result = Result.APPLIED if current is not None else Result.RECORDED
             return Write(
@@ -239,6 +272,19 @@ class WebhookProcessor:
             )
 
         return write_merged(self._store, self._store.get(tenant_id), step)
+
+    def _emit(self, detail_type: str, detail: dict[str, object]) -> None:
+        """An event on the bus; or a payment method the tenant gave, handed to the lifecycle."""
+        if detail_type != GIVE_PAYMENT_METHOD:
+            self._publisher.publish(detail_type, detail)
+            return
+        if self._inbox is None:
+            raise ConfigurationError("this webhook has no way to hand a payment method to the lifecycle")
+        at = detail["at"]
+        assert isinstance(at, datetime)
+        self._inbox.payment_method_given(
+            str(detail["tenantId"]), str(detail["paymentMethod"]), at, str(detail["eventId"])
+        )
 
     @staticmethod
     def _tenant_of(event: StripeEvent, customer_tenant: Callable[[str], str | None]) -> str | None:
@@ -276,7 +322,7 @@ class WebhookProcessor:
         updated = account.model_copy(update={"reported": report})
         if ours and not event.is_echo() and account.status is not AccountStatus.CLOSED:
             updated = self._merge_details(updated, _details(obj), stamp.at)
-        return updated, []
+        return customer_payment_method(event, updated)
 
     @staticmethod
     def _merge_details(account: Account, details: CustomerDetails, at: datetime) -> Account:
@@ -310,6 +356,7 @@ class WebhookProcessor:
             # Two facts in the same second: Stripe's current object decides.
             obj = self._lookup.subscription_object(str(obj["id"])) or obj
         fact = self._subscription_fact(obj)
+        known = stored.value if stored is not None else None
         report = _of_customer(report, fact.customer_id).model_copy(
             update={"subscription": ReportedSubscription(value=fact, stamp=stamp)}
         )
@@ -331,6 +378,7 @@ class WebhookProcessor:
                     updated = updated.model_copy(
                         update={"applied_tier": fact.tier, "price_id": fact.price_id}
                     )
+            return subscription_changes(account, updated, fact, event, known)
         return updated, []
 
     def _subscription_fact(self, obj: Mapping[str, Any]) -> SubscriptionFact:
@@ -351,7 +399,17 @@ class WebhookProcessor:
             current_period_end=_time(item.get("current_period_end") or obj.get("current_period_end")),
             cancel_at_period_end=bool(obj.get("cancel_at_period_end")),
             cancellation_reason=_str(_path(obj, "cancellation_details", "reason")),
+            schedule_id=_id(obj.get("schedule")),
+            trial_end=_time(obj.get("trial_end")),
         )
+
+    def _trial_will_end(
+        self, event: StripeEvent, account: Account
+    ) -> tuple[Account, list[Publication]] | None:
+        """Three days before the trial ends (Stripe's notice): the application may prompt for a card."""
+        if account.subscription_id not in (None, _str(event.object["id"])):
+            return None
+        return account, trial_will_end(event, account, has_payment_method=payment_method(account) is not None)
 
     # -- invoices ------------------------------------------------------------------------------------
 
@@ -370,6 +428,7 @@ class WebhookProcessor:
         payment = {
             "invoice.paid": PaymentState.PAID,
             "invoice.payment_failed": PaymentState.FAILED,
+            "invoice.payment_action_required": PaymentState.ACTION_REQUIRED,
             "invoice.marked_uncollectible": PaymentState.UNCOLLECTIBLE,
         }.get(event.type)
         publications: list[Publication] = []
@@ -381,7 +440,10 @@ class WebhookProcessor:
                 _PAYMENT_PROGRESS[known.state],
             ):
                 changes["payment"] = ReportedPayment(
-                    state=payment, invoice_id=invoice.invoice_id, stamp=stamp
+                    state=payment,
+                    invoice_id=invoice.invoice_id,
+                    stamp=stamp,
+                    hosted_invoice_url=invoice.hosted_invoice_url,
                 )
             elif same_invoice:
                 return None  # superseded: this invoice has a later outcome already
@@ -399,6 +461,7 @@ class WebhookProcessor:
             "operation": {
                 PaymentState.PAID: "invoice_paid",
                 PaymentState.FAILED: "invoice_payment_failed",
+                PaymentState.ACTION_REQUIRED: "invoice_payment_action_required",
                 PaymentState.UNCOLLECTIBLE: "invoice_marked_uncollectible",
             }[payment],
             "invoiceId": invoice.invoice_id,

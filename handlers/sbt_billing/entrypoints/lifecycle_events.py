@@ -17,6 +17,7 @@ from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sbt_billing.adapters.clock import SystemClock
+from sbt_billing.adapters.lifecycle_inbox import PAYMENT_METHOD_GIVEN
 from sbt_billing.adapters.stripe_seam import invocation_end
 from sbt_billing.bootstrap.lifecycle import catalogue, lifecycle, onboarding
 from sbt_billing.bootstrap.settings import settings
@@ -27,6 +28,7 @@ from sbt_billing.domain.lifecycle import TIER_MISSING, Lifecycle
 from sbt_billing.domain.models import Operation, Outcome, Result
 from sbt_billing.domain.published import BILLING_FAILURE
 from sbt_billing.entrypoints import bounded_json
+from sbt_billing.entrypoints.billing_messages import PaymentMethodGivenEvent, payment_method_facts
 from sbt_billing.entrypoints.observability import logger, metrics
 from sbt_billing.entrypoints.rejections import rejected_event
 from sbt_billing.entrypoints.sbt_events import (
@@ -98,7 +100,13 @@ def lifecycle_handlings(function: str) -> dict[str, Handling[Any]]:
                 TenantUpdatedEvent,
                 Operation.UPDATE_ACCOUNT,
                 lambda event, lifecycle: lifecycle.update_account(update_facts(event)),
-            )
+            ),
+            # The stack's own: a payment method the tenant gave, handed over by the webhook.
+            PAYMENT_METHOD_GIVEN: Handling(
+                PaymentMethodGivenEvent,
+                Operation.UPDATE_ACCOUNT,
+                lambda event, lifecycle: lifecycle.update_account(payment_method_facts(event)),
+            ),
         }
     if function == "deletion":
         close = Handling(

@@ -1,8 +1,9 @@
 """A typed client of the SBT Stripe billing API for callers in the application plane.
 
 Requests are signed with the caller's IAM credentials (SigV4, service `execute-api`), so the caller's
-role needs `execute-api:Invoke` on the API's GET methods (reads, previews) and, to change a tenant's
-plan or details with update(), on its PATCH method. Needs botocore (on Lambda's Python runtime
+role needs `execute-api:Invoke` on the API's GET methods (reads, previews); to change a tenant's
+plan or details with update(), on its PATCH method; to open Stripe's hosted pages with
+portal_session() and checkout_session(), on their POST methods. Needs botocore (on Lambda's Python runtime
 and in every boto3 install); nothing else beyond the standard library.
 
     from sbt_billing_client import BillingClient
@@ -31,11 +32,14 @@ from .models import (
     BillingChange,
     BillingStatus,
     Customer,
+    HostedSession,
     Invoice,
     InvoicePage,
     NextInvoice,
+    PaymentAction,
     Plan,
     PlanPreview,
+    ScheduledChange,
     Subscription,
     TenantBilling,
 )
@@ -51,14 +55,17 @@ __all__ = [
     "Busy",
     "Conflict",
     "Customer",
+    "HostedSession",
     "IdempotencyKeyReused",
     "InvalidRequest",
     "Invoice",
     "InvoicePage",
     "NextInvoice",
+    "PaymentAction",
     "PaymentRequired",
     "Plan",
     "PlanPreview",
+    "ScheduledChange",
     "ServiceUnavailable",
     "Subscription",
     "TenantBilling",

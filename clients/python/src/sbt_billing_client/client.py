@@ -18,7 +18,15 @@ from botocore.credentials import Credentials
 from botocore.session import Session, get_session
 
 from .errors import BillingApiError, error_for
-from .models import Address, BillingChange, BillingStatus, Invoice, PlanPreview, TenantBilling
+from .models import (
+    Address,
+    BillingChange,
+    BillingStatus,
+    HostedSession,
+    Invoice,
+    PlanPreview,
+    TenantBilling,
+)
 
 SERVICE = "execute-api"
 
@@ -124,6 +132,27 @@ class BillingClient:
         if proration_date is not None:
             query["prorationDate"] = str(proration_date)
         return PlanPreview.from_json(self._get(f"/tenants/{_segment(tenant_id)}/billing/preview", query))
+
+    def portal_session(self, tenant_id: str, return_url: str, *, flow: str | None = None) -> HostedSession:
+        """A Stripe customer portal session for the tenant (change plan, update the card, see invoices):
+        redirect the tenant's browser to its `url`. `flow` deep-links into `payment_method_update`,
+        `subscription_update` or `subscription_cancel` (where the deployment allows cancellation).
+        Raises Conflict (no customer yet, or offboarded), InvalidRequest, TenantNotFound."""
+        body: dict[str, Any] = {"returnUrl": return_url}
+        if flow is not None:
+            body["flow"] = flow
+        return HostedSession.from_json(
+            self._request("POST", f"/tenants/{_segment(tenant_id)}/billing/portal-session", body=body)
+        )
+
+    def checkout_session(self, tenant_id: str, success_url: str, cancel_url: str) -> HostedSession:
+        """A Stripe Checkout Session in setup mode: the tenant gives a payment method for its invoices.
+        Redirect its browser to `url`; once it completes, the gate's `payment_method_required` lifts
+        and the subscription is charged automatically."""
+        body = {"successUrl": success_url, "cancelUrl": cancel_url}
+        return HostedSession.from_json(
+            self._request("POST", f"/tenants/{_segment(tenant_id)}/billing/checkout-session", body=body)
+        )
 
     def openapi(self) -> dict[str, Any]:
         return self._get("/billing/openapi.json")

@@ -12,11 +12,27 @@ def _time(value: Any) -> datetime | None:
 
 
 @dataclass(frozen=True)
+class ScheduledChange:
+    """A tier change waiting for the current period's end (a downgrade with DowngradeAt period_end)."""
+
+    tier: str
+    at: datetime
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> ScheduledChange | None:
+        if not data:
+            return None
+        at = _time(data.get("at"))
+        return cls(tier=str(data["tier"]), at=at) if at is not None else None
+
+
+@dataclass(frozen=True)
 class BillingStatus:
     tenant_id: str
     state: str  # active, trialing, past_due, unpaid, canceled, offboarded, unknown
     allowed: bool
-    reasons: tuple[str, ...]
+    reasons: tuple[str, ...]  # e.g. payment_method_required, payment_action_required
+    scheduled_change: ScheduledChange | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> BillingStatus:
@@ -25,6 +41,7 @@ class BillingStatus:
             state=str(data["state"]),
             allowed=bool(data["allowed"]),
             reasons=tuple(str(reason) for reason in data.get("reasons") or ()),
+            scheduled_change=ScheduledChange.from_json(data.get("scheduledChange")),
         )
 
 
@@ -178,6 +195,20 @@ class InvoicePage:
 
 
 @dataclass(frozen=True)
+class PaymentAction:
+    """The latest payment needs the tenant (authentication): send it to `hosted_invoice_url`."""
+
+    invoice_id: str
+    hosted_invoice_url: str | None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> PaymentAction | None:
+        if not data:
+            return None
+        return cls(invoice_id=str(data["invoiceId"]), hosted_invoice_url=data.get("hostedInvoiceUrl"))
+
+
+@dataclass(frozen=True)
 class TenantBilling:
     tenant_id: str
     status: BillingStatus
@@ -186,6 +217,9 @@ class TenantBilling:
     subscription: Subscription | None
     next_invoice: NextInvoice | None
     invoices: InvoicePage
+    has_payment_method: bool = False
+    payment_action_required: PaymentAction | None = None
+    scheduled_change: ScheduledChange | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TenantBilling:
@@ -197,6 +231,9 @@ class TenantBilling:
             subscription=Subscription.from_json(data.get("subscription")),
             next_invoice=NextInvoice.from_json(data.get("nextInvoice")),
             invoices=InvoicePage.from_json(data.get("invoices") or {}),
+            has_payment_method=bool(data.get("hasPaymentMethod")),
+            payment_action_required=PaymentAction.from_json(data.get("paymentActionRequired")),
+            scheduled_change=ScheduledChange.from_json(data.get("scheduledChange")),
         )
 
 
@@ -205,13 +242,16 @@ class BillingChange:
     """The answer to update(): the tenant's billing once Stripe has the change."""
 
     tenant_id: str
-    result: str  # applied, unchanged, recorded (the account is not open yet and opens with it)
+    # applied; scheduled (a downgrade at the period's end: scheduled_change); unchanged; recorded (the
+    # account is not open yet and opens with it)
+    result: str
     status: BillingStatus
     tier: str | None
     customer: Customer | None
     subscription_id: str | None
     subscription_status: str | None
     invoiced_now: Invoice | None  # what the change invoiced at once (ProrationBehavior always_invoice)
+    scheduled_change: ScheduledChange | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> BillingChange:
@@ -226,6 +266,7 @@ class BillingChange:
             subscription_id=subscription.get("id"),
             subscription_status=subscription.get("status"),
             invoiced_now=Invoice.from_json(invoiced) if invoiced else None,
+            scheduled_change=ScheduledChange.from_json(data.get("scheduledChange")),
         )
 
 
@@ -269,4 +310,26 @@ class PlanPreview:
             proration_behavior=str(data["prorationBehavior"]),
             due_now=Amount.from_json(data.get("dueNow")),
             next_invoice=Amount.from_json(data.get("nextInvoice")),
+        )
+
+
+@dataclass(frozen=True)
+class HostedSession:
+    """A Stripe-hosted page for the tenant (the customer portal, or Checkout): redirect its browser to
+    `url` (short-lived, single use)."""
+
+    tenant_id: str
+    url: str
+    session_id: str
+    expires_at: datetime | None  # Checkout's; the portal's session is short-lived and says nothing
+    flow: str | None  # the portal's deep link, if one was asked for
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> HostedSession:
+        return cls(
+            tenant_id=str(data["tenantId"]),
+            url=str(data["url"]),
+            session_id=str(data["sessionId"]),
+            expires_at=_time(data.get("expiresAt")),
+            flow=data.get("flow"),
         )

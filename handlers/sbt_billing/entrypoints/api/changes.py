@@ -55,6 +55,7 @@ from sbt_billing.entrypoints.api.wire import (
     GateStatus,
     InvoiceOut,
     Model,
+    ScheduledChangeOut,
     TenantId,
 )
 from sbt_billing.entrypoints.customer_fields import Country, CustomerName, Email
@@ -143,9 +144,10 @@ class BillingChangeOut(Model):
     change itself: no read beyond what the change costs (GET /billing has the full view)."""
 
     tenant_id: str
-    result: Literal["applied", "unchanged", "recorded"] = Field(
-        description="applied: Stripe has it; unchanged: nothing to change (or an older fact); recorded: "
-        "the account is not open yet and opens with it."
+    result: Literal["applied", "scheduled", "unchanged", "recorded"] = Field(
+        description="applied: Stripe has it; scheduled: a downgrade Stripe applies when the period ends "
+        "(DowngradeAt period_end, see scheduledChange); unchanged: nothing to change (or an older fact); "
+        "recorded: the account is not open yet and opens with it."
     )
     status: GateStatus
     tier: str | None = Field(description="The tier Stripe bills now (recorded: the tier it opens with).")
@@ -154,6 +156,9 @@ class BillingChangeOut(Model):
     invoiced_now: InvoiceOut | None = Field(
         default=None,
         description="The invoice the change made at once (ProrationBehavior always_invoice), else null.",
+    )
+    scheduled_change: ScheduledChangeOut | None = Field(
+        default=None, description="The tier change waiting for the period's end, if any."
     )
 
 
@@ -359,6 +364,8 @@ def _answer(outcome: Outcome, gate: GatePolicy) -> ChangeAnswer:
         tenant_id=account.tenant_id,
         result="applied"
         if result is Result.APPLIED
+        else "scheduled"
+        if result is Result.SCHEDULED
         else "unchanged"
         if result is Result.UNCHANGED
         else "recorded",
@@ -375,6 +382,7 @@ def _answer(outcome: Outcome, gate: GatePolicy) -> ChangeAnswer:
         if account.subscription_id
         else None,
         invoiced_now=InvoiceOut.of(outcome.invoice) if outcome.invoice else None,
+        scheduled_change=ScheduledChangeOut.of(account.scheduled_change),
     )
     return ChangeAnswer(status=HTTPStatus.OK, body=_json(answer))
 

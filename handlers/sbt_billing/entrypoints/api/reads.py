@@ -23,6 +23,7 @@ from sbt_billing.entrypoints.api.wire import (
     GateStatus,
     InvoiceOut,
     Model,
+    ScheduledChangeOut,
     TenantId,
 )
 
@@ -116,6 +117,13 @@ class UsageOut(Model):
     since: datetime
 
 
+class PaymentActionOut(Model):
+    invoice_id: str
+    hosted_invoice_url: str | None = Field(
+        default=None, description="Send the tenant here to authenticate the payment (3-D Secure)."
+    )
+
+
 class TenantBillingOut(Model):
     tenant_id: str
     status: GateStatus
@@ -126,6 +134,15 @@ class TenantBillingOut(Model):
     invoices: InvoicesOut
     seats: SeatsOut | None = None
     usage: list[UsageOut] = Field(default_factory=list, description="This period's usage per meter.")
+    has_payment_method: bool = Field(
+        default=False, description="Whether the tenant has given a payment method (Checkout, the portal)."
+    )
+    payment_action_required: PaymentActionOut | None = Field(
+        default=None, description="The latest payment needs the tenant's action: its hosted invoice page."
+    )
+    scheduled_change: ScheduledChangeOut | None = Field(
+        default=None, description="A tier change waiting for the period's end (a downgrade), if any."
+    )
 
     @classmethod
     def of(cls, billing: TenantBilling) -> TenantBillingOut:
@@ -170,6 +187,11 @@ class TenantBillingOut(Model):
             invoices=_invoices(billing.invoices),
             seats=SeatsOut(**billing.seats.model_dump()) if billing.seats else None,
             usage=[UsageOut(**usage.model_dump()) for usage in billing.usage],
+            has_payment_method=billing.has_payment_method,
+            payment_action_required=PaymentActionOut(**billing.payment_action_required.model_dump())
+            if billing.payment_action_required
+            else None,
+            scheduled_change=ScheduledChangeOut.of(billing.scheduled_change),
         )
 
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from sbt_billing.domain.gate import GateDecision
-from sbt_billing.domain.models import BillingState, InvoiceFact
+from sbt_billing.domain.models import BillingState, InvoiceFact, ScheduledChange
 
 TENANT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@+=-]{0,127}$"
 
@@ -45,6 +45,17 @@ class Model(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
 
 
+class ScheduledChangeOut(Model):
+    """A tier change that waits for the current period's end."""
+
+    tier: str
+    at: datetime = Field(description="When it takes effect (the current period's end).")
+
+    @classmethod
+    def of(cls, change: ScheduledChange | None) -> ScheduledChangeOut | None:
+        return cls(tier=change.tier, at=change.at) if change is not None else None
+
+
 class GateStatus(Model):
     """Whether the tenant may provision or create resources now."""
 
@@ -52,6 +63,9 @@ class GateStatus(Model):
     state: BillingState
     allowed: bool
     reasons: list[str] = Field(description="Short codes explaining the state, e.g. subscription_past_due.")
+    scheduled_change: ScheduledChangeOut | None = Field(
+        default=None, description="A tier change waiting for the period's end (a downgrade), if any."
+    )
 
     @classmethod
     def of(cls, tenant_id: str, decision: GateDecision) -> GateStatus:
@@ -60,6 +74,7 @@ class GateStatus(Model):
             state=decision.state,
             allowed=decision.allowed,
             reasons=list(decision.reasons),
+            scheduled_change=ScheduledChangeOut.of(decision.scheduled_change),
         )
 
 
