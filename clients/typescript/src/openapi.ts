@@ -42,8 +42,8 @@ export type BillingChangeIn = {
 /** The tenant's billing after the change, from the account as written and Stripe's answer to the change itself: no read beyond what the change costs (GET /billing has the full view). */
 export type BillingChangeOut = {
   tenantId: string;
-  /** applied: Stripe has it; unchanged: nothing to change (or an older fact); recorded: the account is not open yet and opens with it. */
-  result: "applied" | "unchanged" | "recorded";
+  /** applied: Stripe has it; scheduled: a downgrade Stripe applies when the period ends (DowngradeAt period_end, see scheduledChange); unchanged: nothing to change (or an older fact); recorded: the account is not open yet and opens with it. */
+  result: "applied" | "scheduled" | "unchanged" | "recorded";
   status: GateStatus;
   /** The tier Stripe bills now (recorded: the tier it opens with). */
   tier: string | null;
@@ -51,10 +51,19 @@ export type BillingChangeOut = {
   subscription: SubscriptionStatusOut | null;
   /** The invoice the change made at once (ProrationBehavior always_invoice), else null. */
   invoicedNow?: InvoiceOut | null;
+  /** The tier change waiting for the period's end, if any. */
+  scheduledChange?: ScheduledChangeOut | null;
 };
 
 /** A tenant's billing state as the gate reports it (see billing_state.py for the derivation). */
 export type BillingState = "active" | "trialing" | "past_due" | "unpaid" | "canceled" | "offboarded" | "unknown";
+
+export type CheckoutSessionIn = {
+  /** Where Checkout sends the tenant once the card is saved. */
+  successUrl: string;
+  /** Where Checkout sends the tenant if it goes back. */
+  cancelUrl: string;
+};
 
 export type CustomerOut = {
   /** The Stripe customer id; null while the account is not in Stripe yet. */
@@ -83,10 +92,22 @@ export type GateStatus = {
   allowed: boolean;
   /** Short codes explaining the state, e.g. subscription_past_due. */
   reasons: string[];
+  /** A tier change waiting for the period's end (a downgrade), if any. */
+  scheduledChange?: ScheduledChangeOut | null;
 };
 
 export type HTTPValidationError = {
   detail?: ValidationError[];
+};
+
+export type HostedSessionOut = {
+  tenantId: string;
+  /** Redirect the tenant's browser here; it is short-lived and single-use. */
+  url: string;
+  sessionId: string;
+  /** Checkout: when the session expires. */
+  expiresAt?: string | null;
+  flow?: PortalFlow | null;
 };
 
 export type InvoiceOut = {
@@ -114,6 +135,12 @@ export type NextInvoiceOut = {
   periodEnd?: string | null;
 };
 
+export type PaymentActionOut = {
+  invoiceId: string;
+  /** Send the tenant here to authenticate the payment (3-D Secure). */
+  hostedInvoiceUrl?: string | null;
+};
+
 export type PlanOut = {
   /** The catalogue's tier for the price (null: a price outside it). */
   tier: string | null;
@@ -138,6 +165,23 @@ export type PlanPreviewOut = {
   dueNow: AmountOut | null;
   /** The next regular invoice after the change (with its prorations, if they wait for it). */
   nextInvoice: AmountOut | null;
+};
+
+/** A deep link into one of the portal's flows (without one, the portal's home page). */
+export type PortalFlow = "payment_method_update" | "subscription_update" | "subscription_cancel";
+
+export type PortalSessionIn = {
+  /** Where the portal sends the tenant back (the admin page). */
+  returnUrl: string;
+  /** A deep link into one flow: payment_method_update, subscription_update or subscription_cancel (only where the deployment's portal offers cancellation). Without it, the portal's home page. */
+  flow?: PortalFlow | null;
+};
+
+/** A tier change that waits for the current period's end. */
+export type ScheduledChangeOut = {
+  tier: string;
+  /** When it takes effect (the current period's end). */
+  at: string;
 };
 
 export type SeatsOut = {
@@ -171,6 +215,12 @@ export type TenantBillingOut = {
   seats?: SeatsOut | null;
   /** This period's usage per meter. */
   usage?: UsageOut[];
+  /** Whether the tenant has given a payment method (Checkout, the portal). */
+  hasPaymentMethod?: boolean;
+  /** The latest payment needs the tenant's action: its hosted invoice page. */
+  paymentActionRequired?: PaymentActionOut | null;
+  /** A tier change waiting for the period's end (a downgrade), if any. */
+  scheduledChange?: ScheduledChangeOut | null;
 };
 
 export type UsageOut = {
@@ -214,6 +264,20 @@ export interface Paths {
     get: {
       query: { tier: string; prorationDate?: number | null };
       response: PlanPreviewOut;
+    };
+  };
+  "/tenants/{tenantId}/billing/portal-session": {
+    post: {
+      query: Record<string, never>;
+      body: PortalSessionIn;
+      response: HostedSessionOut;
+    };
+  };
+  "/tenants/{tenantId}/billing/checkout-session": {
+    post: {
+      query: Record<string, never>;
+      body: CheckoutSessionIn;
+      response: HostedSessionOut;
     };
   };
 }

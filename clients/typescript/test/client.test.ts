@@ -25,7 +25,13 @@ function required(name: string): string {
 test('the gate answers for an open account', async () => {
   const gate = await billing.status(tenant);
 
-  assert.deepEqual(gate, { tenantId: tenant, state: 'active', allowed: true, reasons: ['subscription_active'] });
+  assert.deepEqual(gate, {
+    tenantId: tenant,
+    state: 'active',
+    allowed: true,
+    reasons: ['subscription_active'],
+    scheduledChange: null,
+  });
 });
 
 test('the billing view has the plan, the subscription and the first invoice', async () => {
