@@ -20,8 +20,10 @@
 ``DELETE /_emulator/requests``           clear the request log and counts only
 ``GET  /_emulator/counts``               ``{"POST /v1/customers": 2}``; ``?detail=true`` adds
                                          ``executed`` and ``including_faults`` tables
-``GET  /_emulator/state``                customers, products, prices, subscriptions, invoices,
-                                         billing meters, meter events, sessions, error reports
+``GET  /_emulator/state``                customers, products, prices, subscriptions (and
+                                         schedules), invoices, payment methods, setup intents,
+                                         checkout and portal objects, billing meters, meter
+                                         events, sessions, error reports
 ``GET  /_emulator/events``               recorded events, oldest first
 ``GET/POST /_emulator/settings``         payment retry/failure settings
 ``GET  /_emulator/idempotency``          saved idempotency keys
@@ -121,6 +123,7 @@ def set_clock(emu: Emulator, p: dict[str, str], body: dict[str, Any], q: dict[st
             emu.clock.advance(seconds)
         if body.get("frozen") is False:
             emu.clock.unfreeze()
+        emu.due.rebuild()
         emu.tick()
     return 200, _clock_json(emu)
 
@@ -207,7 +210,20 @@ def state(emu: Emulator, p: dict[str, str], body: dict[str, Any], q: dict[str, s
     store = emu.store
     with store.lock:
         out: dict[str, Any] = {"now": emu.clock.now()}
-        for name in ("customers", "products", "prices", "subscriptions", "invoices", "invoiceitems"):
+        for name in (
+            "customers",
+            "products",
+            "prices",
+            "subscriptions",
+            "subscription_schedules",
+            "invoices",
+            "invoiceitems",
+            "payment_methods",
+            "setup_intents",
+            "checkout_sessions",
+            "billing_portal_configurations",
+            "billing_portal_sessions",
+        ):
             out[name] = [store.render(o) for o in store.coll(name).values()]
         out.update(meters.state(emu))
     return 200, out

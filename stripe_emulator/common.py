@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
-from .store import Obj
+from .params import Params
+from .store import Obj, clone
 
 
 def snapshot(obj: Obj) -> Obj:
-    return copy.deepcopy(obj)
+    return clone(obj)  # type: ignore[no-any-return]
 
 
 def public(obj: Obj) -> Obj:
     """A copy of ``obj`` without the emulator's private ``_fields``, as the API shows it."""
-    return copy.deepcopy({k: v for k, v in obj.items() if not k.startswith("_")})
+    return {k: clone(v) for k, v in obj.items() if not k.startswith("_")}
 
 
 def previous_attributes(before: Obj, after: Obj) -> Obj:
@@ -36,3 +38,22 @@ def money(amount: int, currency: str) -> str:
 
 def pick(d: dict[str, Any], *keys: str) -> dict[str, Any]:
     return {k: d.get(k) for k in keys}
+
+
+def created_filter(p: Params, name: str) -> Callable[[int], bool]:
+    """A list's timestamp filter: ``created=t`` (that second) or ``created[gt|gte|lt|lte]=t``."""
+    if not p.has(name):
+        return lambda _: True
+    if not isinstance(p.raw(name), dict):
+        exact = p.int(name)
+        return lambda t: t == exact
+    bounds = p.sub(name)
+    assert bounds is not None
+    bounds.check({"gt", "gte", "lt", "lte"})
+    gt, gte, lt, lte = (bounds.int(k) for k in ("gt", "gte", "lt", "lte"))
+    return lambda t: (
+        (gt is None or t > gt)
+        and (gte is None or t >= gte)
+        and (lt is None or t < lt)
+        and (lte is None or t <= lte)
+    )

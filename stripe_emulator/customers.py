@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from typing import TYPE_CHECKING, Any
 
+from . import payment_methods
 from . import search as search_mod
 from .common import previous_attributes, public, snapshot
 from .errors import invalid
@@ -93,6 +94,12 @@ def _apply(req: Request, cus: Obj, p: Params) -> None:
         settings = dict(cus["invoice_settings"])
         if inv.has("default_payment_method"):
             settings["default_payment_method"] = inv.str("default_payment_method", nullable=True)
+            payment_methods.check_default(
+                req.emulator,
+                cus["id"],
+                settings["default_payment_method"],
+                "invoice_settings[default_payment_method]",
+            )
         if inv.has("footer"):
             settings["footer"] = inv.str("footer", nullable=True)
         cus["invoice_settings"] = settings
@@ -107,10 +114,10 @@ def render(cus: Obj) -> Obj:
     return public(cus)
 
 
-def create(req: Request) -> Obj:
-    now = req.now
+def _blank(emu: Emulator) -> Obj:
+    now = emu.clock.now()
     cus: Obj = {
-        "id": req.store.new_id("cus"),
+        "id": emu.store.new_id("cus"),
         "object": "customer",
         "address": None,
         "balance": 0,
@@ -138,6 +145,20 @@ def create(req: Request) -> Obj:
         "tax_exempt": "none",
         "test_clock": None,
     }
+    return cus
+
+
+def make(emu: Emulator, *, email: str | None) -> Obj:
+    """A customer made by Stripe itself (e.g. by a Checkout Session with ``customer_creation=always``)."""
+    cus = _blank(emu)
+    cus["email"] = email
+    emu.store.insert("customers", cus)
+    emu.store.record_event("customer.created", cus)
+    return cus
+
+
+def create(req: Request) -> Obj:
+    cus = _blank(req.emulator)
     _apply(req, cus, req.params)
     req.store.insert("customers", cus)
     req.store.record_event("customer.created", cus)

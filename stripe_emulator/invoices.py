@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Any
 
+from . import payment_methods
 from .common import previous_attributes, public, snapshot
 from .errors import StripeError, invalid, missing_param
 from .params import apply_metadata
@@ -402,20 +403,26 @@ def payment_method_for_customer(emu: Emulator, customer: str) -> str | None:
     return str(pm) if pm else None
 
 
-def declines(payment_method: str) -> bool:
-    """Stripe's test payment methods: ``pm_card_chargeDeclined`` and friends decline."""
-    return "declined" in payment_method.lower() or "chargefail" in payment_method.lower()
+def pays(emu: Emulator, payment_method: str | None) -> bool:
+    """Whether an off-session payment with ``payment_method`` goes through (see ``payment_methods``)."""
+    return (
+        payment_method is not None
+        and payment_methods.outcome(emu, payment_method) == payment_methods.SUCCEEDS
+    )
 
 
 def attempt_payment(emu: Emulator, inv: Obj) -> None:
-    """Charge automatically: succeeds with a usable payment method, else a failed attempt."""
+    """Charge automatically: succeeds with a usable payment method; a payment method that needs the
+    customer's authentication leaves the invoice open with ``invoice.payment_action_required``; else a
+    failed attempt."""
     if inv["status"] != "open" or inv["collection_method"] != "charge_automatically":
         return
     pm = payment_method_for(emu, inv)
-    if pm is not None and not declines(pm):
+    if pays(emu, pm):
         payment_succeeded(emu, inv)
     else:
-        payment_failed(emu, inv)
+        action = pm is not None and payment_methods.outcome(emu, pm) == payment_methods.REQUIRES_ACTION
+        payment_failed(emu, inv, action_required=action)
 
 
 def subscription_id(inv: Obj) -> str | None:
@@ -455,7 +462,9 @@ def payment_succeeded(emu: Emulator, inv: Obj) -> None:
         subscriptions.on_invoice_paid(emu, sub, inv)
 
 
-def payment_failed(emu: Emulator, inv: Obj) -> None:
+def payment_failed(emu: Emulator, inv: Obj, action_required: bool = False) -> None:
+    """A failed attempt. With ``action_required`` (the card needs 3D Secure) Stripe also sends
+    ``invoice.payment_action_required``; the customer pays on ``hosted_invoice_url``."""
     from . import subscriptions
 
     if inv["status"] == "draft":
@@ -474,6 +483,8 @@ def payment_failed(emu: Emulator, inv: Obj) -> None:
         else emu.clock.now() + settings.payment_retry_interval_days * DAY
     )
     emu.store.record_event("invoice.payment_failed", inv)
+    if action_required:
+        emu.store.record_event("invoice.payment_action_required", inv)
     sub = _subscription_of(emu, inv)
     if sub is not None:
         subscriptions.on_payment_failed(emu, sub, inv, exhausted)
@@ -576,9 +587,20 @@ def pay_endpoint(req: Request) -> Obj:
             "This customer has no attached payment source or default payment method. Please consider "
             "adding a default payment method.",
         )
-    if declines(pm):
+    result = payment_methods.outcome(req.emulator, pm)
+    if result == payment_methods.DECLINES:
         payment_failed(req.emulator, inv)
         raise StripeError(402, "Your card was declined.", type="card_error", code="card_declined")
+    if result == payment_methods.REQUIRES_ACTION:
+        payment_failed(req.emulator, inv, action_required=True)
+        raise StripeError(
+            402,
+            "This payment requires additional user action before it can be completed successfully. Payment "
+            "can be completed using the PaymentIntent associated with the invoice. For more details see: "
+            "https://docs.stripe.com/billing/subscriptions/overview#requires-action",
+            type="card_error",
+            code="invoice_payment_intent_requires_action",
+        )
     payment_succeeded(req.emulator, inv)
     return req.store.render(inv)
 

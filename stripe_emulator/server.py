@@ -23,8 +23,25 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import admin, catalogue, customers, events, invoices, meters, subscriptions, thin_events, webhooks
+from . import (
+    admin,
+    billing_portal,
+    catalogue,
+    checkout,
+    customers,
+    events,
+    invoices,
+    meters,
+    payment_methods,
+    portal_actions,
+    schedules,
+    setup_intents,
+    subscriptions,
+    thin_events,
+    webhooks,
+)
 from .clock import Clock
+from .due import DueIndex
 from .errors import StripeError, api_error, lock_timeout, rate_limited, redact_key
 from .faults import Fault, Faults
 from .formdecode import decode
@@ -107,7 +124,24 @@ class Emulator:
         # Per-path authentication other than API keys (the v2 meter event stream's session tokens).
         self.authenticators: dict[str, Callable[[str | None], str]] = {}
         self.default_rate_limit = rate_limit
-        for module in (customers, catalogue, subscriptions, invoices, events, webhooks, meters, thin_events):
+        self.due = DueIndex(self)
+        self.store.event_hooks.append(self.due.on_event)
+        for module in (
+            customers,
+            catalogue,
+            subscriptions,
+            invoices,
+            events,
+            webhooks,
+            meters,
+            thin_events,
+            payment_methods,
+            setup_intents,
+            checkout,
+            schedules,
+            billing_portal,
+            portal_actions,
+        ):
             module.register(self)
         self.faults.set_rate_limit(rate_limit)
 
@@ -115,6 +149,7 @@ class Emulator:
     def reset(self) -> None:
         with self.store.lock:
             self.store.reset()
+            self.due.reset()
             self.idempotency.reset()
             self.faults.reset()
             self.faults.set_rate_limit(self.default_rate_limit)
@@ -129,7 +164,7 @@ class Emulator:
     def tick(self) -> None:
         """Apply everything that became due by the emulator clock (renewals, trial ends...)."""
         with self.store.lock:
-            subscriptions.advance_time(self)
+            self.due.run()
 
     # pipeline -----------------------------------------------------------------
     def handle(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> Response:
@@ -333,10 +368,11 @@ class Emulator:
         with self.store.lock:
             self.store.current_request = {"id": req.request_id, "idempotency_key": req.idempotency_key}
             try:
-                subscriptions.advance_time(self)
+                self.due.run()
                 req.params.check(req.route.allowed)
                 result = req.route.handler(req)
                 status, payload = result if isinstance(result, tuple) else (200, result)
+                self.due.run()  # what the request made due at once (e.g. a trial ending within 3 days)
                 expand = req.params.expand()
                 if expand:
                     payload = self.store.expand(payload, expand)

@@ -9,6 +9,7 @@ for the whole of an endpoint call.
 
 from __future__ import annotations
 
+import bisect
 import copy
 import secrets
 import string
@@ -28,6 +29,68 @@ API_VERSION = "2026-10-28.endive"
 _ALPHABET = string.ascii_letters + string.digits
 
 
+def clone(value: Any) -> Any:
+    """A deep copy of an API-shaped value (dicts, lists and immutable scalars), several times faster
+    than ``copy.deepcopy``; anything else is deep-copied."""
+    if isinstance(value, dict):
+        return {k: clone(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [clone(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return copy.deepcopy(value)
+
+
+def id_prefix(obj_id: str, known: Iterable[str]) -> str | None:
+    """The longest of the ``known`` prefixes that ``obj_id`` starts with, as ``prefix_...``
+    (``sub_sched_X`` is a schedule's, ``sub_X`` a subscription's)."""
+    prefixes = set(known)
+    parts = obj_id.split("_")
+    for cut in range(len(parts) - 1, 0, -1):
+        candidate = "_".join(parts[:cut])
+        if candidate in prefixes:
+            return candidate
+    return None
+
+
+class Collection(dict[str, Obj]):
+    """A collection of objects by id that counts its changes of membership (``version``), so an
+    index over it (e.g. subscription items by subscription) can tell when to rebuild. Objects
+    mutated in place do not bump it; adding, replacing or removing an entry does."""
+
+    version = 0
+
+    def _bump(self) -> None:
+        self.version += 1
+
+    def __setitem__(self, key: str, value: Obj) -> None:
+        super().__setitem__(key, value)
+        self._bump()
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        self._bump()
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        super().update(*args, **kwargs)
+        self._bump()
+
+    def clear(self) -> None:
+        super().clear()
+        self._bump()
+
+    def pop(self, key: str, *default: Any) -> Any:
+        self._bump()
+        return super().pop(key, *default)
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        self._bump()
+        return super().setdefault(key, default)
+
+
+EventHook = Callable[[Obj], None]
+
+
 @dataclass
 class Kind:
     object: str  # Stripe's "object" value, e.g. "customer"
@@ -41,25 +104,25 @@ class Store:
         self.clock = clock
         self.lock = threading.RLock()
         self.kinds: dict[str, Kind] = {}
-        self.collections: dict[str, dict[str, Obj]] = {}
+        self.collections: dict[str, Collection] = {}
         self.counters: dict[str, int] = {}
         # Set by the server for the request being executed (events record it).
         self.current_request: dict[str, str | None] = {"id": None, "idempotency_key": None}
         # Free-form state for extensions (e.g. webhook endpoints, meters).
         self.extra: dict[str, Any] = {}
+        # Called with each event as it is recorded (the due-time index, webhook delivery state).
+        self.event_hooks: list[EventHook] = []
         self.register(Kind("event", "evt", "events", None))
 
     # registry -------------------------------------------------------------
     def register(self, kind: Kind) -> None:
         self.kinds[kind.object] = kind
-        self.collections.setdefault(kind.collection, {})
+        self.collections.setdefault(kind.collection, Collection())
 
     def kind_for_id(self, obj_id: str) -> Kind | None:
-        prefix = obj_id.split("_", 1)[0]
-        for kind in self.kinds.values():
-            if kind.prefix == prefix:
-                return kind
-        return None
+        by_prefix = {kind.prefix: kind for kind in self.kinds.values()}
+        prefix = id_prefix(obj_id, by_prefix)
+        return None if prefix is None else by_prefix[prefix]
 
     def reset(self) -> None:
         for coll in self.collections.values():
@@ -75,7 +138,7 @@ class Store:
         self.counters[name] = self.counters.get(name, 0) + 1
         return self.counters[name]
 
-    def coll(self, name: str) -> dict[str, Obj]:
+    def coll(self, name: str) -> Collection:
         return self.collections[name]
 
     def insert(self, collection: str, obj: Obj) -> Obj:
@@ -97,7 +160,7 @@ class Store:
     def render(self, obj: Obj) -> Obj:
         kind = self.kinds.get(obj.get("object", ""))
         if obj.get("deleted") or kind is None or kind.renderer is None:
-            return copy.deepcopy(obj)
+            return clone(obj)  # type: ignore[no-any-return]
         return kind.renderer(obj)
 
     # events ---------------------------------------------------------------
@@ -105,7 +168,7 @@ class Store:
         """Record an event with a snapshot of ``obj`` (rendered now)."""
         data: Obj = {"object": self.render(obj)}
         if previous_attributes:
-            data["previous_attributes"] = copy.deepcopy(previous_attributes)
+            data["previous_attributes"] = clone(previous_attributes)
         event: Obj = {
             "id": self.new_id("evt"),
             "object": "event",
@@ -117,7 +180,10 @@ class Store:
             "request": dict(self.current_request),
             "type": type,
         }
-        return self.insert("events", event)
+        self.insert("events", event)
+        for hook in self.event_hooks:
+            hook(event)
+        return event
 
     # lists ----------------------------------------------------------------
     def newest_first(self, collection: str, keep: Callable[[Obj], bool] | None = None) -> list[Obj]:
@@ -126,8 +192,12 @@ class Store:
             objs = [o for o in objs if keep(o)]
         return objs
 
-    def paginate(self, objs: list[Obj], params: Params, url: str, noun: str) -> Obj:
-        """Stripe cursor paging over ``objs`` (already newest first)."""
+    def paginate(
+        self, objs: list[Obj], params: Params, url: str, noun: str, universe: list[Obj] | None = None
+    ) -> Obj:
+        """Stripe cursor paging over ``objs`` (already newest first). With ``universe`` (every object
+        of the list, unfiltered, in the same order) a cursor is a position in it, so it may name an
+        object the filters leave out."""
         limit = params.int("limit")
         if limit is None:
             limit = 10
@@ -138,16 +208,18 @@ class Store:
         after = params.str("starting_after")
         before = params.str("ending_before")
         ids = [o["id"] for o in objs]
+        positions = {o["id"]: i for i, o in enumerate(universe if universe is not None else objs)}
+        ranks = [positions[i] for i in ids]
         if after is not None:
-            if after not in ids:
+            if after not in positions:
                 raise no_such(noun, after, "starting_after")
-            start = ids.index(after) + 1
+            start = bisect.bisect_right(ranks, positions[after])
             page = objs[start : start + limit]
             has_more = start + limit < len(objs)
         elif before is not None:
-            if before not in ids:
+            if before not in positions:
                 raise no_such(noun, before, "ending_before")
-            end = ids.index(before)
+            end = bisect.bisect_left(ranks, positions[before])
             page = objs[max(0, end - limit) : end]
             has_more = end - limit > 0
         else:

@@ -28,7 +28,6 @@ rather than Stripe's ~1 hour draft window), payment retries and the incomplete e
 from __future__ import annotations
 
 import calendar
-import copy
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,13 +39,15 @@ from . import invoices, meters, pending_updates
 from .common import money, previous_attributes, public
 from .errors import StripeError, invalid, missing_param, no_such
 from .params import Params, apply_metadata
-from .store import Kind, Obj
+from .store import Kind, Obj, clone
 
 if TYPE_CHECKING:
     from .server import Emulator, Request
 
 DAY = 86400
 INCOMPLETE_EXPIRY = 23 * 3600
+TRIAL_WILL_END_NOTICE = 3 * DAY
+_TRIAL_WILL_END = "_trial_will_end_sent_for"  # the trial end the notice was sent for
 TIMES = "\u00d7"  # Stripe's line descriptions read "2 \u00d7 Basic (at $10.00 / month)"
 MAX_TRIAL_DAYS = 730
 LIVE = ("active", "past_due", "unpaid", "trialing", "incomplete", "paused")
@@ -97,11 +98,14 @@ UPDATE_PARAMS = {
     "trial_from_plan",
 }
 ITEM_PARAMS = {"id", "price", "quantity", "deleted", "metadata", "clear_usage"}
+_ITEMS_INDEX = "_subscription_items_by_subscription"
 
 
 def register(emu: Emulator) -> None:
     emu.store.register(Kind("subscription", "sub", "subscriptions", lambda s: render(emu, s)))
     emu.store.register(Kind("subscription_item", "si", "subscription_items", lambda i: render_item(emu, i)))
+    emu.due.add_source("sub", "subscriptions", _next_due, _apply_due, rank=2)
+    emu.due.add_source("in", "invoices", _next_retry, _retry, rank=3)
     r = emu.router
     r.add("POST /v1/subscriptions", create, CREATE_PARAMS)
     r.add(
@@ -163,6 +167,34 @@ def register(emu: Emulator) -> None:
     )
 
 
+# for the modules built on subscriptions (schedules, the billing portal) ---------------------------
+def price_of(emu: Emulator, price_id: str) -> Obj:
+    return _price(emu, price_id)
+
+
+def period_of(emu: Emulator, sub: Obj) -> tuple[int, int]:
+    """The current billing period ``[start, end)``."""
+    return _period(emu, sub)
+
+
+def record_change(emu: Emulator, sub: Obj, before: Obj) -> None:
+    """``customer.subscription.updated`` with what changed since ``before`` (rendered), if anything."""
+    _changed(emu, sub, before)
+
+
+def resolve_price(emu: Emulator, ip: Params, param: str) -> Obj:
+    """The active recurring price ``ip[price]`` names, or Stripe's error."""
+    return _resolve_price(emu, ip, param)
+
+
+def check_compatible(prices: list[Obj]) -> None:
+    _check_compatible(prices)
+
+
+def set_trial_end(emu: Emulator, sub: Obj, trial_end: int | str) -> None:
+    _set_trial_end(emu, sub, trial_end)
+
+
 # time arithmetic --------------------------------------------------------------------------------
 def add_interval(ts: int, interval: str, count: int, n: int = 1) -> int:
     """``ts`` plus ``n`` x (``count`` ``interval``s), by the calendar in UTC (Jan 31 + 1 month = Feb 28)."""
@@ -192,11 +224,17 @@ def _date(ts: int) -> str:
 
 # rendering --------------------------------------------------------------------------------------
 def items_of(emu: Emulator, sub: Obj) -> list[Obj]:
-    return [
-        i
-        for i in emu.store.coll("subscription_items").values()
-        if i["subscription"] == sub["id"] and not i.get("deleted")
-    ]
+    """The subscription's items, in creation order (from an index rebuilt when items come or go)."""
+    coll = emu.store.coll("subscription_items")
+    index = emu.store.extra.get(_ITEMS_INDEX)
+    if index is None or index[0] is not coll or index[1] != coll.version:
+        by_sub: dict[str, list[str]] = {}
+        for item_id, item in coll.items():
+            if not item.get("deleted"):
+                by_sub.setdefault(item["subscription"], []).append(item_id)
+        index = (coll, coll.version, by_sub)
+        emu.store.extra[_ITEMS_INDEX] = index
+    return [coll[item_id] for item_id in index[2].get(sub["id"], ())]
 
 
 def _plan(price: Obj) -> Obj:
@@ -496,7 +534,13 @@ def _insert_item(
 
 
 def create(req: Request) -> Obj:
-    emu, store, p, now = req.emulator, req.store, req.params, req.now
+    return req.store.render(start_subscription(req.emulator, req.params))
+
+
+def start_subscription(emu: Emulator, p: Params, schedule: str | None = None) -> Obj:
+    """Create a subscription from ``p`` (the create endpoint's params); ``schedule``: the
+    subscription schedule that starts it."""
+    store, now = emu.store, emu.clock.now()
     customer_id = p.str("customer", required=True)
     assert customer_id is not None
     store.get("customers", customer_id, "customer", "customer")
@@ -585,7 +629,7 @@ def create(req: Request) -> Obj:
         "pending_invoice_item_interval": None,
         "pending_setup_intent": None,
         "pending_update": None,
-        "schedule": None,
+        "schedule": schedule,
         "start_date": now,
         "status": "trialing" if trial_until else "incomplete",
         "test_clock": None,
@@ -615,7 +659,7 @@ def create(req: Request) -> Obj:
     elif (
         method == "send_invoice"
         or first_total + balance <= 0
-        or (payment_behavior != "default_incomplete" and pm is not None and not invoices.declines(pm))
+        or (payment_behavior != "default_incomplete" and invoices.pays(emu, pm))
     ):
         sub["status"] = "active"
     store.insert("subscriptions", sub)
@@ -637,9 +681,17 @@ def create(req: Request) -> Obj:
     )
     sub["latest_invoice"] = inv["id"]
     invoices.finalize(emu, inv)
-    if sub["status"] == "active" and method == "charge_automatically":
+    if method == "charge_automatically" and (
+        sub["status"] == "active"
+        or (sub["status"] == "incomplete" and pm is not None and payment_behavior != "default_incomplete")
+    ):
+        # An incomplete subscription's first invoice is tried once (a decline: invoice.payment_failed;
+        # a card needing 3D Secure: also invoice.payment_action_required) and not retried: the
+        # customer pays it on the hosted page or the subscription expires after 23 hours.
         invoices.attempt_payment(emu, inv)
-    return store.render(sub)
+        if sub["status"] == "incomplete":
+            inv["next_payment_attempt"] = None
+    return sub
 
 
 # retrieve / list --------------------------------------------------------------------------------
@@ -881,6 +933,12 @@ def update(req: Request) -> Obj:
     emu, store, p = req.emulator, req.store, req.params
     sub = store.get("subscriptions", req.id(), "subscription")
     counted = _quantity_limit(req, sub, any(ip.has("quantity") for ip in p.items("items")))
+    if sub["schedule"] and (p.has("cancel_at") or p.has("cancel_at_period_end")):
+        raise invalid(
+            f"The subscription is managed by the subscription schedule `{sub['schedule']}`, and updating any "
+            "cancelation behavior directly is not allowed. Please update the schedule instead.",
+            param="cancel_at" if p.has("cancel_at") else "cancel_at_period_end",
+        )
     if sub["status"] in ("canceled", "incomplete_expired"):
         extra = set(p.data) - {"metadata", "cancellation_details", "expand"}
         if extra:
@@ -970,11 +1028,19 @@ def _update(emu: Emulator, sub: Obj, p: Params) -> None:
     _cancel_at(p, sub, _period(emu, sub)[1])
 
 
+def _trial_will_end(emu: Emulator, sub: Obj) -> None:
+    """Stripe's notice three days before a trial ends (at once for a shorter or ended trial), once
+    per trial end."""
+    sub[_TRIAL_WILL_END] = sub["trial_end"]
+    emu.store.record_event("customer.subscription.trial_will_end", sub)
+
+
 def _set_trial_end(emu: Emulator, sub: Obj, trial_end: int | str) -> None:
     now = emu.clock.now()
     if trial_end == "now":
         if sub["status"] == "trialing":
             sub["trial_end"] = now
+            _trial_will_end(emu, sub)
             _end_trial(emu, sub, now)
         return
     assert isinstance(trial_end, int)
@@ -1018,7 +1084,21 @@ def cancel(req: Request) -> Obj:
             f"The subscription {sub['id']} has already been canceled and cannot be canceled again.",
             param="id",
         )
-    now = req.now
+    cancel_subscription(emu, sub, invoice_now, prorate_flag, comment, feedback)
+    return store.render(sub)
+
+
+def cancel_subscription(
+    emu: Emulator,
+    sub: Obj,
+    invoice_now: bool,
+    prorate_flag: bool,
+    comment: str | None = None,
+    feedback: str | None = None,
+) -> None:
+    """Cancel now: with ``prorate_flag`` a credit for the unused time; with ``invoice_now`` a final
+    invoice of the pending items and the metered usage so far."""
+    now = emu.clock.now()
     period = _period(emu, sub)
     if prorate_flag and sub["status"] in PRORATING and period[0] <= now < period[1]:
         for item in items_of(emu, sub):
@@ -1050,7 +1130,6 @@ def cancel(req: Request) -> Obj:
         sub["latest_invoice"] = inv["id"]
         invoices.finalize(emu, inv)
         invoices.attempt_payment(emu, inv)
-    return store.render(sub)
 
 
 # subscription items endpoints -------------------------------------------------------------------
@@ -1120,7 +1199,7 @@ def delete_item(req: Request) -> Obj:
 def _dry_run(emu: Emulator) -> Iterator[None]:
     """Apply changes to a copy of the state, then put the original back."""
     store = emu.store
-    saved = copy.deepcopy(store.collections)
+    saved = {name: {k: clone(v) for k, v in coll.items()} for name, coll in store.collections.items()}
     counters = dict(store.counters)
     try:
         yield
@@ -1257,6 +1336,8 @@ def _next_due(emu: Emulator, sub: Obj) -> tuple[int, str] | None:
         candidates.append((sub["cancel_at"], "cancel"))
     if status == "trialing" and sub["trial_end"] is not None:
         candidates.append((sub["trial_end"], "trial_end"))
+        if sub.get(_TRIAL_WILL_END) != sub["trial_end"]:
+            candidates.append((sub["trial_end"] - TRIAL_WILL_END_NOTICE, "trial_will_end"))
     pending_expiry = pending_updates.expires_at(sub)
     if pending_expiry is not None:
         candidates.append((pending_expiry, "pending_expire"))
@@ -1269,34 +1350,22 @@ def _next_due(emu: Emulator, sub: Obj) -> tuple[int, str] | None:
 
 
 def advance_time(emu: Emulator) -> None:
-    """Apply, in time order, everything that fell due up to the emulator's now."""
-    now = emu.clock.now()
-    for _ in range(10_000):  # a bound, in case of a bug; each step moves time forward
-        due: list[tuple[int, str, Obj]] = []
-        for sub in emu.store.coll("subscriptions").values():
-            nxt = _next_due(emu, sub)
-            if nxt is not None and nxt[0] <= now:
-                due.append((nxt[0], nxt[1], sub))
-        retries = [
-            (inv["next_payment_attempt"], "retry", inv)
-            for inv in emu.store.coll("invoices").values()
-            if inv["status"] == "open"
-            and inv.get("next_payment_attempt")
-            and inv["next_payment_attempt"] <= now
-        ]
-        steps = sorted(due + retries, key=lambda d: d[0])
-        if not steps:
-            return
-        when, what, obj = steps[0]
-        _apply_due(emu, when, what, obj)
+    """Apply, in time order, everything that fell due up to the emulator's now (see ``due``)."""
+    emu.due.run()
 
 
-def _apply_due(emu: Emulator, when: int, what: str, obj: Obj) -> None:
-    if what == "retry":
-        obj["next_payment_attempt"] = None
-        invoices.attempt_payment(emu, obj)
-        return
-    sub = obj
+def _next_retry(emu: Emulator, inv: Obj) -> tuple[int, str] | None:
+    if inv["status"] == "open" and inv.get("next_payment_attempt"):
+        return int(inv["next_payment_attempt"]), "retry"
+    return None
+
+
+def _retry(emu: Emulator, inv: Obj, when: int, what: str) -> None:
+    inv["next_payment_attempt"] = None
+    invoices.attempt_payment(emu, inv)
+
+
+def _apply_due(emu: Emulator, sub: Obj, when: int, what: str) -> None:
     before = emu.store.render(sub)
     if what == "expire":
         sub["status"] = "incomplete_expired"
@@ -1309,6 +1378,8 @@ def _apply_due(emu: Emulator, when: int, what: str, obj: Obj) -> None:
         cancel_now(emu, sub, reason="cancellation_requested", at=when)
     elif what == "trial_end":
         _end_trial(emu, sub, when)
+    elif what == "trial_will_end":
+        _trial_will_end(emu, sub)
     elif what == "renew":
         _start_period(emu, sub, _period(emu, sub)[1], "subscription_cycle", before)
     elif what == "pending_expire":

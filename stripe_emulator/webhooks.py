@@ -17,7 +17,9 @@ The signature is Stripe's: ``Stripe-Signature: t=<unix seconds>,v1=<hex HMAC-SHA
 under the secret>``. The timestamp defaults to the wall clock, not the emulator's clock: a receiver
 compares it with its own clock (Stripe's tolerance is 300 s), and the emulator's clock may be moved
 days ahead to make subscriptions renew. Pass ``timestamp`` to sign a replay or a stale delivery.
-Endpoints live in ``store.extra`` and are forgotten on reset.
+Endpoints live in ``store.extra`` and are forgotten on reset. Each v1 event recorded while endpoints
+with a ``url`` are registered counts those it is for in ``pending_webhooks``; a delivery an endpoint
+answers with a 2xx takes it off (``GET /v1/events?delivery_success=...``).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
     from .server import Emulator
 
 _ENDPOINTS = "webhook_endpoints"
+_PENDING = "event_deliveries"  # event id -> the endpoints yet to answer its delivery with a 2xx
 DELIVERY_TIMEOUT_SECONDS = 10
 
 
@@ -63,7 +66,33 @@ def signed_delivery(event: dict[str, Any], secret: str, timestamp: int | None = 
 
 
 def register(emu: Emulator) -> None:
-    """Nothing under /v1: the admin routes below register on import."""
+    """Nothing under /v1 (the admin routes below register on import): count, on each event, the
+    endpoints it is for (``pending_webhooks``, until each has answered a delivery with a 2xx)."""
+    emu.store.event_hooks.append(lambda event: _expect_deliveries(emu, event))
+
+
+def _expect_deliveries(emu: Emulator, event: dict[str, Any]) -> None:
+    targets = {
+        endpoint["id"]
+        for endpoint in _endpoints(emu).values()
+        if endpoint["url"]
+        and endpoint.get("event_payload", "snapshot") == "snapshot"
+        and ("*" in endpoint["enabled_events"] or event["type"] in endpoint["enabled_events"])
+    }
+    if targets:
+        emu.store.extra.setdefault(_PENDING, {})[event["id"]] = targets
+        event["pending_webhooks"] = len(targets)
+
+
+def _delivered(emu: Emulator, endpoint_id: str, results: list[dict[str, Any]]) -> None:
+    pending: dict[str, set[str]] = emu.store.extra.get(_PENDING, {})
+    for result in results:
+        targets = pending.get(result["event_id"])
+        event = emu.store.coll("events").get(result["event_id"])
+        if targets is None or event is None or not 200 <= result["status"] < 300:
+            continue
+        targets.discard(endpoint_id)
+        event["pending_webhooks"] = len(targets)
 
 
 def _endpoints(emu: Emulator) -> dict[str, dict[str, Any]]:
@@ -158,6 +187,8 @@ def deliver(emu: Emulator, p: dict[str, str], body: dict[str, Any], q: dict[str,
                 and ("*" in enabled or event["type"] in enabled)
             ]
     results = [_post(endpoint, event) for event in events]  # outside the lock: the receiver may call back
+    with emu.store.lock:
+        _delivered(emu, endpoint["id"], results)
     return 200, {"object": "list", "data": results}
 
 
