@@ -50,7 +50,9 @@ EVENTS = ROOT / "events"
 ARTIFACT_LIMIT_BYTES = 25 * 1000 * 1000
 SECRET_PATTERN = re.compile(r"\b(sk|rk|pk)_(live|test)_[0-9A-Za-z]{4,}|\bwhsec_[0-9A-Za-z]{4,}")
 SEAT_TENANT = "8d2e4f60-1a3b-4c5d-8e9f-0a1b2c3d4e5f"
-Kind = Literal["onboarding", "lifecycle", "users", "usage", "seat_sync", "flush", "api", "webhook"]
+Kind = Literal[
+    "onboarding", "lifecycle", "users", "usage", "seat_sync", "flush", "reconcile", "api", "webhook"
+]
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,7 @@ FUNCTIONS = {
     "UsageIngestFunction": Function("usage_ingest.lambda_handler", "usage", "ingest_usage"),
     "SeatSyncFunction": Function("seat_sync.lambda_handler", "seat_sync", "seat_sync_batch"),
     "UsageFlushFunction": Function("usage_flush.lambda_handler", "flush", "usage_flush_schedule"),
+    "ReconcileFunction": Function("reconcile.lambda_handler", "reconcile", "reconcile_schedule"),
     "BillingGateFunction": Function("billing_gate.lambda_handler", "api", "api_billing_status"),
     "BillingApiFunction": Function("billing_api.lambda_handler", "api", "api_billing"),
     "StripeWebhookFunction": Function("stripe_webhook.lambda_handler", "webhook", "webhook_malformed_body"),
@@ -178,6 +181,7 @@ RESOURCE_NAMES = {
     "IdempotencyTable": "idempotency",
     "UsageTable": "usage",
     "RegistrationsTable": "registrations",
+    "ReconcileTable": "reconcile",
     "SeatSyncQueue": "https://sqs.example/seat-sync",
 }
 
@@ -193,13 +197,19 @@ def test_every_function_handler_imports_to_a_callable() -> None:
         assert callable(getattr(module, handler.function)), handler.handler
 
 
+# A reconcile run pages through every subscription, saving its place after each page: it runs for up to
+# Lambda's 15 minutes. Its repairs still hold a tenant's lease no longer than the lease (the lifecycle
+# caps the holder's working time at the lease's end).
+LONG_RUNNING = {"ReconcileFunction": 900}
+
+
 def test_functions_run_python313_on_x86_64_for_30_seconds(template: dict[str, Any]) -> None:
     function_globals = template["Globals"]["Function"]
     assert function_globals["Runtime"] == "python3.13"
     assert function_globals["Architectures"] == ["x86_64"]
     assert function_globals["Timeout"] == 30
-    for handler in function_handlers({"EventBusName": "bus", "StripeSecretName": "secret"}).values():
-        assert handler.timeout == 30
+    for name, handler in function_handlers({"EventBusName": "bus", "StripeSecretName": "secret"}).items():
+        assert handler.timeout == LONG_RUNNING.get(name, 30), name
         assert handler.memory_size == "512"
 
 
@@ -236,15 +246,20 @@ def test_every_rule_retries_boundedly_then_dead_letters(template: dict[str, Any]
     assert int(parameters["RuleMaximumEventAgeSeconds"]["MaxValue"]) <= 86400
 
 
-def test_the_usage_flush_runs_on_a_schedule_that_retries_boundedly_then_dead_letters(
+def test_the_usage_flush_and_the_reconciler_run_on_schedules_that_retry_boundedly_then_dead_letter(
     template: dict[str, Any],
 ) -> None:
     rules = schedules(template)
-    assert set(rules) == {"UsageFlushFunctionFlushSchedule"}
+    expected = {
+        "UsageFlushFunctionFlushSchedule": "UsageFlushSchedule",
+        "ReconcileFunctionReconcileSchedule": "ReconcileSchedule",
+    }
+    assert set(rules) == set(expected)
     for rule_id, properties in rules.items():
         assert_retries_boundedly_then_dead_letters(rule_id, properties)
-        assert properties["Schedule"] == {"Ref": "UsageFlushSchedule"}
+        assert properties["Schedule"] == {"Ref": expected[rule_id]}
     assert parameter_values(template)["UsageFlushSchedule"] == "rate(15 minutes)"
+    assert parameter_values(template)["ReconcileSchedule"] == "rate(1 day)"
 
 
 QUEUED_FUNCTIONS = {
@@ -317,7 +332,8 @@ def test_only_this_stacks_lifecycle_rules_may_send_to_the_lifecycle_queues(templ
     assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
 
-ASYNC_FUNCTIONS = {"TenantUsersFunction", "UsageIngestFunction", "UsageFlushFunction"}  # a rule invokes them
+# a rule invokes them
+ASYNC_FUNCTIONS = {"TenantUsersFunction", "UsageIngestFunction", "UsageFlushFunction", "ReconcileFunction"}
 
 
 def test_failed_async_invocations_go_to_a_dead_letter_queue_of_their_own(template: dict[str, Any]) -> None:
@@ -378,7 +394,7 @@ def test_table_key_schemas_are_what_devtools_creates(template: dict[str, Any]) -
     assert (
         set(tables)
         == set(resources_of_type(template, "AWS::DynamoDB::Table"))
-        == {"AccountsTable", "IdempotencyTable", "UsageTable", "RegistrationsTable"}
+        == {"AccountsTable", "IdempotencyTable", "UsageTable", "RegistrationsTable", "ReconcileTable"}
     )
     for logical_id, table in tables.items():
         properties = template["Resources"][logical_id]["Properties"]
@@ -412,6 +428,8 @@ def test_table_key_schemas_are_what_devtools_creates(template: dict[str, Any]) -
         ("identifier", [{"AttributeName": "identifier", "KeyType": "HASH"}]),
     ]
     assert tables["UsageTable"].ttl_attribute is None
+    assert tables["ReconcileTable"].create_table["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    assert tables["ReconcileTable"].ttl_attribute == "expiration"
 
 
 def test_the_accounts_and_usage_tables_outlive_the_stack(template: dict[str, Any]) -> None:
@@ -532,7 +550,7 @@ def test_each_function_has_an_environment_of_its_own_that_settings_accept(templa
         assert not set().union(*own.values()) & set(handlers[name].environment), name
         assert "POWERTOOLS_LOG_LEVEL" in handler.environment
         settings = Settings.from_environment(handler.environment)
-        assert settings.lease_seconds > handler.timeout
+        assert settings.lease_seconds > handler.timeout or name in LONG_RUNNING
     lifecycle = Settings.from_environment(handlers["ProvisionSuccessFunction"].environment)
     assert set(lifecycle.tier_catalogue) == {"basic", "standard", "premium"}
     assert (lifecycle.usage_table, lifecycle.seat_sync_queue_url) == ("usage", names["SeatSyncQueue"])
@@ -678,6 +696,14 @@ EXPECTED_POLICIES = {
     "SeatSyncFunction": [ACCOUNTS_READ, USAGE_CRUD, STRIPE_SECRET, SEND_SEAT_SYNC],
     "UsageIngestFunction": [ACCOUNTS_READ, USAGE_CRUD, STRIPE_SECRET, PUT_EVENTS],
     "UsageFlushFunction": [ACCOUNTS_READ, USAGE_CRUD, STRIPE_SECRET, PUT_EVENTS],
+    "ReconcileFunction": [
+        ACCOUNTS_CRUD,
+        {"DynamoDBCrudPolicy": {"TableName": {"Ref": "ReconcileTable"}}},
+        IDEMPOTENCY_CRUD,
+        USAGE_CRUD,
+        STRIPE_SECRET,
+        PUT_EVENTS,
+    ],
     "BillingApiFunction": [
         ACCOUNTS_CRUD,
         IDEMPOTENCY_CRUD,
@@ -794,6 +820,7 @@ def test_outputs_name_the_tables_queues_api_and_functions(template: dict[str, An
         "AccountsTableName",
         "IdempotencyTableName",
         "UsageTableName",
+        "ReconcileTableName",
         "SeatSyncQueueUrl",
         "ProvisionSuccessQueueUrl",
         "TenantUpdatedQueueUrl",

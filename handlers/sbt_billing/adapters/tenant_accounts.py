@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -10,6 +11,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from sbt_billing.domain.errors import RevisionConflict, TransientBillingError
 from sbt_billing.domain.models import Account
+from sbt_billing.domain.ports import Page
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -60,6 +62,40 @@ class DynamoAccountStore:
         except BotoCoreError as error:
             raise TransientBillingError(f"DynamoDB put_item failed: {_code(error)}") from None
         return written
+
+    # -- AccountDirectory (reconciling, adopting) -------------------------------------------------
+
+    def get_many(self, tenant_ids: Sequence[str]) -> dict[str, Account]:
+        """Up to 100 accounts in one BatchGetItem (strongly consistent), unprocessed keys asked again."""
+        found: dict[str, Account] = {}
+        wanted: dict[str, Any] = {
+            self._table: {
+                "Keys": [{"tenantId": {"S": tenant}} for tenant in tenant_ids],
+                "ConsistentRead": True,
+            }
+        }
+        while wanted:
+            try:
+                response = self._client.batch_get_item(RequestItems=wanted)
+            except (ClientError, BotoCoreError) as error:
+                raise TransientBillingError(f"DynamoDB batch_get_item failed: {_code(error)}") from None
+            for item in response.get("Responses", {}).get(self._table, []):
+                account = account_from_item(item)
+                found[account.tenant_id] = account
+            wanted = dict(response.get("UnprocessedKeys") or {})
+        return found
+
+    def page(self, after: str | None, limit: int) -> Page[Account]:
+        """One Scan page of up to `limit` accounts after the tenant `after` (strongly consistent)."""
+        options: dict[str, Any] = {"TableName": self._table, "Limit": limit, "ConsistentRead": True}
+        if after is not None:
+            options["ExclusiveStartKey"] = {"tenantId": {"S": after}}
+        try:
+            response = self._client.scan(**options)
+        except (ClientError, BotoCoreError) as error:
+            raise TransientBillingError(f"DynamoDB scan failed: {_code(error)}") from None
+        accounts = tuple(account_from_item(item) for item in response.get("Items", []))
+        return Page(accounts, "LastEvaluatedKey" in response)
 
 
 def item_from_account(account: Account) -> dict[str, Any]:

@@ -96,6 +96,12 @@ class Settings(BaseModel):
     publish_deactivate_requests: Annotated[bool, Field(alias="PUBLISH_DEACTIVATE_REQUESTS")] = False
     publish_activate_requests: Annotated[bool, Field(alias="PUBLISH_ACTIVATE_REQUESTS")] = False
     publish_billing_updates: Annotated[bool, Field(alias="PUBLISH_BILLING_UPDATES")] = True
+    # Reconciling: where its place is kept (and the webhook's last event applied), and the pace of a
+    # run's Stripe requests (a share of Stripe's rate limit, leaving the rest to the other functions).
+    reconcile_table: Annotated[str | None, Field(alias="RECONCILE_TABLE")] = None
+    stripe_requests_per_second: Annotated[
+        float | None, Field(gt=0, le=100, alias="STRIPE_REQUESTS_PER_SECOND")
+    ] = None
 
     @field_validator("gate_allowed_states", mode="before")
     @classmethod
@@ -156,6 +162,8 @@ class Settings(BaseModel):
         "webhook_secret_name",
         "registrations_table",
         "stripe_read_secret_name",
+        "reconcile_table",
+        "stripe_requests_per_second",
         mode="before",
     )
     @classmethod

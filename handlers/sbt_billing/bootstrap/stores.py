@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sbt_billing.adapters.reconcile_store import DynamoReconcileStore
 from sbt_billing.adapters.registrations import DynamoRegistrationStore
 from sbt_billing.adapters.sbt_bus import EventBridgePublisher
 from sbt_billing.adapters.seat_sync_queue import SqsSyncScheduler
@@ -48,3 +49,10 @@ def seat_scheduler() -> SqsSyncScheduler | None:
     if not config.usage_table or not config.seat_sync_queue_url:
         return None
     return SqsSyncScheduler(aws_client("sqs"), config.seat_sync_queue_url)
+
+
+@cached
+def reconcile_store() -> DynamoReconcileStore:
+    return DynamoReconcileStore(
+        aws_client("dynamodb"), required(settings().reconcile_table, "RECONCILE_TABLE")
+    )
