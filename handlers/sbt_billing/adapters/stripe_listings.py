@@ -46,7 +46,9 @@ class StripeListings(StripeBillingReader):
             return None
         return observed_subscription(found.to_dict(recursive=True))
 
-    def events(self, window: EventWindow, after: str | None) -> Page[Mapping[str, Any]]:
+    def events(
+        self, window: EventWindow, after: str | None = None, before: str | None = None
+    ) -> Page[Mapping[str, Any]]:
         params: EventListParams = {
             "limit": PAGE_SIZE,
             "types": sorted(HANDLED_EVENTS),
@@ -56,6 +58,8 @@ class StripeListings(StripeBillingReader):
             params["delivery_success"] = False
         if after is not None:
             params["starting_after"] = after
+        if before is not None:
+            params["ending_before"] = before
         page = self._call(lambda: self._client.v1.events.list(params=params))
         return Page(tuple(event.to_dict(recursive=True) for event in page.data), page.has_more)
 

@@ -179,18 +179,28 @@ def compare(
             )
         return Comparison(drifts=tuple(drifts))
     status = observed.status if observed.status != account.subscription_status else None
-    if status is not None:
+    if not observed.live:
+        # Reported on every pass until a person decides (offboard the tenant, or subscribe it again):
+        # a new subscription is nothing the lifecycle makes by itself. Its status is recorded.
         drifts.append(
             Drift(
-                kind=DriftKind.SUBSCRIPTION_ENDED if not observed.live else DriftKind.STATUS,
-                action=DriftAction.REPORTED if not observed.live else DriftAction.RECORDED,
+                kind=DriftKind.SUBSCRIPTION_ENDED,
+                action=DriftAction.REPORTED,
                 account=account.subscription_status,
                 stripe=observed.status,
             )
         )
-    if not observed.live:
         return Comparison(
             drifts=tuple(drifts), findings=Findings(subscription_status=status) if status else None
+        )
+    if status is not None:
+        drifts.append(
+            Drift(
+                kind=DriftKind.STATUS,
+                action=DriftAction.RECORDED,
+                account=account.subscription_status,
+                stripe=observed.status,
+            )
         )
     if observed.ending:
         drifts.append(

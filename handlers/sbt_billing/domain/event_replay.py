@@ -13,18 +13,20 @@ Each reconcile pass replays two windows of events of the types the webhook handl
 Stripe keeps events for 30 days, so neither window reaches further back. Events are applied through
 the webhook's idempotent path (the same idempotency records and the same processor): one the webhook
 applied changes nothing, and the webhook's later delivery of one the replay applied changes nothing.
-The processor orders facts by their own times, so replaying a page newest first would converge too;
-each page is applied oldest first all the same.
+Events are applied oldest first, as Stripe made them (Stripe lists them newest first: a window longer
+than a page is read back to its oldest page before it is applied forward from there).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime, timedelta
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from pydantic import ValidationError
 
+from sbt_billing.domain.errors import ResourceMissing
 from sbt_billing.domain.models import StripeStamp
 from sbt_billing.domain.ports import StripeListings
 from sbt_billing.domain.reconcile_state import EventWindow, PassState, Tally, WindowKind
@@ -68,20 +70,44 @@ def replay_windows(
 def replay_page(
     window: EventWindow, listings: StripeListings, apply: ApplyEvent, tally: Tally
 ) -> EventWindow:
-    """One page of the window's events applied (oldest first); the window as it then stands."""
-    page = listings.events(window, window.cursor)
+    """One request's worth of the window: a page read back toward the oldest, or a page applied (oldest
+    first). A window that fits one page is applied at once; a longer one costs the pages read back to
+    its start as well, so that every event is applied in the order Stripe made them."""
+    try:
+        if window.ascending:
+            page = listings.events(window, before=window.cursor)
+        else:
+            page = listings.events(window, after=window.cursor)
+    except ResourceMissing:
+        # The cursor's event passed Stripe's 30 days meanwhile: read the window again (what was applied
+        # is applied once all the same).
+        return window.model_copy(update={"cursor": None, "ascending": False})
     tally.add("stripe_requests")
-    tally.add("events_listed", len(page.items))
+    items = page.items
     newest = window.newest
-    for raw in reversed(page.items):
+    if items:
+        newest = _newer(newest, items[0])  # each page's first is its newest
+    if not window.ascending and page.has_more:
+        # Not the oldest page yet: read on (nothing applied).
+        return window.model_copy(update={"cursor": str(items[-1].get("id")), "newest": newest})
+    tally.add("events_listed", len(items))
+    for raw in reversed(items):
         try:
             event = StripeEvent.model_validate(raw)
         except ValidationError:
             tally.add(f"events_{Replayed.REJECTED.value}")
             continue
         tally.add(f"events_{apply(event).value}")
-        stamp = event.stamp()
-        if newest is None or stamp.at > newest.at:
-            newest = stamp
-    cursor = str(page.items[-1].get("id")) if page.items else window.cursor
-    return window.model_copy(update={"cursor": cursor, "newest": newest, "done": not page.has_more})
+    first_page = not window.ascending and window.cursor is None
+    if not items or first_page or (window.ascending and not page.has_more):
+        return window.model_copy(update={"newest": newest, "done": True, "cursor": None})
+    # The oldest page applied (or a page forward of it): on toward the newest.
+    return window.model_copy(update={"cursor": str(items[0].get("id")), "ascending": True, "newest": newest})
+
+
+def _newer(known: StripeStamp | None, raw: Mapping[str, Any]) -> StripeStamp | None:
+    created, event_id = raw.get("created"), raw.get("id")
+    if not isinstance(created, int) or not isinstance(event_id, str):
+        return known
+    stamp = StripeStamp(at=datetime.fromtimestamp(created, UTC), event_id=event_id)
+    return stamp if known is None or stamp.at > known.at else known

@@ -637,11 +637,15 @@ class _Driver:
             found = self._billing.find_subscription(self.account.customer_id)
             if found is not None:
                 self._progress(subscription_id=found.subscription_id, subscription_item_id=found.item_id)
+        # Closed before, and found live by a reconcile run: cancelled again under keys of this drive (the
+        # first cancellation's key would only replay its answer for a day).
+        again = ("again", self.account.revision) if self.account.closed_at is not None else ()
         if self.account.subscription_id is not None and self.account.subscription_status != "canceled":
             if self.account.desired.provisioning_failed is not None:
                 # SBT could not provision the tenant: nothing to charge, nothing owed.
                 status = self._billing.cancel_unbilled(
-                    self.account.subscription_id, idempotency_key=self._key("subscription", "cancel-unbilled")
+                    self.account.subscription_id,
+                    idempotency_key=self._key("subscription", "cancel-unbilled", *again),
                 )
                 self._progress(subscription_status=status)
                 self._close_customer()
@@ -652,19 +656,19 @@ class _Driver:
             if self._lifecycle._seats is not None:
                 self._lifecycle._seats.settle(self.account)
             status = self._billing.cancel_subscription(
-                self.account.subscription_id, idempotency_key=self._key("subscription", "cancel")
+                self.account.subscription_id, idempotency_key=self._key("subscription", "cancel", *again)
             )
             self._progress(subscription_status=status)
         self._close_customer()
 
     def _close_customer(self) -> None:
-        now = self._clock.now()
+        closed_at = self.account.closed_at or self._clock.now()  # a second closing keeps the first's time
         deleted = self.account.customer_deleted
         if self.account.customer_id is not None and not deleted:
             deleted = self._billing.close_customer(
-                self.account.customer_id, closed_at=now, idempotency_key=self._key("customer", "close")
+                self.account.customer_id, closed_at=closed_at, idempotency_key=self._key("customer", "close")
             )
-        self._progress(status=AccountStatus.CLOSED, closed_at=now, customer_deleted=deleted)
+        self._progress(status=AccountStatus.CLOSED, closed_at=closed_at, customer_deleted=deleted)
 
 
 def plan_change(

@@ -289,9 +289,12 @@ class StripeListings(Protocol):
         """One subscription, its customer expanded; None when Stripe has none by that id."""
         ...
 
-    def events(self, window: EventWindow, after: str | None) -> Page[Mapping[str, Any]]:
+    def events(
+        self, window: EventWindow, after: str | None = None, before: str | None = None
+    ) -> Page[Mapping[str, Any]]:
         """Stripe's events of the types the webhook handles created in the window (for an UNDELIVERED
-        window, only those Stripe has not delivered to every endpoint), newest first."""
+        window, only those Stripe has not delivered to every endpoint), newest first: the page older
+        than the event `after`, or the page newer than the event `before` (`has_more`: more that way)."""
         ...
 
 

@@ -29,13 +29,16 @@ class WindowKind(StrEnum):
 
 
 class EventWindow(Frozen):
-    """One span of Stripe's events to replay (created in [since, until]), read newest first; `cursor` is
-    the last event done, `newest` the newest event the window held."""
+    """One span of Stripe's events to replay (created in [since, until]), applied oldest first: Stripe
+    lists newest first, so the window is first read back to its oldest page (`cursor` the oldest event
+    read), then forward (`ascending`, `cursor` the newest event applied). `newest` is the newest event
+    the window holds."""
 
     kind: WindowKind
     since: datetime
     until: datetime
     cursor: str | None = None
+    ascending: bool = False
     newest: StripeStamp | None = None
     done: bool = False
 
