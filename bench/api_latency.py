@@ -37,7 +37,7 @@ os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "SbtStripeBillingBench")
 os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"
 
 if TYPE_CHECKING:
-    from tests.harness import Stack
+    from tests.support.harness import Stack
 
 
 def p50(samples: list[float]) -> float:
@@ -115,7 +115,7 @@ def main() -> None:
 
     from devtools.moto_server import MotoServer, aws_environment
     from stripe_emulator import StripeEmulator
-    from tests.harness import sample, stack_on
+    from tests.support.harness import sample, stack_on
 
     with MotoServer() as moto, StripeEmulator() as emulator:
         os.environ.update(aws_environment(moto.endpoint))

@@ -35,7 +35,7 @@ os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 from devtools.local_run import rebased  # noqa: E402
 from devtools.moto_server import MotoServer, aws_environment  # noqa: E402
 from stripe_emulator import StripeEmulator  # noqa: E402
-from tests.harness import Stack, sample, stack_on  # noqa: E402
+from tests.support.harness import Stack, sample, stack_on  # noqa: E402
 
 QUEUE = "ProvisionSuccessQueue"
 TEST_MODE_RATE = 25.0  # Stripe's limit in test mode, requests a second, which the template is sized for

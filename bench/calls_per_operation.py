@@ -26,8 +26,8 @@ os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
 from devtools.local_run import rebased  # noqa: E402
 from devtools.moto_server import MotoServer, aws_environment  # noqa: E402
 from stripe_emulator import StripeEmulator  # noqa: E402
-from tests.harness import Stack, sample, stack_on  # noqa: E402
-from tests.integration.test_seats_and_usage import USAGE_SETTINGS  # noqa: E402
+from tests.support.harness import Stack, sample, stack_on  # noqa: E402
+from tests.support.usage import USAGE_SETTINGS  # noqa: E402
 
 
 class DynamoCounter:

@@ -28,6 +28,7 @@ HANDLERS = (
     "usage_ingest",
     "usage_flush",
     "seat_sync",
+    "billing_gate",
     "billing_api",
     "stripe_webhook",
 )

@@ -34,7 +34,7 @@ from sbt_billing.domain.catalogue import TierPlan  # noqa: E402
 from sbt_billing.domain.lifecycle import Lifecycle  # noqa: E402
 from sbt_billing.domain.models import Result, TenantFacts  # noqa: E402
 
-from tests.doubles import (  # noqa: E402
+from tests.support.doubles import (  # noqa: E402
     FakeBillingGateway,
     FakeStripe,
     FixedClock,
@@ -103,7 +103,7 @@ def handler_round(tenants: int) -> tuple[float, float]:
     from sbt_billing.entrypoints.observability import logger, metrics
 
     from devtools.local_run import rebased
-    from tests.harness import FakeLambdaContext, sample
+    from tests.support.harness import FakeLambdaContext, sample
 
     store, stripe, publisher, clock = (
         InMemoryAccountStore(),

@@ -6,6 +6,7 @@ from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from sbt_billing.bootstrap import snapstart  # noqa: F401 - SnapStart's runtime hooks, where the runtime has them
 from sbt_billing.entrypoints.api.billing_api import billing_api
 from sbt_billing.entrypoints.api.idempotency_keys import register_lambda_context
 from sbt_billing.entrypoints.observability import logger, metrics

@@ -5,6 +5,7 @@ from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from sbt_billing.bootstrap import snapstart  # noqa: F401 - SnapStart's runtime hooks, where the runtime has them
 from sbt_billing.bootstrap.gate import gate
 from sbt_billing.entrypoints.api.gate import make_gate_resolver
 from sbt_billing.entrypoints.observability import logger, metrics

@@ -4,6 +4,7 @@ Stripe's missed events replayed, what the facts determine repaired, the rest rep
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from sbt_billing.bootstrap import snapstart  # noqa: F401 - SnapStart's runtime hooks, where the runtime has them
 from sbt_billing.entrypoints.observability import logger, metrics
 from sbt_billing.entrypoints.reconcile_run import handle_reconcile
 

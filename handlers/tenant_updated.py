@@ -3,6 +3,7 @@
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from sbt_billing.bootstrap import snapstart  # noqa: F401 - SnapStart's runtime hooks, where the runtime has them
 from sbt_billing.entrypoints.lifecycle_events import handle_queued_events
 from sbt_billing.entrypoints.observability import logger, metrics
 

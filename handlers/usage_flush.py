@@ -4,6 +4,7 @@ unavailable or before the tenant's customer existed."""
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from sbt_billing.bootstrap import snapstart  # noqa: F401 - SnapStart's runtime hooks, where the runtime has them
 from sbt_billing.entrypoints.observability import logger, metrics
 from sbt_billing.entrypoints.usage_events import handle_usage_flush
 

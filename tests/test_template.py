@@ -1,35 +1,21 @@
-"""template.yaml: it lints, it says what the handlers need, and what `sam build` makes of it runs."""
+"""template.yaml, read as data and as SAM translates it: what each function is given, routed and granted.
+(What the linters say of it and what `sam build` makes of it: tests/test_build.py.)"""
 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import importlib
 import json
 import os
 import re
-import subprocess
-import sys
-import time
 import tomllib
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import pytest
-import stripe
 
 from devtools.local_run import (
-    LOCAL_PARAMETERS,
-    LOCAL_TIER_CATALOGUE,
-    LOCAL_USAGE_METERS,
-    SEAT_PRICE,
     delivery,
-    rebased,
-    seed_catalogue,
-    seed_meters,
 )
-from devtools.moto_server import AwsClients, EventCapture, LocalResources, aws_environment, create_resources
 from devtools.template import (
     ROOT,
     dead_letter_sources,
@@ -41,58 +27,18 @@ from devtools.template import (
     routes_for,
     table_definitions,
 )
-
-TEMPLATE = ROOT / "template.yaml"
-SAM = ROOT / ".venv-sam" / "bin" / "sam"
-EVENTS = ROOT / "events"
-# The budget for a function's code plus its dependencies layer, unzipped: 25 MB (Lambda allows 250). The
-# layer leaves out stripe's typed params (about 6 MB, used only for type checking).
-ARTIFACT_LIMIT_BYTES = 25 * 1000 * 1000
-SECRET_PATTERN = re.compile(r"\b(sk|rk|pk)_(live|test)_[0-9A-Za-z]{4,}|\bwhsec_[0-9A-Za-z]{4,}")
-SEAT_TENANT = "8d2e4f60-1a3b-4c5d-8e9f-0a1b2c3d4e5f"
-Kind = Literal[
-    "onboarding", "lifecycle", "users", "usage", "seat_sync", "flush", "reconcile", "api", "webhook"
-]
-
-
-@dataclass(frozen=True)
-class Function:
-    handler: str
-    kind: Kind
-    sample: str  # the stem of its sample event (sample_event_path)
-
-
-FUNCTIONS = {
-    "ProvisionSuccessFunction": Function(
-        "provision_success.lambda_handler", "onboarding", "provision_success"
-    ),
-    "TenantUpdatedFunction": Function("tenant_updated.lambda_handler", "lifecycle", "tenant_updated"),
-    "TenantDeletedFunction": Function("tenant_deleted.lambda_handler", "lifecycle", "tenant_deleted"),
-    "TenantUsersFunction": Function("tenant_users.lambda_handler", "users", "tenant_user_created"),
-    "UsageIngestFunction": Function("usage_ingest.lambda_handler", "usage", "ingest_usage"),
-    "SeatSyncFunction": Function("seat_sync.lambda_handler", "seat_sync", "seat_sync_batch"),
-    "UsageFlushFunction": Function("usage_flush.lambda_handler", "flush", "usage_flush_schedule"),
-    "ReconcileFunction": Function("reconcile.lambda_handler", "reconcile", "reconcile_schedule"),
-    "BillingGateFunction": Function("billing_gate.lambda_handler", "api", "api_billing_status"),
-    "BillingApiFunction": Function("billing_api.lambda_handler", "api", "api_billing"),
-    "StripeWebhookFunction": Function("stripe_webhook.lambda_handler", "webhook", "webhook_malformed_body"),
-}
-RULE_KINDS = (
-    "onboarding",
-    "lifecycle",
-    "users",
-    "usage",
-)  # functions an EventBridge rule on the SBT bus invokes
-RULE_FUNCTIONS = {name for name, function in FUNCTIONS.items() if function.kind in RULE_KINDS}
-HTTP_FUNCTIONS = {name for name, function in FUNCTIONS.items() if function.kind in ("api", "webhook")}
-# The SAM policy templates a function may use, all scoped by their parameters to one resource.
-POLICY_TEMPLATES = {
-    "DynamoDBCrudPolicy",
-    "DynamoDBReadPolicy",
-    "AWSSecretsManagerGetSecretValuePolicy",
-    "EventBridgePutEventsPolicy",
-    "SQSSendMessagePolicy",
-}
+from tests.support.functions import (
+    EVENTS,
+    FUNCTIONS,
+    HTTP_FUNCTIONS,
+    POLICY_TEMPLATES,
+    RULE_FUNCTIONS,
+    RULE_KINDS,
+    SEAT_TENANT,
+    SECRET_PATTERN,
+    TEMPLATE,
+    sample_event_path,
+)
 
 
 @pytest.fixture(scope="module")
@@ -102,75 +48,6 @@ def template() -> dict[str, Any]:
 
 def resources_of_type(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
     return {name: resource for name, resource in template["Resources"].items() if resource["Type"] == kind}
-
-
-def sample_event_path(stem: str) -> Path:
-    """events/<stem>.json, or the first events/NN_<stem>.json."""
-    exact = EVENTS / f"{stem}.json"
-    if exact.exists():
-        return exact
-    numbered = sorted(EVENTS.glob(f"[0-9]*_{stem}.json"))
-    if not numbered:
-        pytest.fail(f"no sample event events/{stem}.json (or events/NN_{stem}.json)")
-    return numbered[0]
-
-
-def sam_cli() -> Path:
-    if SAM.exists():
-        return SAM
-    if os.environ.get("CI") == "true":
-        pytest.fail(
-            f"the SAM CLI is missing at {SAM.relative_to(ROOT)}: scripts/test installs it (ensure_sam)"
-        )
-    pytest.skip(f"the SAM CLI is not installed at {SAM.relative_to(ROOT)}: run scripts/test to install it")
-
-
-def tool_environment() -> dict[str, str]:
-    """The environment for sam and cfn-lint: the project venv's python3.13 first on PATH, no telemetry,
-    a region (sam's translator needs one) and no way to reach a real AWS account."""
-    environment = {
-        **os.environ,
-        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
-        "SAM_CLI_TELEMETRY": "0",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_REGION": "us-east-1",
-    }
-    environment.pop("AWS_ENDPOINT_URL", None)
-    return environment
-
-
-# --- Linters ---------------------------------------------------------------------------------------
-
-
-@pytest.mark.slow
-def test_cfn_lint_reports_nothing() -> None:
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "cfn-lint"), str(TEMPLATE)],
-        cwd=ROOT,
-        env=tool_environment(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.strip() == ""
-
-
-@pytest.mark.slow
-def test_sam_validate_lint_reports_nothing() -> None:
-    result = subprocess.run(
-        [str(sam_cli()), "validate", "--lint", "--template-file", str(TEMPLATE)],
-        cwd=ROOT,
-        env=tool_environment(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output
-    assert "is a valid SAM Template" in output
 
 
 # --- What the template says --------------------------------------------------------------------------
@@ -203,14 +80,95 @@ def test_every_function_handler_imports_to_a_callable() -> None:
 LONG_RUNNING = {"ReconcileFunction": 900}
 
 
-def test_functions_run_python313_on_x86_64_for_30_seconds(template: dict[str, Any]) -> None:
+def test_functions_run_python313_on_x86_64_by_default_for_30_seconds(template: dict[str, Any]) -> None:
     function_globals = template["Globals"]["Function"]
     assert function_globals["Runtime"] == "python3.13"
-    assert function_globals["Architectures"] == ["x86_64"]
+    assert function_globals["Architectures"] == [{"Ref": "Architecture"}]
+    assert parameter_values(template)["Architecture"] == "x86_64"
     assert function_globals["Timeout"] == 30
     for name, handler in function_handlers({"EventBusName": "bus", "StripeSecretName": "secret"}).items():
         assert handler.timeout == LONG_RUNNING.get(name, 30), name
         assert handler.memory_size == "512"
+
+
+def test_the_dependencies_layer_is_built_for_the_functions_architecture(template: dict[str, Any]) -> None:
+    assert template["Parameters"]["Architecture"]["AllowedValues"] == ["x86_64", "arm64"]
+    layer = template["Resources"]["DependenciesLayer"]
+    assert layer["Properties"]["CompatibleArchitectures"] == [{"Ref": "Architecture"}]
+    assert layer["Metadata"]["BuildArchitecture"] == {"Ref": "Architecture"}
+    makefile = (ROOT / "layers" / "dependencies" / "Makefile").read_text()
+    # The wheels' platform follows ARCHITECTURE, which scripts/sam sets from the parameter override.
+    assert "PLATFORM_x86_64 := manylinux2014_x86_64" in makefile
+    assert "PLATFORM_arm64 := manylinux2014_aarch64" in makefile
+    assert "--platform $(PLATFORM)" in makefile
+    assert "Architecture=arm64*) export ARCHITECTURE=arm64" in (ROOT / "scripts" / "sam").read_text()
+
+
+def test_snapstart_is_a_parameter_away_and_off_by_default(template: dict[str, Any]) -> None:
+    function_globals = template["Globals"]["Function"]
+    assert function_globals["AutoPublishAlias"] == "live"
+    assert function_globals["SnapStart"] == {
+        "ApplyOn": {"Fn::If": ["SnapStartEnabled", "PublishedVersions", "None"]}
+    }
+    assert template["Conditions"]["SnapStartEnabled"] == {"Fn::Equals": [{"Ref": "SnapStart"}, "enabled"]}
+    assert parameter_values(template)["SnapStart"] == "disabled"
+    for name in FUNCTIONS:  # no function opts out of the alias or of SnapStart
+        assert not {"AutoPublishAlias", "SnapStart"} & set(template["Resources"][name]["Properties"]), name
+
+
+def invokes_the_alias(reference: Any, function: str) -> bool:
+    alias = f"{function}Aliaslive"
+    return reference == {"Ref": alias} or f"${{{alias}}}" in json.dumps(reference)
+
+
+def test_every_event_source_rule_schedule_and_api_integration_invokes_the_alias() -> None:
+    """What SAM makes of AutoPublishAlias: SnapStart restores only published versions, so whatever
+    invokes a function must invoke its alias (never $LATEST)."""
+    translated = translated_or_skip({"SnapStart": "enabled"})
+    resources = translated["Resources"]
+    values = parameter_values(template_of(translated), {"SnapStart": "enabled"})
+    found: dict[str, list[str]] = {}
+    for logical_id, resource in resources.items():
+        properties = resource.get("Properties", {})
+        kind = resource["Type"]
+        if kind in ("AWS::Lambda::EventSourceMapping", "AWS::Lambda::Permission"):
+            [function] = [name for name in FUNCTIONS if logical_id.startswith(name)]
+            assert invokes_the_alias(properties["FunctionName"], function), logical_id
+            found.setdefault(kind, []).append(logical_id)
+        elif kind == "AWS::Lambda::EventInvokeConfig":
+            assert properties["Qualifier"] == "live", logical_id
+            found.setdefault(kind, []).append(logical_id)
+        elif kind == "AWS::Events::Rule":
+            for target in properties["Targets"]:
+                arn = target["Arn"]
+                if "Fn::GetAtt" in arn and arn["Fn::GetAtt"][0].endswith("Queue"):
+                    continue  # the lifecycle rules feed queues, whose mappings invoke the alias
+                [function] = [name for name in FUNCTIONS if logical_id.startswith(name)]
+                assert invokes_the_alias(arn, function), logical_id
+                found.setdefault(kind, []).append(logical_id)
+        elif kind == "AWS::Lambda::Function":
+            applied = resolve(properties["SnapStart"], values, translated)
+            assert applied == {"ApplyOn": "PublishedVersions"}, logical_id
+    integrations = [
+        (path, operation["x-amazon-apigateway-integration"]["uri"])
+        for path, operations in resources["BillingApi"]["Properties"]["Body"]["paths"].items()
+        for operation in operations.values()
+    ]
+    for path, uri in integrations:
+        assert "Aliaslive" in json.dumps(uri), path
+    assert len(found["AWS::Lambda::EventSourceMapping"]) == 4  # three lifecycle queues and the seat sync
+    assert len(found["AWS::Events::Rule"]) == 4  # users, usage, the flush and the reconcile schedules
+    assert len(found["AWS::Lambda::EventInvokeConfig"]) == len(ASYNC_FUNCTIONS)
+    assert len(integrations) == 6
+
+
+def test_without_snapstart_no_function_applies_it() -> None:
+    translated = translated_or_skip({})
+    values = parameter_values(template_of(translated))
+    functions = [r for r in translated["Resources"].values() if r["Type"] == "AWS::Lambda::Function"]
+    assert len(functions) == len(FUNCTIONS)
+    applied = [resolve(function["Properties"]["SnapStart"], values, translated) for function in functions]
+    assert applied == [{"ApplyOn": "None"}] * len(FUNCTIONS)
 
 
 def schedules(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -1064,351 +1022,3 @@ def test_the_suggested_grants_split_the_gate_from_the_full_read_and_allow_one_te
     assert "${aws:PrincipalTag/tenantId}" in api_doc
     assert "BillingGateInvokeArn" in api_doc
     assert "ApiAllowedOrganizationId" in api_doc
-
-
-# --- The built artifact -------------------------------------------------------------------------------
-
-# Runs in a fresh interpreter whose path is the artifact and the runtime's boto3, nothing else:
-# imports the handler, invokes it with the sample event, writes the result and where modules came from.
-INVOKE = r"""
-import importlib, json, sys, time, uuid
-
-handler, event_path, result_path = sys.argv[1:4]
-module_name, function_name = handler.rsplit(".", 1)
-
-
-class Context:
-    function_name = module_name
-    function_version = "$LATEST"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:" + module_name
-    aws_request_id = str(uuid.uuid4())
-    log_group_name = "/aws/lambda/" + module_name
-    log_stream_name = "artifact-test"
-    _deadline = time.monotonic() + 30
-
-    def get_remaining_time_in_millis(self):
-        return int((self._deadline - time.monotonic()) * 1000)
-
-
-with open(event_path) as stream:
-    event = json.load(stream)
-result = getattr(importlib.import_module(module_name), function_name)(event, Context())
-origins = {
-    name: getattr(sys.modules.get(name), "__file__", None)
-    for name in (module_name, "sbt_billing", "stripe", "pydantic", "aws_lambda_powertools", "boto3", "botocore")
-}
-with open(result_path, "w") as stream:
-    json.dump({"result": result, "origins": origins, "path": sys.path}, stream)
-"""
-
-# The functions that never call Stripe, so never load its SDK (their cold start is the lighter for it).
-STRIPE_FREE_FUNCTIONS = {"BillingGateFunction", "TenantUsersFunction"}
-
-# What Lambda's python3.13 runtime provides besides the artifact (it comes after the artifact on the path).
-RUNTIME_MODULES = ("boto3", "botocore", "s3transfer", "dateutil", "jmespath", "six", "urllib3")
-
-
-@pytest.fixture(scope="module")
-def build_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A python3.13 with pip for `sam build` (the uv-synced project venv has no pip): a throwaway venv
-    of the project venv's interpreter, seeded offline by ensurepip. Returns its bin directory."""
-    target = tmp_path_factory.mktemp("build-python")
-    subprocess.run([sys.executable, "-m", "venv", "--clear", str(target)], check=True, timeout=300)
-    return target / "bin"
-
-
-@pytest.fixture(scope="module")
-def build_dir(tmp_path_factory: pytest.TempPathFactory, build_python: Path) -> Path:
-    work = tmp_path_factory.mktemp("sam")
-    build, cache = work / "build", work / "cache"
-    environment = tool_environment()
-    environment["PATH"] = os.pathsep.join([str(build_python), environment["PATH"]])
-    result = subprocess.run(
-        [
-            str(sam_cli()),
-            "build",
-            "--template-file",
-            str(TEMPLATE),
-            "--build-dir",
-            str(build),
-            "--cache-dir",
-            str(cache),
-            "--cached",
-            "--parallel",
-        ],
-        cwd=work,  # sam keeps its dependency cache (.aws-sam/deps) under the working directory
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=1200,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    return build
-
-
-@pytest.fixture(scope="module")
-def runtime_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A directory holding only what Lambda's runtime adds (boto3 and its dependencies), linked from
-    the project venv: nothing else of the venv is on the artifact's path."""
-    runtime = tmp_path_factory.mktemp("lambda-runtime")
-    for name in RUNTIME_MODULES:
-        module = importlib.import_module(name)
-        source = Path(str(module.__file__))
-        source = source.parent if source.name == "__init__.py" else source
-        (runtime / source.name).symlink_to(source, target_is_directory=source.is_dir())
-    return runtime
-
-
-def tree_size(path: Path) -> int:
-    return sum(item.stat().st_size for item in path.rglob("*") if item.is_file() and not item.is_symlink())
-
-
-@dataclass(frozen=True)
-class ArtifactStack:
-    resources: LocalResources
-    emulator_url: str
-    parameters: dict[str, str]  # the template's, for the local stack: seats, a meter, a webhook secret
-    webhook_signing_secret: str
-
-    def stripe(self) -> stripe.StripeClient:
-        return stripe.StripeClient(ARTIFACT_STRIPE_KEY, base_addresses={"api": self.emulator_url})
-
-
-ARTIFACT_STRIPE_KEY = "sk_test_artifact_0000000000000000"
-
-
-@pytest.fixture(scope="module")
-def stack(moto_endpoint: str, emulator_url: str) -> ArtifactStack:
-    """The local stack of scripts/local-run: per-seat prices for standard and premium, the API-call
-    meter and its metered price, no delay before a seat sync; plus a webhook signing secret."""
-    resources = create_resources(moto_endpoint, stripe_api_key=ARTIFACT_STRIPE_KEY)
-    signing_secret = "whsec_" + os.urandom(16).hex()
-    webhook_secret_name = f"{resources.secret_name}-webhook"
-    AwsClients(moto_endpoint, resources.region).secretsmanager().create_secret(
-        Name=webhook_secret_name, SecretString=signing_secret
-    )
-    client = stripe.StripeClient(ARTIFACT_STRIPE_KEY, base_addresses={"api": emulator_url})
-    seed_catalogue(client, LOCAL_TIER_CATALOGUE)
-    seed_meters(client, LOCAL_USAGE_METERS)
-    parameters = {
-        **resources.parameter_overrides(),
-        **LOCAL_PARAMETERS,
-        "WebhookSecretName": webhook_secret_name,
-    }
-    return ArtifactStack(resources, emulator_url, parameters, signing_secret)
-
-
-@pytest.mark.slow
-def test_built_artifacts_are_small(build_dir: Path, record_property: Any) -> None:
-    layer = build_dir / "DependenciesLayer" / "python"
-    assert (layer / "stripe" / "__init__.py").is_file()
-    assert not (layer / "stripe" / "params").exists(), "stripe's typed params are for type checking only"
-    assert not (layer / "boto3").exists(), "boto3 comes with the runtime: keep it out of the layer"
-    layer_size = tree_size(layer)
-    record_property("DependenciesLayer_unzipped_bytes", layer_size)
-    for name in FUNCTIONS:
-        artifact = build_dir / name
-        assert not (artifact / "stripe").exists(), "the dependencies are in the layer, once"
-        size = tree_size(artifact) + layer_size  # what Lambda unpacks for the function
-        record_property(f"{name}_unzipped_bytes", size)
-        print(f"{name}: {size / 1e6:.1f} MB unzipped with its layer")  # shown with pytest -s
-        assert size < ARTIFACT_LIMIT_BYTES, f"{name} is {size / 1e6:.1f} MB unzipped with its layer"
-        assert not (artifact / "boto3").exists(), "boto3 comes with the runtime: keep it out of the artifact"
-        assert not (artifact / "tests").exists()
-
-
-@dataclass
-class BuiltFunctions:
-    """Invokes a built function, each time in a fresh interpreter that sees only its artifact and
-    what Lambda's runtime adds, against the local stack."""
-
-    build_dir: Path
-    runtime_dir: Path
-    stack: ArtifactStack
-    layer_dir: Path
-    work: Path
-    runs: int = 0
-
-    def invoke(self, name: str, event: dict[str, Any]) -> Any:
-        resources = self.stack.resources
-        handler = function_handlers(self.stack.parameters, resources.resource_names())[name]
-        assert handler.unresolved == {}, name
-        artifact = self.build_dir / name
-        environment = {
-            "PATH": os.environ.get("PATH", ""),
-            "LANG": "C.UTF-8",
-            # Lambda's order: the function's code, its layer's python/, then the runtime's own packages.
-            "PYTHONPATH": os.pathsep.join([str(artifact), str(self.layer_dir), str(self.runtime_dir)]),
-            **aws_environment(resources.endpoint, resources.region),
-            **handler.environment,
-            # The key comes from the Secrets Manager secret (on moto), as in AWS; Stripe is the emulator.
-            "STRIPE_API_BASE": self.stack.emulator_url,
-        }
-        self.runs += 1
-        event_path = self.work / f"{self.runs:02d}-{name}-event.json"
-        result_path = self.work / f"{self.runs:02d}-{name}-result.json"
-        event_path.write_text(json.dumps(event))
-        run = subprocess.run(
-            [
-                sys.executable,
-                "-S",
-                "-P",
-                "-c",
-                INVOKE,
-                FUNCTIONS[name].handler,
-                str(event_path),
-                str(result_path),
-            ],
-            cwd=self.work,
-            env=environment,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert run.returncode == 0, f"{name}:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
-        report = json.loads(result_path.read_text())
-        for module, origin in report["origins"].items():
-            if module == "stripe" and name in STRIPE_FREE_FUNCTIONS:
-                assert origin is None, f"{name} loaded stripe, which it never calls"
-                continue
-            where = (
-                self.runtime_dir
-                if module in ("boto3", "botocore")
-                else artifact
-                if module == FUNCTIONS[name].handler.split(".")[0] or module == "sbt_billing"
-                else self.layer_dir
-            )
-            assert origin is not None, f"{name}: {module} was not imported"
-            assert Path(origin).is_relative_to(where), f"{name}: {module} came from {origin}"
-        assert not any(".venv" in entry or entry.startswith(str(ROOT)) for entry in report["path"])
-        return report["result"]
-
-
-def sample(function: str) -> dict[str, Any]:
-    """The function's sample event, its times moved to now as scripts/local-run moves them."""
-    event: dict[str, Any] = rebased(json.loads(sample_event_path(FUNCTIONS[function].sample).read_text()))
-    return event
-
-
-def signed(event: dict[str, Any], secret: str, replacements: dict[str, str]) -> dict[str, Any]:
-    """The webhook sample with its body's placeholder ids replaced and a fresh Stripe-Signature."""
-    body = str(event["body"])
-    for placeholder, value in replacements.items():
-        body = body.replace(placeholder, value)
-    timestamp = int(time.time())
-    digest = hmac.new(secret.encode(), f"{timestamp}.{body}".encode(), hashlib.sha256).hexdigest()
-    header = f"t={timestamp},v1={digest}"
-    return {
-        **event,
-        "body": body,
-        "headers": {**event["headers"], "Stripe-Signature": header},
-        "multiValueHeaders": {**event["multiValueHeaders"], "Stripe-Signature": [header]},
-    }
-
-
-def seat_quantity(client: stripe.StripeClient, subscription_id: str) -> int:
-    subscription = client.v1.subscriptions.retrieve(subscription_id)
-    [seat_item] = [item for item in subscription["items"].data if item.price.lookup_key == SEAT_PRICE]
-    return int(seat_item.quantity or 0)
-
-
-@pytest.mark.slow
-def test_built_artifacts_handle_the_sample_events(
-    build_dir: Path, runtime_dir: Path, stack: ArtifactStack, tmp_path: Path
-) -> None:
-    resources = stack.resources
-    capture = EventCapture(AwsClients(resources.endpoint, resources.region), resources.event_bus_name)
-    built = BuiltFunctions(
-        build_dir=build_dir,
-        runtime_dir=runtime_dir,
-        stack=stack,
-        layer_dir=build_dir / "DependenciesLayer" / "python",
-        work=tmp_path,
-    )
-    invoked: set[str] = set()
-
-    def invoke(name: str, event: dict[str, Any]) -> Any:
-        invoked.add(name)
-        return built.invoke(name, event)
-
-    def published() -> list[str]:
-        return [event["detail-type"] for event in capture.drain()]
-
-    # Lifecycle: SBT registers a tenant (acme, basic), provisions it (by its registration id), and its
-    # customer details change.
-    onboarded = invoke(
-        "ProvisionSuccessFunction",
-        rebased(json.loads(sample_event_path("onboarding_request").read_text())),
-    )
-    assert onboarded.get("result") == "recorded", onboarded
-    opened = invoke("ProvisionSuccessFunction", sample("ProvisionSuccessFunction"))
-    assert opened.get("result") == "applied", opened
-    assert published() == ["sbt_aws_billingSuccess"]
-    updated = invoke("TenantUpdatedFunction", sample("TenantUpdatedFunction"))
-    assert updated.get("result") == "applied", updated
-    assert published() == ["sbt_aws_billingSuccess"]
-
-    # Usage for globex before its account opens is kept; the scheduled flush sends it once it is open.
-    usage = invoke("UsageIngestFunction", sample("UsageIngestFunction"))
-    assert (usage["new"], usage["sent"], usage["rejected"]) == (2, 0, []), usage
-    globex = invoke(
-        "ProvisionSuccessFunction",
-        rebased(json.loads(sample_event_path("provision_success_flat_missing_email").read_text())),
-    )
-    assert (globex.get("result"), globex.get("tenant_id")) == ("applied", SEAT_TENANT), globex
-    assert published() == ["sbt_aws_billingSuccess"]
-    flushed = invoke("UsageFlushFunction", sample("UsageFlushFunction"))
-    assert flushed == {"operation": "flush_usage", "sent": 2}
-
-    # Seats: a user is recorded, and the seat sync batch (naming globex) sets its seat quantity.
-    user = invoke("TenantUsersFunction", sample("TenantUsersFunction"))
-    assert user.get("result") == "recorded", user
-    synced = invoke("SeatSyncFunction", sample("SeatSyncFunction"))
-    assert synced == {"batchItemFailures": []}
-    assert seat_quantity(stack.stripe(), globex["subscription_id"]) == 1
-    assert "sbt_aws_billingFailure" not in published()
-
-    # The billing API answers for the tenant that now exists: the gate, and the full read from Stripe.
-    status = invoke("BillingGateFunction", sample("BillingGateFunction"))
-    assert status["statusCode"] == 200, status
-    assert json.loads(status["body"])["tenantId"] == opened["tenant_id"]
-    billing = invoke("BillingApiFunction", sample("BillingApiFunction"))
-    assert billing["statusCode"] == 200, billing
-    assert json.loads(billing["body"])["tenantId"] == opened["tenant_id"]
-    assert json.loads(billing["body"])["customer"]["id"] == opened["customer_id"]
-
-    # The webhook: a delivery signed with the endpoint's secret is applied, a malformed one refused.
-    delivery = signed(
-        json.loads(sample_event_path("webhook_invoice_paid").read_text()),
-        stack.webhook_signing_secret,
-        {
-            "cus_SbtSampleCustomer1": opened["customer_id"],
-            "sub_SbtSampleSubscription1": opened["subscription_id"],
-        },
-    )
-    paid = invoke("StripeWebhookFunction", delivery)
-    assert (paid["statusCode"], json.loads(paid["body"]).get("result")) == (200, "applied"), paid
-    malformed = invoke("StripeWebhookFunction", sample("StripeWebhookFunction"))
-    assert (malformed["statusCode"], json.loads(malformed["body"])) == (400, {"error": "invalid_signature"})
-    malformed = invoke(
-        "StripeWebhookFunction", signed(sample("StripeWebhookFunction"), stack.webhook_signing_secret, {})
-    )
-    assert (malformed["statusCode"], json.loads(malformed["body"])) == (400, {"error": "invalid_event"})
-    capture.drain()
-
-    # And acme is offboarded, by a batch from the function's queue as deployed (its event moved to
-    # now); the same fact again, as a bare event, changes nothing.
-    batch = json.loads(sample_event_path("tenant_deleted_queue_batch").read_text())
-    [record] = batch["Records"]
-    record["body"] = json.dumps(rebased(json.loads(record["body"])))
-    record["md5OfBody"] = hashlib.md5(record["body"].encode()).hexdigest()
-    assert invoke("TenantDeletedFunction", batch) == {"batchItemFailures": []}
-    assert published() == ["sbt_aws_billingSuccess"]
-    again = invoke("TenantDeletedFunction", sample("TenantDeletedFunction"))
-    assert again.get("result") == "unchanged", again
-    assert published() == []
-
-    assert invoked == set(FUNCTIONS)

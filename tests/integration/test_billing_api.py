@@ -15,8 +15,8 @@ from openapi_spec_validator import validate
 
 from devtools.moto_server import DUMMY_CREDENTIALS
 from sbt_billing_client import AccessDenied, BillingClient, InvalidRequest, TenantNotFound
-from tests.harness import Stack, sample, stack_on
-from tests.integration.local_gateway import LocalApiGateway
+from tests.support.harness import Stack, sample, stack_on
+from tests.support.local_gateway import LocalApiGateway
 
 PROVISION = "01_provision_success.json"
 ONBOARDING = "00_onboarding_request.json"  # SBT registered the tenant: its id, registration and tier

@@ -27,8 +27,8 @@ from sbt_billing_client import (
     PaymentRequired,
     TenantNotFound,
 )
-from tests.harness import Stack, sample, stack_on
-from tests.integration.local_gateway import LocalApiGateway
+from tests.support.harness import Stack, sample, stack_on
+from tests.support.local_gateway import LocalApiGateway
 
 TENANT = "8a6f3c1e-5b2d-4e7f-9a10-3c4d5e6f7a8b"
 CREDENTIALS = Credentials(
@@ -191,7 +191,10 @@ def test_an_unknown_tenant_is_a_404_and_creates_nothing(stack: Stack, client: Bi
         ({"tier": "platinum"}, "tier"),
         ({"tier": "premium", "seats": 3}, "seats"),
         ({"email": "not-an-email"}, "email"),
+        ({"email": "ap@globex..test"}, "email"),
+        ({"tenantName": "g" * 257}, "tenantName"),
         ({"address": {"country": "United States"}}, "country"),
+        ({"address": {"country": "ZZ"}}, "country"),
         ({"email": "ap@globex.test", "prorationDate": 1795000000}, "prorationDate"),
         ({}, "nothing to change"),
     ],
@@ -206,7 +209,20 @@ def test_an_invalid_change_is_a_400_naming_what_is_wrong(
 
     assert refused.value.code == "invalid_request"
     assert named in refused.value.message
+    assert "globex..test" not in refused.value.message
     assert stack.account(TENANT) == before
+
+
+def test_a_body_nested_too_deep_is_a_400_not_a_crash(stack: Stack) -> None:
+    request = sample("api_billing_change.json")
+    request["body"] = '{"tier": "premium", "note": ' + "[" * 100_000 + "]" * 100_000 + "}"
+
+    answer = stack.invoke("BillingApiFunction", request)
+
+    assert answer["statusCode"] == 400, answer
+    error = json.loads(answer["body"])["error"]
+    assert error["code"] == "invalid_request"
+    assert "nested deeper than" in error["message"]
 
 
 def test_a_stale_proration_date_is_a_400(client: BillingClient, opened: dict[str, str]) -> None:

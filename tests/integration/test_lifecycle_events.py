@@ -9,8 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from sbt_billing.bootstrap.clients import forget_clients
 
-from tests.harness import Stack, sample, stack_on
+from devtools.moto_server import environment_applied
+from tests.support.harness import Stack, sample, stack_on
 
 PROVISION = "01_provision_success.json"
 ONBOARDING = "00_onboarding_request.json"  # SBT registered the tenant: its id, registration and tier
@@ -161,6 +163,44 @@ def test_bad_input_is_rejected_naming_the_field_with_no_write_anywhere(
     assert stack.table_items("AccountsTable") == accounts
     assert stack.table_items("RegistrationsTable") == registrations
     assert stack.table_items("IdempotencyTable") == []
+
+
+def test_an_opening_stripe_refused_opens_on_the_next_fact_with_one_customer(stack: Stack) -> None:
+    # The deployment's basic tier names a price that was archived in Stripe: its subscription is refused.
+    client = stack.emulator.client()
+    archived = client.v1.prices.create(
+        params={
+            "currency": "usd",
+            "unit_amount": 2900,
+            "recurring": {"interval": "month"},
+            "product_data": {"name": "Basic (old)"},
+        }
+    )
+    client.v1.prices.update(archived.id, params={"active": False})
+    catalogue = {"basic": {"price": archived.id}, "premium": {"price": "sbt_premium_monthly"}}
+    with environment_applied({"TIER_CATALOGUE": json.dumps(catalogue)}):
+        forget_clients()
+        [refused] = stack.deliver(sample(PROVISION))
+        assert refused["result"] == "failed"
+        assert "inactive" in refused["reason"]
+
+        [outcome] = stack.deliver(sample("05_tenant_updated_tier_change.json"))
+    forget_clients()
+
+    assert outcome["result"] == "applied"
+    counts = stack.emulator.counts()
+    assert counts.get("POST /v1/customers") == 1
+    account = stack.account(TENANT)
+    assert account is not None
+    assert (account["status"], account["applied_tier"], account["opening"]["generation"]) == (
+        "open",
+        "premium",
+        1,
+    )
+    state = stack.emulator.admin("GET", "state")
+    subscriptions = state["subscriptions"]
+    listed = subscriptions.values() if isinstance(subscriptions, dict) else subscriptions
+    assert [s["status"] for s in listed] == ["active"]
 
 
 def test_a_stripe_500_then_success_makes_one_customer(stack: Stack) -> None:

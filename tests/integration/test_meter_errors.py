@@ -13,8 +13,8 @@ import pytest
 
 from devtools.local_run import rebased
 from devtools.moto_server import AwsClients
-from tests.harness import Stack, sample, stack_on
-from tests.integration.test_seats_and_usage import TENANT, USAGE_SETTINGS, provision
+from tests.support.harness import Stack, sample, stack_on
+from tests.support.usage import TENANT, USAGE_SETTINGS, provision
 
 SECRET = "whsec_thin_integration_" + "0" * 24
 

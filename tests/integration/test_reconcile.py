@@ -14,8 +14,8 @@ import pytest
 import stripe
 
 from devtools.local_run import rebased
-from tests.harness import Stack, sample, stack_on
 from tests.integration.test_webhooks import SECRET, deliver_all, events, post, signed, webhook_secret
+from tests.support.harness import Stack, sample, stack_on
 
 ONBOARDING = "00_onboarding_request.json"
 PROVISION = "01_provision_success.json"

@@ -13,7 +13,7 @@ from botocore.stub import Stubber
 from devtools.moto_server import AwsClients, LocalResources, create_resources
 from devtools.redrive import Deployment, FunctionDestination, QueueDestination, payload_for, redrive
 from devtools.template import DeadLetterSource, dead_letter_sources
-from tests.harness import sample
+from tests.support.harness import sample
 
 SOURCES = {source.queue_id: source for source in dead_letter_sources()}
 FUNCTION_NAMES = {  # what CloudFormation names them: <stack>-<logical id>-<suffix>

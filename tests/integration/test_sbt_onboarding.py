@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.harness import Stack, sample, stack_on
+from tests.support.harness import Stack, sample, stack_on
 
 ONBOARDING = "00_onboarding_request.json"
 PROVISION = "01_provision_success.json"
@@ -224,3 +225,19 @@ def test_older_sbt_naming_is_one_switch(moto_endpoint: str, emulator_url: str) -
         assert [(e["detail-type"], e["source"]) for e in billing_events(stack)] == [
             ("billingSuccess", "controlPlaneEventSource")
         ]
+
+
+def test_an_onboarding_refused_at_the_door_is_announced_on_the_bus_without_the_value(stack: Stack) -> None:
+    onboarding = copy.deepcopy(sample(ONBOARDING))
+    onboarding["detail"]["email"] = "not-an-address@"
+
+    [answer] = stack.deliver(onboarding)
+
+    assert answer["result"] == "rejected"
+    assert answer["reason"].startswith("detail.email")
+    [failure] = billing_events(stack)
+    assert failure["detail-type"] == "sbt_aws_billingFailure"
+    assert failure["detail"]["tenantId"] == TENANT
+    assert failure["detail"]["reason"].startswith("detail.email")
+    assert "not-an-address" not in json.dumps(failure)
+    assert stack.account(TENANT) is None

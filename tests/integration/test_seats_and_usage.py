@@ -11,21 +11,8 @@ from typing import Any
 import pytest
 
 from devtools.local_run import rebased
-from tests.harness import Stack, sample, stack_on
-
-TENANT = "8d2e4f60-1a3b-4c5d-8e9f-0a1b2c3d4e5f"
-USAGE_SETTINGS = {
-    "TIER_CATALOGUE": json.dumps(
-        {
-            "basic": {"price": "sbt_basic_monthly"},
-            "standard": {"price": "sbt_standard_monthly", "seat_price": "sbt_premium_seat"},
-            "premium": {"price": "sbt_premium_monthly", "seat_price": "sbt_premium_seat"},
-        }
-    ),
-    "USAGE_METERS": json.dumps(
-        {"api_calls": {"event_name": "sbt_api_calls", "price": "sbt_api_calls_metered"}}
-    ),
-}
+from tests.support.harness import Stack, sample, stack_on
+from tests.support.usage import TENANT, USAGE_SETTINGS, provision
 
 
 @pytest.fixture
@@ -34,12 +21,6 @@ def stack(moto_endpoint: str, emulator_url: str) -> Iterator[Stack]:
         stack.emulator.seed_usage_catalogue()
         stack.emulator.admin("DELETE", "requests")
         yield stack
-
-
-def provision(stack: Stack) -> dict[str, Any]:
-    [outcome] = stack.deliver(rebased(sample("03_provision_success_flat_missing_email.json")))
-    assert outcome["result"] == "applied"
-    return outcome
 
 
 def user_event(n: int, created: bool = True) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from sbt_billing.adapters.stripe_seam import RATE_LIMIT_RESERVE_SECONDS, invocat
 from sbt_billing.domain.billing_policy import BillingPolicy
 from sbt_billing.domain.errors import TransientBillingError
 
-from tests.harness import Emulator
+from tests.support.harness import Emulator
 
 POLICY = BillingPolicy(
     collection_mode="send_invoice",

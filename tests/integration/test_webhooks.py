@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from devtools.moto_server import AwsClients
-from tests.harness import Stack, sample, stack_on
+from tests.support.harness import Stack, sample, stack_on
 
 PROVISION = "01_provision_success.json"
 ONBOARDING = "00_onboarding_request.json"  # SBT registered the tenant: its id, registration and tier
@@ -259,7 +259,7 @@ def test_a_webhook_before_the_account_record_is_not_lost(stack: Stack) -> None:
 def test_the_emulator_delivers_to_the_public_route_through_api_gateway(stack: Stack) -> None:
     from botocore.credentials import Credentials
 
-    from tests.integration.local_gateway import LocalApiGateway
+    from tests.support.local_gateway import LocalApiGateway
 
     opened(stack)
     with LocalApiGateway(stack.invoke, Credentials("unused", "unused")) as gateway:  # type: ignore[arg-type]

@@ -16,13 +16,15 @@ from typing import Any
 
 import pytest
 
+from devtools.local_run import sqs_event
 from devtools.template import event_routes, routes_for
-from tests.harness import Stack, sample
-from tests.reliability.conftest import WEBHOOK_SECRET, copied, for_tenant
+from tests.support.harness import Stack, sample
+from tests.support.reliability import WEBHOOK_SECRET, copied, for_tenant
 
 pytestmark = pytest.mark.reliability
 
 FUZZED = 1000
+CHANGES = 200
 SEED = 20261124
 VALID_SAMPLES = (
     "00_onboarding_request.json",
@@ -64,6 +66,27 @@ def _garbage(rng: random.Random, depth: int = 0) -> Any:
 
 # Ids go into keys and Stripe's Idempotency-Key header: outside the id pattern, they are refused.
 NOT_AN_ID: tuple[Any, ...] = (*NOT_A_STRING, "", "   ", "t" * 129, "租户-1", "t\r\nx", "t x", "#t", "t/1")
+
+
+# Customer details Stripe would refuse: they are rejected at the door, naming the field (never the value).
+BAD_EMAILS = (
+    "billing@@acme.test",
+    "billing@acme",
+    "billing acme@acme.test",
+    "billing@acme..test",
+    "x" * 65 + "@acme.test",
+    "b" * 505 + "@acme.test",
+)
+BAD_COUNTRIES = ("ZZ", "USA", "United States", "U5", "")
+TENANT_FIELDS_EVENTS = ("sbt_aws_onboardingRequest", "sbt_aws_provisionSuccess", "sbt_aws_tenantUpdated")
+
+
+def nested(depth: int) -> Any:
+    """A list `depth` levels deep, built without recursion."""
+    value: Any = "leaf"
+    for _ in range(depth):
+        value = [value]
+    return value
 
 
 def _identity(event: dict[str, Any]) -> str:
@@ -127,12 +150,23 @@ def _type_specific(rng: random.Random, event: dict[str, Any]) -> dict[str, Any] 
             detail["tier"] = rng.choice(NOT_A_STRING[1:])
         return event
     if kind == "sbt_aws_tenantUpdated":
-        choice = rng.choice(["nothing to update", "updatedAt", "email type", "address type", "unknown tier"])
+        choice = rng.choice(
+            [
+                "nothing to update",
+                "updatedAt",
+                "future updatedAt",
+                "email type",
+                "address type",
+                "unknown tier",
+            ]
+        )
         if choice == "nothing to update":
             event["detail"] = {"tenantId": detail["tenantId"], "updatedAt": detail.get("updatedAt")}
             event["detail"] = {k: v for k, v in event["detail"].items() if v is not None}
         elif choice == "updatedAt":
             detail["updatedAt"] = rng.choice(NOT_A_TIME[:3])
+        elif choice == "future updatedAt":  # it would win every later update of its fields, for good
+            detail["updatedAt"] = rng.choice(["9999-12-31T23:59:59Z", "2100-01-01T00:00:00Z"])
         elif choice == "email type":
             detail["email"] = rng.choice(NOT_A_STRING[1:])
         elif choice == "address type":
@@ -172,6 +206,36 @@ def _type_specific(rng: random.Random, event: dict[str, Any]) -> dict[str, Any] 
     return None
 
 
+def _detail_stripe_refuses(rng: random.Random, event: dict[str, Any]) -> dict[str, Any] | None:
+    """An email, country or name Stripe would refuse, in whichever layer of the detail carries it."""
+    if event["detail-type"] not in TENANT_FIELDS_EVENTS:
+        return None
+    detail = event["detail"]
+    job = detail.get("jobOutput") or {}
+    layer = rng.choice(
+        [detail, *(job[key] for key in ("tenantData", "tenantRegistrationData") if key in job)]
+    )
+    choice = rng.choice(["email", "country", "name"])
+    if choice == "email":
+        layer["email"] = rng.choice(BAD_EMAILS)
+    elif choice == "country":
+        layer["address"] = {"line1": "1 Main St", "country": rng.choice(BAD_COUNTRIES)}
+    else:
+        layer["tenantName"] = "n" * rng.randint(257, 600)
+    return event
+
+
+def _nested_too_deep(rng: random.Random, event: dict[str, Any]) -> dict[str, Any]:
+    """Nested far deeper than any event: it raised RecursionError where it was read."""
+    depth = rng.choice([100, 10_000, 100_000])
+    if event["detail-type"] in ("sbt_aws_tenantUpdated", "sbt_aws_provisionSuccess") and rng.random() < 0.5:
+        # As a provisioning job exports an address: JSON text, read by the model.
+        event["detail"]["address"] = '{"city": "x", "more": ' + "[" * depth + "]" * depth + "}"
+    else:
+        event["detail"][rng.choice(["extra", "tenantConfig", "usage"])] = nested(depth)
+    return event
+
+
 EVENT_MUTATIONS: tuple[Mutation, ...] = (
     _drop_tenant,
     _tenant_wrong,
@@ -180,6 +244,8 @@ EVENT_MUTATIONS: tuple[Mutation, ...] = (
     _envelope_broken,
     _type_specific,
     _type_specific,
+    _detail_stripe_refuses,
+    _nested_too_deep,
 )
 
 
@@ -295,6 +361,88 @@ def test_a_detail_that_is_not_an_object_is_rejected_by_the_user_and_usage_functi
     assert_nothing_written(stack)
 
 
+def test_queued_bodies_that_are_not_json_or_nested_too_deep_leave_the_queue_rejected(stack: Stack) -> None:
+    good = json.dumps(sample("04_tenant_updated.json"))
+    bodies = [
+        "not json",
+        good[:-1] + ', "extra": ' + "[" * 100_000 + "]" * 100_000 + "}",  # json.loads: RecursionError
+        good[:-1] + ', "extra": ' + "[" * 100 + "]" * 100 + "}",  # read, then refused before pydantic
+    ]
+    messages = [
+        {"MessageId": f"m{n}", "ReceiptHandle": f"r{n}", "Body": body, "MD5OfBody": "0" * 32}
+        for n, body in enumerate(bodies)
+    ]
+    batch = sqs_event(messages, "arn:aws:sqs:us-east-1:123456789012:tenant-updated", "us-east-1")
+
+    answer = stack.invoke("TenantUpdatedFunction", batch)
+
+    assert answer == {"batchItemFailures": []}, "a failed item would be received again, then dead-lettered"
+    assert_nothing_written(stack)
+
+
+# -- the billing API's changes ---------------------------------------------------------------------------
+
+
+def _patch_body(rng: random.Random) -> tuple[str, str]:
+    """A PATCH body that is not a usable change, and the name of what is wrong with it."""
+    choice = rng.choice(
+        ["email", "country", "name", "too deep", "not json", "unknown field", "empty", "types", "tier"]
+    )
+    body: Any
+    if choice == "email":
+        body = {"email": rng.choice(BAD_EMAILS)}
+    elif choice == "country":
+        body = {"address": {"city": "Springfield", "country": rng.choice(BAD_COUNTRIES)}}
+    elif choice == "name":
+        body = {"tenantName": "n" * rng.randint(257, 600)}
+    elif choice == "too deep":
+        depth = rng.choice([100, 10_000, 100_000])
+        return '{"tier": "premium", "note": ' + "[" * depth + "]" * depth + "}", choice
+    elif choice == "not json":
+        return rng.choice(['{"tier": ', "tier=premium", "", "[", '{"tier": "premium"}}']), choice
+    elif choice == "unknown field":
+        body = {"tier": "premium", rng.choice(["seats", "tenant_name", "price"]): 3}
+    elif choice == "empty":
+        body = rng.choice([{}, [], "premium", 5, None])
+    elif choice == "types":
+        body = {
+            rng.choice(["tier", "email", "tenantName", "address"]): rng.choice([0, 12.5, [], ["x"], True])
+        }
+    else:
+        body = {"tier": rng.choice(["platinum", "BASIC", ""])}
+    return json.dumps(body), choice
+
+
+def test_two_hundred_malformed_billing_changes_are_each_a_400_with_nothing_written(stack: Stack) -> None:
+    rng = random.Random(SEED + 3)
+    kinds: Counter[str] = Counter()
+    statuses: Counter[int] = Counter()
+    raised: list[tuple[str, str]] = []
+
+    for _ in range(CHANGES):
+        request = sample("api_billing_change.json")
+        request["body"], what = _patch_body(rng)
+        kinds[what] += 1
+        try:
+            answer = stack.invoke("BillingApiFunction", request)
+        except Exception as error:
+            raised.append((what, f"{type(error).__name__}: {error}"))
+            continue
+        statuses[int(answer["statusCode"])] += 1
+        error = json.loads(answer["body"])["error"]
+        assert answer["statusCode"] == 400, (what, answer)
+        assert error["code"] == "invalid_request", (what, error)
+        assert "@" not in error["message"], "a refused email is never echoed"
+
+    print(
+        f"\nbad input: {CHANGES} malformed PATCH bodies ({dict(kinds)}) -> statuses {dict(statuses)}, "
+        f"{len(raised)} raised, {stack.emulator.writes()} Stripe writes, "
+        f"{len(stack.table_items('AccountsTable'))} accounts"
+    )
+    assert raised == []
+    assert_nothing_written(stack)
+
+
 # -- Stripe's webhook --------------------------------------------------------------------------------
 
 
@@ -307,8 +455,25 @@ def _sign(payload: bytes, secret: str = WEBHOOK_SECRET, at: int | None = None) -
 def _body_mutation(rng: random.Random, document: dict[str, Any]) -> tuple[bytes, str]:
     """A body that is not a usable Stripe event, and the name of what is wrong with it."""
     choice = rng.choice(
-        ["not json", "not an object", "not an event", "drop", "wrong type", "object", "object id", "bytes"]
+        [
+            "not json",
+            "not an object",
+            "not an event",
+            "drop",
+            "wrong type",
+            "object",
+            "object id",
+            "bytes",
+            "too deep",
+        ]
     )
+    if choice == "too deep":  # json.loads raised RecursionError: a 502, and Stripe retried for days
+        depth = rng.choice([100, 10_000, 100_000])
+        inner = "[" * depth + "]" * depth
+        return (
+            f'{{"id": "{document["id"]}", "object": "event", "type": "invoice.paid", "data": {inner}}}'.encode(),
+            choice,
+        )
     if choice == "not json":
         text = json.dumps(document)
         return text[: rng.randint(0, len(text) - 1)].encode(), choice

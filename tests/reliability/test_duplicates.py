@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.harness import Stack
-from tests.reliability.conftest import customers_by_tenant, for_tenant, republished, subscriptions
+from tests.support.harness import Stack
+from tests.support.reliability import customers_by_tenant, for_tenant, republished, subscriptions
 
 pytestmark = pytest.mark.reliability
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.harness import Stack
-from tests.reliability.conftest import day_of_events, deliver_day
+from tests.support.harness import Stack
+from tests.support.reliability import day_of_events, deliver_day
 
 pytestmark = pytest.mark.reliability
 

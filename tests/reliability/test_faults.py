@@ -16,8 +16,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from devtools.template import event_routes, function_handlers, routes_for
-from tests.harness import FakeLambdaContext, Stack
-from tests.reliability.conftest import customers_by_tenant, for_tenant, subscriptions, tenant_of
+from tests.support.harness import FakeLambdaContext, Stack
+from tests.support.reliability import customers_by_tenant, for_tenant, subscriptions, tenant_of
 
 pytestmark = pytest.mark.reliability
 
@@ -127,7 +127,7 @@ def test_random_stripe_faults_and_dynamodb_throttling_end_exactly_once_or_with_a
     throttle_hook: Callable[[DynamoThrottle], None],
     later: Callable[[float], None],
 ) -> None:
-    from tests.harness import stack_on
+    from tests.support.harness import stack_on
 
     with stack_on(moto_endpoint, emulator_url, {"LEASE_SECONDS": str(LEASE_SECONDS)}) as stack:
         routes = event_routes(stack.resources.parameter_overrides())

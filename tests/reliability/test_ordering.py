@@ -21,7 +21,7 @@ from sbt_billing.domain.models import AccountStatus, Facts, OpenOn, TenantFacts
 from sbt_billing.domain.onboarding import Onboarding
 from sbt_billing.domain.usage import RawUsage
 
-from tests.doubles import FixedClock, InMemoryBilling
+from tests.support.doubles import FixedClock, InMemoryBilling
 
 pytestmark = pytest.mark.reliability
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.harness import EVENTS, TEST_KEY, Stack, sample
-from tests.reliability.conftest import WEBHOOK_SECRET, day_of_events, deliver_day, for_tenant
+from tests.support.harness import EVENTS, TEST_KEY, Stack, sample
+from tests.support.reliability import WEBHOOK_SECRET, day_of_events, deliver_day, for_tenant
 
 pytestmark = pytest.mark.reliability
 

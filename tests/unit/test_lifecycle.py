@@ -10,10 +10,10 @@ import pytest
 from sbt_billing.domain.catalogue import TierPlan
 from sbt_billing.domain.errors import InvalidEvent, PermanentBillingError, TransientBillingError
 from sbt_billing.domain.lifecycle import Lifecycle
-from sbt_billing.domain.models import AccountStatus, Address, Lease, Result, TenantFacts
+from sbt_billing.domain.models import AccountStatus, Address, CustomerDetails, Lease, Result, TenantFacts
 from sbt_billing.domain.published import BILLING_FAILURE, BILLING_SUCCESS
 
-from tests.doubles import InMemoryBilling
+from tests.support.doubles import FakeCustomer, InMemoryBilling
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 CATALOGUE = {"basic": TierPlan(price="basic_key"), "premium": TierPlan(price="premium_key")}
@@ -204,6 +204,110 @@ def test_a_permanent_refusal_is_reported_and_releases_the_lease(world: World) ->
         {"tenantId": "t1", "operation": "open_account", "reason": "InvalidRequestError 400: email invalid"}
     ]
     assert world.account().lease is None
+
+
+def test_an_opening_stripe_refused_opens_once_a_corrected_email_arrives(world: World) -> None:
+    world.stripe.refused_emails.add("ops@acme.test")
+    refused = world.lifecycle().open_account(provision())
+    assert refused.result is Result.FAILED
+    assert world.account().opening is not None
+    assert world.account().opening.refused
+
+    outcome = world.lifecycle().update_account(update(T0 + timedelta(hours=1), email="billing@acme.test"))
+
+    assert outcome.result is Result.APPLIED
+    [customer] = world.stripe.customers.values()
+    assert customer.details.email == "billing@acme.test"
+    assert len(world.stripe.subscriptions) == 1
+    account = world.account()
+    assert (account.status, account.opening.generation, account.opening.refused) == (
+        AccountStatus.OPEN,
+        1,
+        False,
+    )
+    assert "sbt-billing:t1:customer:create:g1" in world.stripe.replays
+    assert world.stripe.searches == ["t1"], "the new generation looks for a customer before creating one"
+
+
+def test_a_correction_merged_while_stripe_refuses_the_opening_opens_it_in_the_same_invocation(
+    world: World,
+) -> None:
+    world.stripe.refused_emails.add("ops@acme.test")
+    corrected: list[Result] = []
+    world.stripe.before_next["create_customer"] = lambda: corrected.append(
+        world.lifecycle(owner="other")
+        .update_account(update(T0 + timedelta(minutes=1), email="billing@acme.test"))
+        .result
+    )
+
+    outcome = world.lifecycle().open_account(provision())
+
+    assert corrected == [Result.RECORDED], "the correction was left to the lease holder"
+    assert outcome.result is Result.APPLIED
+    [customer] = world.stripe.customers.values()
+    assert customer.details.email == "billing@acme.test"
+    assert world.account().lease is None
+
+
+def test_a_refused_opening_sent_again_unchanged_is_refused_again_and_creates_nothing(world: World) -> None:
+    world.stripe.refused_emails.add("ops@acme.test")
+    world.lifecycle().open_account(provision())
+
+    again = world.lifecycle().open_account(provision(at=T0 + timedelta(minutes=1)))
+
+    assert again.result is Result.FAILED
+    assert world.stripe.customers == {}
+    assert world.account().lease is None
+    assert world.account().opening.generation == 1
+
+
+def test_after_a_refusal_the_next_generation_adopts_a_customer_an_earlier_attempt_made(world: World) -> None:
+    # Stripe refused the create (its key was used before with other parameters), after an earlier
+    # attempt under that key had made the customer: a new generation must not make a second one.
+    world.stripe.customers["cus_earlier"] = FakeCustomer(
+        "cus_earlier", "t1", CustomerDetails(email="old@acme.test")
+    )
+    world.stripe.fail_next["create_customer"] = PermanentBillingError(
+        "IdempotencyError 400 idempotency_error: Keys for idempotent requests can only be used with the same "
+        "parameters they were first used with"
+    )
+    assert world.lifecycle().open_account(provision()).result is Result.FAILED
+
+    outcome = world.lifecycle().update_account(update(T0 + timedelta(hours=1), email="billing@acme.test"))
+
+    assert outcome.result is Result.APPLIED
+    assert list(world.stripe.customers) == ["cus_earlier"]
+    assert world.account().customer_id == "cus_earlier"
+    assert world.stripe.customers["cus_earlier"].details.email == "billing@acme.test", "its details follow"
+    assert len(world.stripe.subscriptions) == 1
+
+
+def test_a_subscription_refused_on_an_archived_price_opens_on_the_next_tier_with_the_same_customer(
+    world: World,
+) -> None:
+    world.stripe.refused_prices.add("price_premium")
+    assert world.lifecycle().open_account(provision(tier="premium")).result is Result.FAILED
+    customer_id = world.account().customer_id
+    assert customer_id is not None
+
+    outcome = world.lifecycle().update_account(update(T0 + timedelta(hours=1), tier="basic"))
+
+    assert outcome.result is Result.APPLIED
+    assert list(world.stripe.customers) == [customer_id]
+    assert [s.price_id for s in world.stripe.subscriptions.values()] == ["price_basic"]
+    assert world.account().applied_tier == "basic"
+
+
+def test_offboarding_a_refused_opening_closes_it_and_creates_nothing(world: World) -> None:
+    world.stripe.refused_emails.add("ops@acme.test")
+    world.lifecycle().open_account(provision())
+
+    outcome = world.lifecycle().close_account(delete(T0 + timedelta(days=1)))
+
+    assert outcome.result is Result.APPLIED
+    assert world.account().status is AccountStatus.CLOSED
+    assert world.stripe.customers == {}
+    assert world.stripe.writes("create_customer") == 1, "only the refused attempt"
 
 
 def test_an_unknown_tier_is_invalid_before_anything_is_written(world: World) -> None:

@@ -12,7 +12,7 @@ from sbt_billing.domain.errors import NotBillable, TenantBusy, UnknownTenant
 from sbt_billing.domain.models import Lease, Result, TenantFacts
 from sbt_billing.domain.published import BILLING_FAILURE, BILLING_SUCCESS
 
-from tests.doubles import InMemoryBilling
+from tests.support.doubles import InMemoryBilling
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 CATALOGUE = {"basic": TierPlan(price="basic_key"), "premium": TierPlan(price="premium_key")}

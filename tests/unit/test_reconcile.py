@@ -32,7 +32,7 @@ from sbt_billing.domain.reconcile_state import (
 )
 from sbt_billing.domain.stripe_events import StripeEvent
 
-from tests.doubles import FakeSubscription, FixedClock, InMemoryBilling
+from tests.support.doubles import FakeSubscription, FixedClock, InMemoryBilling
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 CATALOGUE = {

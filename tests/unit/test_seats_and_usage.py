@@ -11,7 +11,7 @@ from sbt_billing.domain.models import AccountStatus, TenantFacts
 from sbt_billing.domain.published import BILLING_FAILURE
 from sbt_billing.domain.usage import RawUsage
 
-from tests.doubles import FixedClock, InMemoryBilling
+from tests.support.doubles import FixedClock, InMemoryBilling
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 CATALOGUE = {
@@ -118,6 +118,19 @@ def test_a_change_during_a_sync_schedules_another_so_the_last_change_is_kept(wor
     )
     world.run_scheduled_syncs()
     assert world.seat_quantity() == 2
+
+
+def test_a_user_of_a_tenant_whose_opening_stripe_refused_schedules_no_endless_syncs(world: World) -> None:
+    world.stripe.refused_prices.add("price_premium")
+    world.open()
+    world.seats.record("t1", "u1", True, stamp(1))
+
+    for _ in range(10):
+        if not world.scheduler.scheduled:
+            break
+        world.seats.sync(world.scheduler.scheduled.pop(0))
+
+    assert world.scheduler.scheduled == [], "a refused opening waits for a fact; its next generation counts"
 
 
 def test_usage_is_sent_once_however_often_it_is_delivered(world: World) -> None:

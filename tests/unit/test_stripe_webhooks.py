@@ -36,7 +36,13 @@ from sbt_billing.domain.stripe_reports import WebhookPolicy, WebhookProcessor
 from sbt_billing.entrypoints.stripe_events import parse_event
 from sbt_billing.entrypoints.stripe_signature import InvalidSignature, signature_header, verify_signature
 
-from tests.doubles import FakeBillingGateway, FakeStripe, FixedClock, InMemoryAccountStore, RecordingPublisher
+from tests.support.doubles import (
+    FakeBillingGateway,
+    FakeStripe,
+    FixedClock,
+    InMemoryAccountStore,
+    RecordingPublisher,
+)
 
 SECRET = "whsec_unit_test_secret"
 T0 = 1_795_000_000  # a Stripe `created`

@@ -20,7 +20,7 @@ from sbt_billing.domain.usage import RawUsage
 from sbt_billing.entrypoints.sbt_events import UsageEvent, parse, usage_records
 from sbt_billing.entrypoints.stripe_events import ThinEvent, thin_event
 
-from tests.doubles import FixedClock, InMemoryBilling
+from tests.support.doubles import FixedClock, InMemoryBilling
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 CATALOGUE = {"basic": TierPlan(price="basic_key")}

@@ -14,6 +14,7 @@ from sbt_billing.bootstrap.settings import settings
 _AWS_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=3, read_timeout=5)
 
 _forgettable: list[Callable[[], None]] = []
+_secret_bearing: list[Callable[[], None]] = []
 
 
 def cached[F: Callable[..., Any]](factory: F) -> F:
@@ -26,6 +27,26 @@ def cached[F: Callable[..., Any]](factory: F) -> F:
 def on_forget(drop: Callable[[], None]) -> None:
     """Registers a further cache (not made by `cached`) to drop in forget_clients()."""
     _forgettable.append(drop)
+
+
+def secret_bearing[F: Callable[..., Any]](factory: F) -> F:
+    """`cached`, for what holds a secret or an open connection: also dropped after a SnapStart restore."""
+    wrapped = cached(factory)
+    _secret_bearing.append(wrapped.cache_clear)  # type: ignore[attr-defined]
+    return wrapped
+
+
+def on_restore(drop: Callable[[], None]) -> None:
+    """Registers a further cache (not made by `secret_bearing`) to drop after a SnapStart restore."""
+    _secret_bearing.append(drop)
+    _forgettable.append(drop)
+
+
+def forget_after_restore() -> None:
+    """What a restored environment must not share with the others restored from the same snapshot:
+    cached secrets and keys, and the clients holding them (and their connections)."""
+    for drop in _secret_bearing:
+        drop()
 
 
 def forget_clients() -> None:

@@ -10,7 +10,7 @@ from threading import Lock
 from sbt_billing.adapters.clock import SystemClock
 from sbt_billing.adapters.pacing import Pacer
 from sbt_billing.adapters.stripe_listings import StripeListings
-from sbt_billing.bootstrap.clients import cached, on_forget
+from sbt_billing.bootstrap.clients import cached, on_restore
 from sbt_billing.bootstrap.lifecycle import catalogue, lifecycle
 from sbt_billing.bootstrap.seats import seats
 from sbt_billing.bootstrap.secrets import stripe_api_key
@@ -31,7 +31,7 @@ def _forget_listings() -> None:
         _listings.clear()
 
 
-on_forget(_forget_listings)
+on_restore(_forget_listings)  # a client holds its key and its HTTP session
 
 
 @cached

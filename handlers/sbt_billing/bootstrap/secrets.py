@@ -5,12 +5,12 @@ from __future__ import annotations
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
 from sbt_billing.adapters.secrets import key_in_secret, signing_secrets
-from sbt_billing.bootstrap.clients import aws_client, cached
+from sbt_billing.bootstrap.clients import aws_client, secret_bearing
 from sbt_billing.bootstrap.settings import Settings, settings
 from sbt_billing.domain.errors import ConfigurationError
 
 
-@cached
+@secret_bearing
 def _provider() -> SecretsProvider:
     return SecretsProvider(boto3_client=aws_client("secretsmanager"))
 

@@ -8,7 +8,7 @@ from threading import Lock
 import stripe
 
 from sbt_billing.adapters.stripe_reads import StripeBillingReader
-from sbt_billing.bootstrap.clients import on_forget
+from sbt_billing.bootstrap.clients import on_restore
 from sbt_billing.bootstrap.secrets import stripe_api_key, stripe_read_key
 from sbt_billing.bootstrap.settings import Settings, settings
 from sbt_billing.domain.billing_policy import BillingPolicy
@@ -26,7 +26,7 @@ def _forget_gateways() -> None:
         _gateways.clear()
 
 
-on_forget(_forget_gateways)
+on_restore(_forget_gateways)  # a gateway holds its key and its HTTP session
 
 
 def stripe_client(config: Settings, key: str) -> stripe.StripeClient:

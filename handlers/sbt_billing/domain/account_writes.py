@@ -12,12 +12,20 @@ from sbt_billing.domain.ports import AccountStore
 
 
 @dataclass(frozen=True)
+class Again:
+    """The answer after a write: run the step again, from `current` (the work the write led to found
+    newer facts it must start over with)."""
+
+    current: Account | None
+
+
+@dataclass(frozen=True)
 class Write[T]:
     """Write `account` (revision-checked against the account the step was given); `then` makes the
-    answer from the account as written."""
+    answer from the account as written (or says to go Again)."""
 
     account: Account
-    then: Callable[[Account], T]
+    then: Callable[[Account], T | Again]
 
 
 def write_merged[T](
@@ -35,7 +43,11 @@ def write_merged[T](
         except RevisionConflict as conflict:
             current = account_or_none(conflict.current)
             continue
-        return decision.then(written)
+        answer = decision.then(written)
+        if isinstance(answer, Again):
+            current = answer.current
+            continue
+        return answer
 
 
 def account_or_none(value: object) -> Account | None:

@@ -16,6 +16,11 @@ retry replays Stripe's first answer. After Stripe's 24-hour key window, the acco
 memory: a recorded customer or subscription is never created again, and an opening interrupted
 before it was recorded is recovered by looking the customer up by `metadata.tenantId` and listing
 its subscriptions before anything is created.
+
+An opening Stripe refuses for good (a create it will not take as sent) is marked refused; the next
+fact about the tenant (a corrected email, another tier, a redrive) starts it again from the desired
+state as a new generation, with keys of its own, after the same look-ups, so that it never makes a
+second customer; an offboarding of a refused opening only looks up what to close.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
-from sbt_billing.domain.account_writes import Write, account_or_none, write_merged
+from sbt_billing.domain.account_writes import Again, Write, account_or_none, write_merged
 from sbt_billing.domain.catalogue import TierPlan, tier_plan
 from sbt_billing.domain.drift import ENDED, Findings
 from sbt_billing.domain.errors import (
@@ -152,6 +157,15 @@ class Lifecycle:
                 and desired.tier_value is not None
             ):
                 merged = self._start_opening(merged, adopt)
+            elif (
+                merged.status is AccountStatus.OPENING
+                and merged.opening is not None
+                and merged.opening.refused
+                and desired.closed is None
+            ):
+                # Stripe refused the opening as it was sent: start again from what the facts say now
+                # (an adoption that was refused looks its customer up again by metadata.tenantId).
+                merged = self._start_opening(merged, generation=merged.opening.generation + 1)
             return merged
 
         return self._run(operation, facts, merge, must_exist=must_exist)
@@ -301,10 +315,18 @@ class Lifecycle:
                     raise TenantBusy(retry_after=max((expires_at - now).total_seconds(), 0.0))
                 return self._outcome(operation, current, Result.UNCHANGED)
 
-            def written(account: Account) -> Outcome:
+            def written(account: Account) -> Outcome | Again:
                 if not lead:
                     return self._recorded(operation, account, facts)
-                return self._drive(operation, account, resumed=base.opening is not None)
+                try:
+                    return self._drive(operation, account, resumed=base.opening is not None)
+                except PermanentBillingError:
+                    latest = self._store.get(facts.tenant_id)
+                    if latest is None or not _refused_with_newer_facts(latest, account):
+                        raise
+                    # Facts merged while Stripe refused this opening (a corrected email, say) were left
+                    # to this lease's holder: start the opening again with them now, not at the next fact.
+                    return Again(latest)
 
             return Write(merged, written)
 
@@ -333,7 +355,7 @@ class Lifecycle:
             return self._outcome(operation, written, Result.APPLIED)
         return self._outcome(operation, written, Result.UNCHANGED)
 
-    def _start_opening(self, account: Account, adopt: Adopted | None = None) -> Account:
+    def _start_opening(self, account: Account, adopt: Adopted | None = None, generation: int = 0) -> Account:
         tier = account.desired.tier_value
         assert tier is not None
         prices = self.prices_for(tier)
@@ -347,6 +369,7 @@ class Lifecycle:
             metered_price_ids=prices.metered,
             started_at=self._clock.now(),
             adopted=adopt,
+            generation=generation,
         )
         return account.model_copy(update={"status": AccountStatus.OPENING, "opening": snapshot})
 
@@ -381,6 +404,9 @@ class Lifecycle:
                         operation, written, Result.PAYMENT_REQUIRED, invoice=driver.payment_required.invoice
                     )
                 return self._outcome(operation, written, Result.APPLIED, invoice=driver.invoiced)
+        except PermanentBillingError:
+            self._release(_opening_refused(driver.account))
+            raise
         except BaseException:
             self._release(driver.account)
             raise
@@ -482,6 +508,12 @@ class _Driver:
     def _key(self, *parts: object) -> str:
         return ":".join(("sbt-billing", self.account.tenant_id, *(str(part) for part in parts)))
 
+    def _create_key(self, kind: str, snapshot: OpeningSnapshot) -> str:
+        """The key of an opening's create: the first generation's as it always was, later ones their own
+        (the refused request's key would replay its refusal, or refuse other parameters)."""
+        generation = (f"g{snapshot.generation}",) if snapshot.generation else ()
+        return self._key(kind, "create", *generation)
+
     def _progress(self, **changes: object) -> None:
         self.account = self.account.model_copy(update=changes)
 
@@ -511,7 +543,7 @@ class _Driver:
             )
             if snapshot.adopted is not None and snapshot.adopted.subscription_id is not None:
                 subscription = self._adopted_subscription(snapshot.adopted.subscription_id, prices)
-            elif self._resumed:
+            elif self._resumed or snapshot.generation:
                 subscription = self._billing.find_subscription(self.account.customer_id, prices)
             if subscription is None:
                 subscription = self._billing.create_subscription(
@@ -519,7 +551,7 @@ class _Driver:
                     self.account.customer_id,
                     prices,
                     snapshot.seat_quantity,
-                    idempotency_key=self._key("subscription", "create"),
+                    idempotency_key=self._create_key("subscription", snapshot),
                 )
             self._progress(
                 status=AccountStatus.OPEN,
@@ -552,13 +584,22 @@ class _Driver:
 
     def _find_or_create_customer(self, snapshot: OpeningSnapshot) -> None:
         customer_id = None
-        if self._resumed and self._clock.now() - snapshot.started_at > KEY_WINDOW_MARGIN:
+        applied: str | None = snapshot.details.digest()
+        if snapshot.generation or (
+            self._resumed and self._clock.now() - snapshot.started_at > KEY_WINDOW_MARGIN
+        ):
+            # Past the key window, or after a refusal (an earlier generation may have made the customer,
+            # with other details: _sync_details brings them up to date).
             customer_id = self._billing.find_customer(self.account.tenant_id)
+            if customer_id is not None and snapshot.generation:
+                applied = None
         if customer_id is None:
             customer_id = self._billing.create_customer(
-                self.account.tenant_id, snapshot.details, idempotency_key=self._key("customer", "create")
+                self.account.tenant_id,
+                snapshot.details,
+                idempotency_key=self._create_key("customer", snapshot),
             )
-        self._progress(customer_id=customer_id, applied_details_digest=snapshot.details.digest())
+        self._progress(customer_id=customer_id, applied_details_digest=applied)
 
     def _sync_details(self) -> None:
         details = self.account.desired.details()
@@ -632,7 +673,13 @@ class _Driver:
         snapshot = self.account.opening
         if self.account.customer_id is None and snapshot is not None:
             # An opening was under way: learn what it created, so that nothing is left orphaned.
-            self._find_or_create_customer(snapshot)
+            if snapshot.refused:
+                # Stripe refused its create: look for what an earlier attempt made, create nothing.
+                customer_id = self._billing.find_customer(self.account.tenant_id)
+                if customer_id is not None:
+                    self._progress(customer_id=customer_id)
+            else:
+                self._find_or_create_customer(snapshot)
         if self.account.subscription_id is None and self.account.customer_id is not None:
             found = self._billing.find_subscription(self.account.customer_id)
             if found is not None:
@@ -689,6 +736,26 @@ def plan_change(
         seat_price=prices.seats,
         seat_quantity=seat_count(account.tenant_id) if adds_seats and seat_count else 0,
         proration_date=proration_date,
+    )
+
+
+def _opening_refused(account: Account) -> Account:
+    """The account after Stripe refused a request for good: if the refusal came while opening (no
+    subscription yet), its snapshot is marked refused, so that the next fact starts it again."""
+    opening = account.opening
+    if opening is None or opening.refused or account.subscription_id is not None:
+        return account
+    return account.model_copy(update={"opening": opening.model_copy(update={"refused": True})})
+
+
+def _refused_with_newer_facts(latest: Account, written: Account) -> bool:
+    """Whether the opening was refused and released while others merged facts it did not drive."""
+    return (
+        latest.opening is not None
+        and latest.opening.refused
+        and latest.lease is None
+        and latest.desired.closed is None
+        and latest.desired != written.desired
     )
 
 

@@ -165,7 +165,11 @@ class Adopted(Frozen):
 class OpeningSnapshot(Frozen):
     """The parameters the customer and subscription are created with, fixed when opening starts,
     so that every retry sends Stripe the same request under the same idempotency key. An adopted
-    opening (`adopted`) links the existing customer and subscription instead of creating them."""
+    opening (`adopted`) links the existing customer and subscription instead of creating them.
+
+    When Stripe refuses one of those creates for good (an email it will not take, an archived price),
+    the snapshot is `refused`: the next fact about the tenant starts the opening again from the desired
+    state it then has, as the next `generation`, whose creates go under keys of their own."""
 
     details: CustomerDetails
     tier: str
@@ -175,6 +179,8 @@ class OpeningSnapshot(Frozen):
     seat_quantity: int = 0
     metered_price_ids: tuple[str, ...] = ()
     adopted: Adopted | None = None
+    generation: int = 0
+    refused: bool = False
 
 
 class Lease(Frozen):

@@ -77,8 +77,14 @@ class Seats(SeatRecorder):
         """Sets the seat quantity to the user count, once per scheduled sync."""
         version, applied, applied_item = self._ledger.sync_version(tenant_id)
         account = self._accounts.get(tenant_id)
-        if account is not None and account.status is AccountStatus.OPENING:
-            # The opening counts the users it starts with; check again once it is done.
+        opening = account.opening if account is not None else None
+        if (
+            account is not None
+            and account.status is AccountStatus.OPENING
+            and not (opening and opening.refused)
+        ):
+            # The opening counts the users it starts with; check again once it is done. (A refused
+            # opening waits for a fact, and its next generation counts them: nothing to check until then.)
             self._scheduler.schedule(tenant_id, self._delay)
             return SyncOutcome(tenant_id=tenant_id, rescheduled=True)
         quantity, updated = None, False

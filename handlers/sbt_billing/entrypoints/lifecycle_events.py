@@ -4,7 +4,7 @@ the catalogue, applied through the lifecycle, answered and counted."""
 
 from __future__ import annotations
 
-import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -20,13 +20,17 @@ from sbt_billing.adapters.clock import SystemClock
 from sbt_billing.adapters.stripe_seam import invocation_end
 from sbt_billing.bootstrap.lifecycle import catalogue, lifecycle, onboarding
 from sbt_billing.bootstrap.settings import settings
+from sbt_billing.bootstrap.stores import publisher
 from sbt_billing.domain.catalogue import tier_plan
 from sbt_billing.domain.errors import ConfigurationError, InvalidEvent, TransientBillingError
 from sbt_billing.domain.lifecycle import TIER_MISSING, Lifecycle
 from sbt_billing.domain.models import Operation, Outcome, Result
+from sbt_billing.domain.published import BILLING_FAILURE
+from sbt_billing.entrypoints import bounded_json
 from sbt_billing.entrypoints.observability import logger, metrics
 from sbt_billing.entrypoints.rejections import rejected_event
 from sbt_billing.entrypoints.sbt_events import (
+    ID_PATTERN,
     OnboardingRequestEvent,
     ProvisioningEvent,
     TenantDeletedEvent,
@@ -38,6 +42,19 @@ from sbt_billing.entrypoints.sbt_events import (
     provisioning_report,
     update_facts,
 )
+
+
+def _announced(response: dict[str, str]) -> dict[str, str]:
+    """A lifecycle event refused at the door about a tenant we can name (say, an onboarding request
+    with an email Stripe would refuse) is not billed: the control plane hears of it, as it would of a
+    refusal by Stripe, rather than finding a metric alone."""
+    tenant = response.get("tenant_id")
+    if tenant is not None and re.fullmatch(ID_PATTERN, tenant):
+        publisher().publish(
+            BILLING_FAILURE,
+            {"tenantId": tenant, "operation": response["operation"], "reason": response["reason"]},
+        )
+    return response
 
 
 @dataclass(frozen=True)
@@ -112,7 +129,7 @@ def handle_event(
         if tier is not None:
             tier_plan(catalogue(), tier)  # the one check of the tier, before anything is written
     except InvalidEvent as error:
-        return rejected_event(error, raw_event, operation.value)
+        return _announced(rejected_event(error, raw_event, operation.value))
     logger.set_correlation_id(event.id)
     logger.append_keys(event_id=event.id, detail_type=event.detail_type)
     tenant = getattr(event.detail, "tenant_id", None)
@@ -127,7 +144,7 @@ def handle_event(
     except InvalidEvent as error:
         # Found before anything was written for the event (a registration of another tenant):
         # retrying cannot fix it.
-        return rejected_event(error, raw_event, operation.value)
+        return _announced(rejected_event(error, raw_event, operation.value))
     except (TransientBillingError, ConfigurationError) as error:
         # The platform retries the event, and dead-letters it when retries run out.
         metrics.add_dimension(name="operation", value=operation.value)
@@ -162,9 +179,11 @@ def handle_queued_events(
     def record_handler(record: SQSRecord) -> None:
         logger.remove_keys(["event_id", "detail_type", "tenant_id"])
         try:
-            body: Any = json.loads(record.body)
-        except ValueError:
-            body = record.body  # not JSON: rejected below, as any malformed event
+            body = bounded_json.loads(record.body, "event")
+        except InvalidEvent as error:
+            # Not JSON, or nested too deep to read safely: retrying cannot fix it.
+            rejected_event(error, None, next(iter(handlings.values())).operation.value)
+            return
         handle_event(body, context, handlings)
 
     processor = BatchProcessor(event_type=EventType.SQS)

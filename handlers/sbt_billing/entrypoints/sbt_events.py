@@ -5,9 +5,8 @@ Inbound models tolerate unknown fields: SBT adds fields over time and callers ad
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, NamedTuple
 
@@ -25,6 +24,8 @@ from pydantic import (
 from sbt_billing.domain.errors import InvalidEvent
 from sbt_billing.domain.models import Address, Facts, TenantFacts
 from sbt_billing.domain.usage import RawUsage
+from sbt_billing.entrypoints import bounded_json
+from sbt_billing.entrypoints.customer_fields import Country, CustomerName, Email
 
 # SBT's tenant and registration ids are UUIDs; an id is ours to put into keys and Stripe's headers, so it
 # is held to the billing API's pattern (no spaces, no control characters, nothing outside ASCII).
@@ -32,6 +33,10 @@ ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@+=-]{0,127}$"
 TenantId = Annotated[str, StringConstraints(strip_whitespace=True, pattern=ID_PATTERN)]
 RegistrationId = Annotated[str, StringConstraints(strip_whitespace=True, pattern=ID_PATTERN)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=512)]
+
+# How far `updatedAt` may run ahead of the envelope's time (clocks differ a little): a stamp far in the
+# future would win every later update of its fields, for good.
+UPDATED_AT_LEAD = timedelta(minutes=5)
 
 
 class Inbound(BaseModel):
@@ -46,7 +51,7 @@ class InboundAddress(Inbound):
     postal_code: Annotated[Text | None, Field(validation_alias=AliasChoices("postal_code", "postalCode"))] = (
         None
     )
-    country: Text | None = None
+    country: Country | None = None
 
     def to_domain(self) -> Address:
         return Address(
@@ -62,8 +67,8 @@ class InboundAddress(Inbound):
 class TenantFields(Inbound):
     """The tenant fields billing reads, wherever SBT puts them."""
 
-    name: Annotated[Text | None, Field(validation_alias=AliasChoices("tenantName", "name"))] = None
-    email: Annotated[Text | None, Field(validation_alias=AliasChoices("email", "tenantEmail"))] = None
+    name: Annotated[CustomerName | None, Field(validation_alias=AliasChoices("tenantName", "name"))] = None
+    email: Annotated[Email | None, Field(validation_alias=AliasChoices("email", "tenantEmail"))] = None
     tier: Text | None = None
     address: InboundAddress | None = None
 
@@ -73,9 +78,10 @@ class TenantFields(Inbound):
         """A provisioning job exports its variables as strings: an address arrives as JSON text."""
         if isinstance(value, str):
             try:
-                return json.loads(value)
-            except ValueError:
-                raise ValueError("is text that is not a JSON object") from None
+                return bounded_json.loads(value, "address")
+            except InvalidEvent as error:
+                too_deep = error.problem == bounded_json.TOO_DEEP
+                raise ValueError(error.problem if too_deep else "is text that is not a JSON object") from None
         return value
 
 
@@ -169,6 +175,8 @@ def parse[M: EventBridgeModel](model: type[M], event: Mapping[str, Any]) -> M:
     """The event as `model`, or InvalidEvent naming the first offending field by its JSON path."""
     if not isinstance(event, Mapping):
         raise InvalidEvent("event", "is not a JSON object")
+    # pydantic recurses into what it validates: a deeper event is refused before it does.
+    bounded_json.check_depth(event, "event")
     try:
         parsed = model.model_validate(event)
     except ValidationError as error:
@@ -217,7 +225,14 @@ def update_facts(event: TenantUpdatedEvent) -> TenantFacts:
     detail = event.detail
     if all(getattr(detail, key) is None for key in FIELDS):
         raise InvalidEvent("detail", "names none of tenantName, email, tier, address: nothing to update")
-    return _facts(detail.tenant_id, detail, detail.updated_at or event.time)
+    updated_at = detail.updated_at
+    if updated_at is not None:
+        if updated_at.tzinfo is None:
+            raise InvalidEvent("detail.updatedAt", "has no time zone")
+        if updated_at > event.time + UPDATED_AT_LEAD:
+            minutes = int(UPDATED_AT_LEAD.total_seconds() // 60)
+            raise InvalidEvent("detail.updatedAt", f"is more than {minutes} minutes after the event's time")
+    return _facts(detail.tenant_id, detail, updated_at or event.time)
 
 
 def named_tier(event: EventBridgeModel) -> str | None:

@@ -11,13 +11,11 @@ from pydantic import ValidationError
 from sbt_billing.domain.errors import InvalidEvent
 from sbt_billing.domain.models import Frozen
 from sbt_billing.domain.stripe_events import StripeEvent
+from sbt_billing.entrypoints import bounded_json
 
 
 def parse_event(payload: bytes) -> StripeEvent:
-    try:
-        document = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidEvent("body", "is not JSON") from None
+    document = bounded_json.loads(payload, "body")  # not JSON, or nested too deep: InvalidEvent
     if not isinstance(document, dict) or document.get("object", "event") != "event":
         raise InvalidEvent("body", "is not a Stripe event")
     try:

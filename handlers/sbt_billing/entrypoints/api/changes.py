@@ -57,18 +57,14 @@ from sbt_billing.entrypoints.api.wire import (
     Model,
     TenantId,
 )
+from sbt_billing.entrypoints.customer_fields import Country, CustomerName, Email
 
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"  # printable ASCII, at most 255 characters, as Stripe's
-EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 PRORATION_DATE_MAX_AGE = timedelta(hours=1)  # how long a preview's prorationDate stays usable
 CLOCK_SKEW = timedelta(minutes=5)
 BUSY_RETRY_AFTER_SECONDS = 1  # a lease holder is usually done within a second
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256)]
 Line = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Email = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=3, max_length=512, pattern=EMAIL_PATTERN)
-]
 TierName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 
 
@@ -85,9 +81,7 @@ class AddressIn(ChangeModel):
     city: Line | None = None
     state: Line | None = None
     postal_code: Line | None = None
-    country: Annotated[
-        str | None, StringConstraints(pattern=r"^[A-Za-z]{2}$"), Field(description="ISO 3166-1 alpha-2.")
-    ] = None
+    country: Annotated[Country | None, Field(description="ISO 3166-1 alpha-2.")] = None
 
     def to_domain(self) -> Address:
         return Address(
@@ -96,7 +90,7 @@ class AddressIn(ChangeModel):
             city=self.city,
             state=self.state,
             postal_code=self.postal_code,
-            country=self.country.upper() if self.country else None,
+            country=self.country,
         )
 
 
@@ -104,7 +98,7 @@ class BillingChangeIn(ChangeModel):
     """Any of tier, tenantName, email, address (an absent field stays as it is)."""
 
     tier: TierName | None = Field(default=None, description="A tier of the deployment's TierCatalogue.")
-    tenant_name: Name | None = None
+    tenant_name: CustomerName | None = None
     email: Email | None = None
     address: AddressIn | None = Field(
         default=None, description="The billing address, as sbt_aws_tenantUpdated carries it."

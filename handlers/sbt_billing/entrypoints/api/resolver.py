@@ -8,6 +8,7 @@ request did not come through API Gateway's IAM authorisation), 404 (unknown tena
 
 from __future__ import annotations
 
+import json
 from http import HTTPStatus
 from typing import Any
 
@@ -20,6 +21,7 @@ from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn,
 from aws_lambda_powertools.metrics import MetricUnit
 
 from sbt_billing.domain.errors import ConfigurationError, TransientBillingError
+from sbt_billing.entrypoints import bounded_json
 from sbt_billing.entrypoints.api.wire import ApiError, error_response
 
 TITLE = "SBT Stripe billing API"
@@ -29,7 +31,7 @@ VERSION = "1.0.0"
 def new_resolver(metrics: Metrics | None = None) -> APIGatewayRestResolver:
     """A resolver with no route yet. With `metrics`, one metric per answer: `Answered2xx`,
     `Answered4xx`, `Answered5xx`."""
-    app = APIGatewayRestResolver(enable_validation=True)
+    app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=_json_body)
     app.configure_openapi(
         **openapi_metadata(),
         servers=[Server(url="/", description="The API's stage URL")],
@@ -102,6 +104,16 @@ def openapi_metadata() -> dict[str, Any]:
         },
         "security": [{"sigv4": []}],
     }
+
+
+def _json_body(body: str) -> Any:
+    """The request's JSON body; nested deeper than bounded_json.MAX_DEPTH, a 400 before json.loads
+    recurses into it (its RecursionError would escape every handler as a 502)."""
+    if bounded_json.text_depth(body) > bounded_json.MAX_DEPTH:
+        raise RequestValidationError(
+            [{"type": "json_too_deep", "loc": ("body",), "msg": bounded_json.TOO_DEEP, "input": {}}]
+        )
+    return json.loads(body)
 
 
 def _require_iam_caller(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:

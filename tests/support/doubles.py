@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from threading import Lock, RLock
 
 from sbt_billing.domain.catalogue import TierPlan, UsageMeter
-from sbt_billing.domain.errors import RevisionConflict
+from sbt_billing.domain.errors import PermanentBillingError, RevisionConflict
 from sbt_billing.domain.lifecycle import Lifecycle
 from sbt_billing.domain.models import Account, CustomerDetails, Facts, InvoiceFact, OpenOn
 from sbt_billing.domain.onboarding import Onboarding
@@ -108,6 +108,12 @@ class FakeStripe:
     calls: list[str] = field(default_factory=list)
     replays: dict[str, object] = field(default_factory=dict)
     fail_next: dict[str, Exception] = field(default_factory=dict)
+    # Refused for good whenever they are sent, as Stripe refuses an email or an archived price (a refusal
+    # is not kept under its idempotency key: the same request is refused again).
+    refused_emails: set[str] = field(default_factory=set)
+    refused_prices: set[str] = field(default_factory=set)
+    searches: list[str] = field(default_factory=list)  # the tenants looked up by metadata.tenantId
+    before_next: dict[str, Callable[[], object]] = field(default_factory=dict)  # runs as the call arrives
     invoice_changes: bool = False  # proration_behavior always_invoice: a change is invoiced at once
     payments_fail: bool = False  # ... and its payment fails: Stripe keeps the change pending
     plan_changes: list[PlanChange] = field(default_factory=list)
@@ -118,6 +124,8 @@ class FakeStripe:
         return f"{prefix}_{next(self._ids)}"
 
     def _write(self, name: str, key: str, action: object) -> object:
+        if name in self.before_next:
+            self.before_next.pop(name)()
         if name in self.fail_next:
             raise self.fail_next.pop(name)
         if key in self.replays:
@@ -147,6 +155,7 @@ class FakeBillingGateway:
         return self.stripe.prices[lookup_key_or_id]
 
     def find_customer(self, tenant_id: str) -> str | None:
+        self.stripe.searches.append(tenant_id)
         live = [c.id for c in self.stripe.customers.values() if c.tenant_id == tenant_id and not c.deleted]
         return live[0] if live else None
 
@@ -158,8 +167,15 @@ class FakeBillingGateway:
                 return sub.state()
         return None
 
+    def _refuse_email(self, details: CustomerDetails) -> None:
+        if details.email in self.stripe.refused_emails:
+            raise PermanentBillingError(
+                "InvalidRequestError 400 email_invalid: Invalid email address: [email]"
+            )
+
     def create_customer(self, tenant_id: str, details: CustomerDetails, idempotency_key: str) -> str:
         def create() -> str:
+            self._refuse_email(details)
             customer = FakeCustomer(self.stripe._new_id("cus"), tenant_id, details)
             self.stripe.customers[customer.id] = customer
             return customer.id
@@ -168,6 +184,7 @@ class FakeBillingGateway:
 
     def update_customer(self, customer_id: str, details: CustomerDetails, idempotency_key: str) -> None:
         def update() -> None:
+            self._refuse_email(details)
             self.stripe.customers[customer_id].details = details
 
         self.stripe._write("update_customer", idempotency_key, update)
@@ -176,6 +193,10 @@ class FakeBillingGateway:
         self, tenant_id: str, customer_id: str, prices: PlanPrices, seat_quantity: int, idempotency_key: str
     ) -> SubscriptionState:
         def create() -> SubscriptionState:
+            if prices.base in self.stripe.refused_prices:
+                raise PermanentBillingError(
+                    "InvalidRequestError 400: The price specified is inactive. This field only accepts active prices."
+                )
             sub = FakeSubscription(
                 self.stripe._new_id("sub"), self.stripe._new_id("si"), customer_id, prices.base
             )

@@ -23,7 +23,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from devtools.template import load_template
-from tests.harness import sample
+from tests.support.harness import sample
 
 STAGE = "v1"
 ACCOUNT = "123456789012"

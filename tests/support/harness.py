@@ -37,7 +37,7 @@ from devtools.template import (
     routes_for,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
 TEST_KEY = "sk_test_harness_0000000000000000"
 CATALOGUE = {
