@@ -12,7 +12,8 @@ For each tenant, a plan step first (nothing is written until the plan is shown):
   could bill the tenant twice;
 - failing that, a customer with the tenant's email and no tenantId at all may be the tenant's: linked
   the same way, but only with explicit confirmation (LINK_BY_EMAIL); two such customers are skipped;
-- otherwise the account opens as any new tenant's (OPEN): a customer and a subscription created.
+- otherwise the account opens as any new tenant's (OPEN): a customer and a subscription created;
+- an account an earlier run left opening (stopped part-way) is driven to its end (RESUME).
 
 Applying a step is one `Lifecycle.open_account`: an account that exists by then (SBT's own events got
 there first) changes nothing, and an opening interrupted part-way resumes with the same keys. So a run
@@ -52,6 +53,7 @@ class AdoptionAction(StrEnum):
     OPEN = "open"  # no customer of its own in Stripe: one is created, as for a new tenant
     LINK = "link"  # its customer found by metadata.tenantId
     LINK_BY_EMAIL = "link_by_email"  # a customer with its email and no tenantId: only once confirmed
+    RESUME = "resume"  # an opening under way or interrupted (an earlier run's): driven to its end
     SKIP = "skip"
 
 
@@ -72,6 +74,7 @@ class StripeIndex:
     """Stripe's customers and live subscriptions, listed once, looked up per tenant."""
 
     def __init__(self, customers: Sequence[StripeCustomer], live: Sequence[ObservedSubscription]) -> None:
+        self.customers = len(customers)
         self.by_tenant: dict[str, list[StripeCustomer]] = {}
         self.by_email: dict[str, list[StripeCustomer]] = {}
         for customer in customers:
@@ -96,6 +99,8 @@ def plan_step(
 
     if tenant.offboarded:
         return skip("offboarded in SBT")
+    if account is not None and account.status is AccountStatus.OPENING:
+        return AdoptionStep(tenant=tenant, action=AdoptionAction.RESUME, customer_id=account.customer_id)
     if account is not None and account.status is not AccountStatus.PENDING:
         return skip(f"already billed (account {account.status.value})")
     if tenant.tier is None:
@@ -163,6 +168,7 @@ def _tier(subscription: ObservedSubscription, catalogue: Mapping[str, TierPlan])
 class AdoptionResult(StrEnum):
     OPENED = "opened"  # a new customer and subscription
     LINKED = "linked"  # the existing customer (and subscription) adopted
+    RESUMED = "resumed"  # an opening an earlier run left part-way, finished
     UNCHANGED = "unchanged"  # the account was there already: nothing done
     FAILED = "failed"  # Stripe refused (reported on the bus by the lifecycle, as for any opening)
 
@@ -173,7 +179,8 @@ class Adoption:
         self._clock = clock
 
     def apply(self, step: AdoptionStep) -> tuple[AdoptionResult, str | None]:
-        """Opens the tenant's account as the step says; (what happened, why it failed)."""
+        """Opens the tenant's account as the step says; (what happened, why it failed). Raises
+        TransientBillingError (Stripe or AWS unavailable, the tenant busy): nothing lost, run again."""
         tenant = step.tenant
         assert step.action is not AdoptionAction.SKIP
         assert tenant.tier is not None
@@ -186,7 +193,8 @@ class Adoption:
         )
         adopt = (
             Adopted(customer_id=step.customer_id, subscription_id=step.subscription_id)
-            if step.customer_id is not None and step.action is not AdoptionAction.OPEN
+            if step.customer_id is not None
+            and step.action in (AdoptionAction.LINK, AdoptionAction.LINK_BY_EMAIL)
             else None
         )
         outcome = self._lifecycle().adopt_account(facts, registration_id=tenant.registration_id, adopt=adopt)
@@ -194,4 +202,6 @@ class Adoption:
             return AdoptionResult.FAILED, outcome.reason
         if outcome.result is not Result.APPLIED:
             return AdoptionResult.UNCHANGED, None
+        if step.action is AdoptionAction.RESUME:
+            return AdoptionResult.RESUMED, None
         return (AdoptionResult.LINKED if adopt is not None else AdoptionResult.OPENED), None
