@@ -20,7 +20,7 @@ from sbt_billing.domain.drift import (
 from sbt_billing.domain.errors import RevisionConflict
 from sbt_billing.domain.event_replay import Replayed, replay_page, replay_windows
 from sbt_billing.domain.models import Account, AccountStatus, Lease, PendingPlan, StripeStamp, TenantFacts
-from sbt_billing.domain.ports import Page
+from sbt_billing.domain.ports import AccountRef, Page
 from sbt_billing.domain.reconcile import Reconciler
 from sbt_billing.domain.reconcile_state import (
     EventWindow,
@@ -116,12 +116,15 @@ class Directory:
     def get_many(self, tenant_ids: Sequence[str]) -> dict[str, Account]:
         return {t: self.store.items[t] for t in tenant_ids if t in self.store.items}
 
-    def page(self, after: str | None, limit: int) -> Page[Account]:
+    def refs(self, after: str | None, limit: int) -> Page[AccountRef]:
         ordered = sorted(self.store.items)
         start = 0 if after is None else ordered.index(after) + 1
-        return Page(
-            tuple(self.store.items[t] for t in ordered[start : start + limit]), start + limit < len(ordered)
+        accounts = [self.store.items[t] for t in ordered[start : start + limit]]
+        refs = tuple(
+            AccountRef(tenant_id=a.tenant_id, status=a.status, subscription_id=a.subscription_id)
+            for a in accounts
         )
+        return Page(refs, start + limit < len(ordered))
 
 
 class TickingClock(FixedClock):

@@ -10,8 +10,8 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from sbt_billing.domain.errors import RevisionConflict, TransientBillingError
-from sbt_billing.domain.models import Account
-from sbt_billing.domain.ports import Page
+from sbt_billing.domain.models import Account, AccountStatus
+from sbt_billing.domain.ports import AccountRef, Page
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -85,17 +85,31 @@ class DynamoAccountStore:
             wanted = dict(response.get("UnprocessedKeys") or {})
         return found
 
-    def page(self, after: str | None, limit: int) -> Page[Account]:
-        """One Scan page of up to `limit` accounts after the tenant `after` (strongly consistent)."""
-        options: dict[str, Any] = {"TableName": self._table, "Limit": limit, "ConsistentRead": True}
+    def refs(self, after: str | None, limit: int) -> Page[AccountRef]:
+        """One Scan page of up to `limit` accounts after the tenant `after` (strongly consistent), only
+        the attributes a reference holds."""
+        options: dict[str, Any] = {
+            "TableName": self._table,
+            "Limit": limit,
+            "ConsistentRead": True,
+            "ProjectionExpression": "tenantId, #status, subscription_id",
+            "ExpressionAttributeNames": {"#status": "status"},
+        }
         if after is not None:
             options["ExclusiveStartKey"] = {"tenantId": {"S": after}}
         try:
             response = self._client.scan(**options)
         except (ClientError, BotoCoreError) as error:
             raise TransientBillingError(f"DynamoDB scan failed: {_code(error)}") from None
-        accounts = tuple(account_from_item(item) for item in response.get("Items", []))
-        return Page(accounts, "LastEvaluatedKey" in response)
+        refs = tuple(
+            AccountRef(
+                tenant_id=item["tenantId"]["S"],
+                status=AccountStatus(item["status"]["S"]) if "status" in item else AccountStatus.PENDING,
+                subscription_id=item["subscription_id"]["S"] if "subscription_id" in item else None,
+            )
+            for item in response.get("Items", [])
+        )
+        return Page(refs, "LastEvaluatedKey" in response)
 
 
 def item_from_account(account: Account) -> dict[str, Any]:

@@ -12,7 +12,15 @@ from typing import Any, Protocol
 from pydantic import Field
 
 from sbt_billing.domain.drift import ObservedSubscription
-from sbt_billing.domain.models import Account, CustomerDetails, Facts, Frozen, InvoiceFact, StripeStamp
+from sbt_billing.domain.models import (
+    Account,
+    AccountStatus,
+    CustomerDetails,
+    Facts,
+    Frozen,
+    InvoiceFact,
+    StripeStamp,
+)
 from sbt_billing.domain.reconcile_state import EventWindow, PassState
 
 
@@ -298,6 +306,14 @@ class StripeListings(Protocol):
         ...
 
 
+class AccountRef(Frozen):
+    """What a reconcile run reads of every account to tell which it must read whole."""
+
+    tenant_id: str
+    status: AccountStatus
+    subscription_id: str | None = None
+
+
 class AccountDirectory(Protocol):
     """The accounts read many at a time (a reconcile run's view of the account store)."""
 
@@ -305,8 +321,8 @@ class AccountDirectory(Protocol):
         """The accounts of these tenants (up to 100) that exist, as last written."""
         ...
 
-    def page(self, after: str | None, limit: int) -> Page[Account]:
-        """The accounts after the tenant `after`, in the store's own order."""
+    def refs(self, after: str | None, limit: int) -> Page[AccountRef]:
+        """Up to `limit` accounts after the tenant `after`, in the store's own order: their references."""
         ...
 
 

@@ -52,7 +52,8 @@ from sbt_billing.domain.reconcile_state import (
 )
 from sbt_billing.domain.seats import Seats
 
-ACCOUNTS_PAGE = 100
+ACCOUNTS_PAGE = 1000  # references a Scan page holds (well under its 1 MB)
+BATCH = 100  # accounts read whole in one request
 OWNER_MARGIN = timedelta(seconds=30)  # past the deadline, the pass is free for the next invocation
 
 
@@ -224,10 +225,19 @@ class Reconciler:
 
     def _unlisted_accounts(self, state: PassState) -> PassState:
         seen = self._seen(state)
-        page = self._accounts.page(state.accounts_cursor, ACCOUNTS_PAGE)
-        for account in page.items:
+        page = self._accounts.refs(state.accounts_cursor, ACCOUNTS_PAGE)
+        unlisted = [
+            ref.tenant_id
+            for ref in page.items
+            if ref.status is not AccountStatus.PENDING
+            and (ref.subscription_id is None or ref.subscription_id not in seen)
+        ]
+        accounts: dict[str, Account] = {}
+        for start in range(0, len(unlisted), BATCH):
+            accounts.update(self._accounts.get_many(unlisted[start : start + BATCH]))
+        for account in accounts.values():
             if account.status is AccountStatus.PENDING or account.subscription_id in seen:
-                continue
+                continue  # changed since its reference was read
             observed = None
             if account.subscription_id is not None and not is_busy(account, self._clock.now()):
                 observed = self._listings.observe_subscription(account.subscription_id)
