@@ -8,9 +8,10 @@ stopped, and a page is at worst done twice: everything in it is idempotent):
 2. STRIPE: every subscription in Stripe, 100 a request with its customer expanded, against the account
    of the tenant it names (the accounts read 100 at a time): drift.py says what differs and what to do.
    A live subscription naming a tenant that records another one is reported. The ids listed are kept.
-3. ACCOUNTS: the accounts whose subscription the listing did not show (one made since the listing
-   started, or one Stripe does not have) are read one by one; accounts whose facts Stripe never got
-   (a drive that died before its subscription was recorded, say) are driven.
+3. ACCOUNTS: every account's reference (1,000 a request); those whose subscription the listing did not
+   show (one made since the listing started, one Stripe does not have, an opening that never recorded
+   its subscription) are read whole, their subscription asked of Stripe one by one, and compared; facts
+   Stripe never got (a drive that died before its subscription was recorded, say) are driven.
 
 Repairs go through the lifecycle (Lifecycle.reconcile_account): the tenant's lease, the same keys,
 never a second customer or subscription. Each tenant with drift gets one `sbt_aws_billingDrift` on the
