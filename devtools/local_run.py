@@ -7,8 +7,9 @@ it, as the deployed rules route it (a function behind a queue gets the event as 
 carries it, on its own, and answers with its outcome); its times are first moved forward by as much as has
 passed since the samples were written, so that usage stays inside Stripe's 35-day window. The API
 Gateway, SQS and schedule samples are for `sam local invoke` and are skipped. After the events, the
-seat sync queue is drained into SeatSyncFunction (as Lambda's poller would) and UsageFlushFunction
-runs once (as its schedule would). The local stack bills seats (standard and premium) and API calls.
+seat sync queue is drained into SeatSyncFunction (as Lambda's poller would), UsageFlushFunction
+runs once (as its schedule would), and so does ReconcileFunction (a pass comparing every account with
+Stripe). The local stack bills seats (standard and premium) and API calls.
 
     scripts/local-run                      # every file in events/, sorted by name
     scripts/local-run events/01_*.json     # chosen files
@@ -391,6 +392,26 @@ def scheduled_event(now: datetime | None = None) -> dict[str, Any]:
     return {"source": "aws.events", "detail-type": "Scheduled Event", "time": at, "detail": {}}
 
 
+def run_reconcile(handler: FunctionHandler, now: datetime | None = None) -> Invocation:
+    """One reconcile invocation, as its schedule makes it (its sample event when there is one)."""
+    samples = sorted(EVENTS_DIR.glob("[0-9]*_reconcile_schedule.json"))
+    event: dict[str, Any] = rebased(events_in(samples[0])[0], now) if samples else scheduled_event(now)
+    outcome, error = invoke(handler, event)
+    shown = None
+    if outcome is not None:
+        counts = outcome.get("passCounts") or {}
+        drift = {name.removeprefix("drift:"): n for name, n in counts.items() if name.startswith("drift:")}
+        shown = {
+            "result": "reconciled" if outcome.get("complete") else "reconcile pass under way",
+            "accounts_checked": counts.get("accounts_checked", 0),
+            "events_replayed": counts.get("events_applied", 0),
+            "drift": drift or "none",
+        }
+    return Invocation(
+        "(reconcile schedule)", str(event.get("id", "")), "Scheduled Event", handler.logical_id, shown, error
+    )
+
+
 def run_flush(handler: FunctionHandler, now: datetime | None = None) -> Invocation:
     event = scheduled_event(now)
     outcome, error = invoke(handler, event)
@@ -709,6 +730,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             if "UsageFlushFunction" in handlers:
                 invocations.append(run_flush(handlers["UsageFlushFunction"], now))
+            if "ReconcileFunction" in handlers:
+                invocations.append(run_reconcile(handlers["ReconcileFunction"], now))
         published = capture.drain()
 
         account_rows = accounts(clients, resources.tables["AccountsTable"])

@@ -68,7 +68,11 @@ def uses(properties: dict[str, object], environment: dict[str, object]) -> dict[
     kinds = {event["Type"] for event in events.values()} if isinstance(events, dict) else set()
     return {
         "stripe": bool({"STRIPE_SECRET_NAME", "STRIPE_READ_SECRET_NAME"} & set(environment)),
-        "sbt_billing.domain.stripe_reports": "WEBHOOK_SECRET_NAME" in environment,
+        # Stripe's events are applied by the webhook, and replayed by the reconciler (its RECONCILE_TABLE
+        # is where its place is kept; the webhook notes there the newest event it applied).
+        "sbt_billing.domain.stripe_reports": bool(
+            {"WEBHOOK_SECRET_NAME", "RECONCILE_TABLE"} & set(environment)
+        ),
         "sbt_billing.domain.lifecycle": "LEASE_SECONDS" in environment,
         "aws_lambda_powertools.utilities.idempotency": "IDEMPOTENCY_TABLE" in environment,
         "aws_lambda_powertools.utilities.batch": "SQS" in kinds,

@@ -58,6 +58,7 @@ RESOURCE_NAMES = {
     "IdempotencyTable": "idempotency",
     "UsageTable": "usage",
     "RegistrationsTable": "registrations",
+    "ReconcileTable": "reconcile",
     "SeatSyncQueue": "https://sqs.example/seat-sync",
     "TenantUpdatedQueue": "https://sqs.example/tenant-updated",
 }
@@ -74,14 +75,20 @@ def test_every_function_handler_imports_to_a_callable() -> None:
         assert callable(getattr(module, handler.function)), handler.handler
 
 
+# A reconcile run pages through every subscription, saving its place after each page: it runs for up to
+# Lambda's 15 minutes. Its repairs still hold a tenant's lease no longer than the lease (the lifecycle
+# caps the holder's working time at the lease's end).
+LONG_RUNNING = {"ReconcileFunction": 900}
+
+
 def test_functions_run_python313_on_x86_64_by_default_for_30_seconds(template: dict[str, Any]) -> None:
     function_globals = template["Globals"]["Function"]
     assert function_globals["Runtime"] == "python3.13"
     assert function_globals["Architectures"] == [{"Ref": "Architecture"}]
     assert parameter_values(template)["Architecture"] == "x86_64"
     assert function_globals["Timeout"] == 30
-    for handler in function_handlers({"EventBusName": "bus", "StripeSecretName": "secret"}).values():
-        assert handler.timeout == 30
+    for name, handler in function_handlers({"EventBusName": "bus", "StripeSecretName": "secret"}).items():
+        assert handler.timeout == LONG_RUNNING.get(name, 30), name
         assert handler.memory_size == "512"
 
 
@@ -151,7 +158,7 @@ def test_every_event_source_rule_schedule_and_api_integration_invokes_the_alias(
     for path, uri in integrations:
         assert "Aliaslive" in json.dumps(uri), path
     assert len(found["AWS::Lambda::EventSourceMapping"]) == 4  # three lifecycle queues and the seat sync
-    assert len(found["AWS::Events::Rule"]) == 3  # users, usage, the flush schedule
+    assert len(found["AWS::Events::Rule"]) == 4  # users, usage, the flush and the reconcile schedules
     assert len(found["AWS::Lambda::EventInvokeConfig"]) == len(ASYNC_FUNCTIONS)
     # the gate, the read, PATCH, the preview, the document, the two sessions, the webhook
     assert len(integrations) == 8
@@ -199,15 +206,20 @@ def test_every_rule_retries_boundedly_then_dead_letters(template: dict[str, Any]
     assert int(parameters["RuleMaximumEventAgeSeconds"]["MaxValue"]) <= 86400
 
 
-def test_the_usage_flush_runs_on_a_schedule_that_retries_boundedly_then_dead_letters(
+def test_the_usage_flush_and_the_reconciler_run_on_schedules_that_retry_boundedly_then_dead_letter(
     template: dict[str, Any],
 ) -> None:
     rules = schedules(template)
-    assert set(rules) == {"UsageFlushFunctionFlushSchedule"}
+    expected = {
+        "UsageFlushFunctionFlushSchedule": "UsageFlushSchedule",
+        "ReconcileFunctionReconcileSchedule": "ReconcileSchedule",
+    }
+    assert set(rules) == set(expected)
     for rule_id, properties in rules.items():
         assert_retries_boundedly_then_dead_letters(rule_id, properties)
-        assert properties["Schedule"] == {"Ref": "UsageFlushSchedule"}
+        assert properties["Schedule"] == {"Ref": expected[rule_id]}
     assert parameter_values(template)["UsageFlushSchedule"] == "rate(15 minutes)"
+    assert parameter_values(template)["ReconcileSchedule"] == "rate(1 day)"
 
 
 QUEUED_FUNCTIONS = {
@@ -280,7 +292,8 @@ def test_only_this_stacks_lifecycle_rules_may_send_to_the_lifecycle_queues(templ
     assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
 
-ASYNC_FUNCTIONS = {"TenantUsersFunction", "UsageIngestFunction", "UsageFlushFunction"}  # a rule invokes them
+# a rule invokes them
+ASYNC_FUNCTIONS = {"TenantUsersFunction", "UsageIngestFunction", "UsageFlushFunction", "ReconcileFunction"}
 
 
 def test_failed_async_invocations_go_to_a_dead_letter_queue_of_their_own(template: dict[str, Any]) -> None:
@@ -341,7 +354,7 @@ def test_table_key_schemas_are_what_devtools_creates(template: dict[str, Any]) -
     assert (
         set(tables)
         == set(resources_of_type(template, "AWS::DynamoDB::Table"))
-        == {"AccountsTable", "IdempotencyTable", "UsageTable", "RegistrationsTable"}
+        == {"AccountsTable", "IdempotencyTable", "UsageTable", "RegistrationsTable", "ReconcileTable"}
     )
     for logical_id, table in tables.items():
         properties = template["Resources"][logical_id]["Properties"]
@@ -375,6 +388,8 @@ def test_table_key_schemas_are_what_devtools_creates(template: dict[str, Any]) -
         ("identifier", [{"AttributeName": "identifier", "KeyType": "HASH"}]),
     ]
     assert tables["UsageTable"].ttl_attribute is None
+    assert tables["ReconcileTable"].create_table["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    assert tables["ReconcileTable"].ttl_attribute == "expiration"
 
 
 def test_the_accounts_and_usage_tables_outlive_the_stack(template: dict[str, Any]) -> None:
@@ -495,7 +510,7 @@ def test_each_function_has_an_environment_of_its_own_that_settings_accept(templa
         assert not set().union(*own.values()) & set(handlers[name].environment), name
         assert "POWERTOOLS_LOG_LEVEL" in handler.environment
         settings = Settings.from_environment(handler.environment)
-        assert settings.lease_seconds > handler.timeout
+        assert settings.lease_seconds > handler.timeout or name in LONG_RUNNING
     lifecycle = Settings.from_environment(handlers["ProvisionSuccessFunction"].environment)
     assert set(lifecycle.tier_catalogue) == {"basic", "standard", "premium"}
     assert (lifecycle.usage_table, lifecycle.seat_sync_queue_url) == ("usage", names["SeatSyncQueue"])
@@ -641,6 +656,14 @@ EXPECTED_POLICIES = {
     "SeatSyncFunction": [ACCOUNTS_READ, USAGE_CRUD, STRIPE_SECRET, SEND_SEAT_SYNC],
     "UsageIngestFunction": [ACCOUNTS_READ, USAGE_CRUD, STRIPE_SECRET, PUT_EVENTS],
     "UsageFlushFunction": [ACCOUNTS_READ, USAGE_CRUD, STRIPE_SECRET, PUT_EVENTS],
+    "ReconcileFunction": [
+        ACCOUNTS_CRUD,
+        {"DynamoDBCrudPolicy": {"TableName": {"Ref": "ReconcileTable"}}},
+        IDEMPOTENCY_CRUD,
+        USAGE_CRUD,
+        STRIPE_SECRET,
+        PUT_EVENTS,
+    ],
     "BillingApiFunction": [
         ACCOUNTS_CRUD,
         IDEMPOTENCY_CRUD,
@@ -757,6 +780,7 @@ def test_outputs_name_the_tables_queues_api_and_functions(template: dict[str, An
         "AccountsTableName",
         "IdempotencyTableName",
         "UsageTableName",
+        "ReconcileTableName",
         "SeatSyncQueueUrl",
         "ProvisionSuccessQueueUrl",
         "TenantUpdatedQueueUrl",

@@ -198,6 +198,15 @@ class FakeBillingGateway:
 
         self.stripe._write("update_customer", idempotency_key, update)
 
+    def link_customer(self, customer_id: str, tenant_id: str, idempotency_key: str) -> None:
+        def link() -> None:
+            customer = self.stripe.customers[customer_id]
+            if customer.tenant_id not in ("", tenant_id):
+                raise PermanentBillingError("the customer names another tenant")
+            customer.tenant_id = tenant_id
+
+        self.stripe._write("link_customer", idempotency_key, link)
+
     def create_subscription(
         self, tenant_id: str, customer_id: str, prices: PlanPrices, seat_quantity: int, idempotency_key: str
     ) -> SubscriptionState:

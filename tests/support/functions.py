@@ -20,7 +20,9 @@ EVENTS = ROOT / "events"
 ARTIFACT_LIMIT_BYTES = 25 * 1000 * 1000
 SECRET_PATTERN = re.compile(r"\b(sk|rk|pk)_(live|test)_[0-9A-Za-z]{4,}|\bwhsec_[0-9A-Za-z]{4,}")
 SEAT_TENANT = "8d2e4f60-1a3b-4c5d-8e9f-0a1b2c3d4e5f"
-Kind = Literal["onboarding", "lifecycle", "users", "usage", "seat_sync", "flush", "api", "webhook"]
+Kind = Literal[
+    "onboarding", "lifecycle", "users", "usage", "seat_sync", "flush", "reconcile", "api", "webhook"
+]
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ FUNCTIONS = {
     "UsageIngestFunction": Function("usage_ingest.lambda_handler", "usage", "ingest_usage"),
     "SeatSyncFunction": Function("seat_sync.lambda_handler", "seat_sync", "seat_sync_batch"),
     "UsageFlushFunction": Function("usage_flush.lambda_handler", "flush", "usage_flush_schedule"),
+    "ReconcileFunction": Function("reconcile.lambda_handler", "reconcile", "reconcile_schedule"),
     "BillingGateFunction": Function("billing_gate.lambda_handler", "api", "api_billing_status"),
     "BillingApiFunction": Function("billing_api.lambda_handler", "api", "api_billing"),
     "StripeWebhookFunction": Function("stripe_webhook.lambda_handler", "webhook", "webhook_malformed_body"),

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import stripe
 
+from sbt_billing.adapters.pacing import Pacer
 from sbt_billing.adapters.stripe_hosted_pages import StripeHostedPages
 from sbt_billing.adapters.stripe_plans import StripePlans
 from sbt_billing.adapters.stripe_seam import SessionExpired, call
@@ -63,8 +64,10 @@ class StripeBillingGateway(StripePlans, StripeHostedPages):
         policy: BillingPolicy | Callable[[], BillingPolicy],
         rate_limit_retries: int = 4,
         sleep: Callable[[float], None] = time.sleep,
+        pacer: Pacer | None = None,
     ) -> None:
         self._client = client
+        self._pacer = pacer  # every request (each retry of a 429 included) waits for its turn
         # A factory is called at the first request that needs the choices: a function that only reads
         # or sends usage never needs them (nor their settings).
         self._policy_source = policy
@@ -135,6 +138,25 @@ class StripeBillingGateway(StripePlans, StripeHostedPages):
         self._call(
             lambda: self._client.v1.customers.update(
                 customer_id, params=params, options={"idempotency_key": idempotency_key}
+            )
+        )
+
+    def link_customer(self, customer_id: str, tenant_id: str, idempotency_key: str) -> None:
+        """metadata.tenantId set on an existing customer (adoption): a read, and a write only when it
+        is not the tenant's yet. A deleted customer, or one naming another tenant, is refused."""
+        found = self._call(lambda: self._client.v1.customers.retrieve(customer_id)).to_dict(recursive=True)
+        if found.get("deleted"):
+            raise PermanentBillingError(f"customer {customer_id} is deleted")
+        named = (found.get("metadata") or {}).get("tenantId")
+        if named == tenant_id:
+            return
+        if named:
+            raise PermanentBillingError(f"customer {customer_id} names another tenant in metadata.tenantId")
+        self._call(
+            lambda: self._client.v1.customers.update(
+                customer_id,
+                params={"metadata": {"tenantId": tenant_id}},
+                options={"idempotency_key": idempotency_key},
             )
         )
 
@@ -407,7 +429,15 @@ class StripeBillingGateway(StripePlans, StripeHostedPages):
     # -- the seam ---------------------------------------------------------------------------------
 
     def _call(self, request: Callable[[], T]) -> T:
-        return call(request, self._rate_limit_retries, self._sleep)
+        pacer = self._pacer
+        if pacer is None:
+            return call(request, self._rate_limit_retries, self._sleep)
+
+        def paced() -> T:
+            pacer.acquire()
+            return request()
+
+        return call(paced, self._rate_limit_retries, self._sleep)
 
 
 def _tenant_of(customer: stripe.Customer) -> str | None:

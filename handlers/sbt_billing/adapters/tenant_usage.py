@@ -106,6 +106,18 @@ class DynamoTenantUsage:
         applied_item = item["appliedItem"]["S"] if "appliedItem" in item else None
         return version, quantity, applied_item
 
+    def sync_scheduled(self, tenant_id: str) -> bool:
+        try:
+            item = self._client.get_item(
+                TableName=self._table,
+                Key=_key(tenant_id, SEATS),
+                ConsistentRead=True,
+                ProjectionExpression="scheduled",
+            ).get("Item", {})
+        except (ClientError, BotoCoreError) as error:
+            raise _transient("get_item", error) from None
+        return bool(item.get("scheduled", {}).get("BOOL", False))
+
     def finish_sync(self, tenant_id: str, version: int, quantity: int | None, item_id: str | None) -> bool:
         applied = (
             "appliedQuantity = :quantity, appliedItem = :item" if quantity is not None and item_id else ""

@@ -16,18 +16,25 @@ from sbt_billing.bootstrap.usage import metered_price_refs, usage
 from sbt_billing.domain.catalogue import TierPlan
 from sbt_billing.domain.lifecycle import Lifecycle
 from sbt_billing.domain.onboarding import Onboarding
+from sbt_billing.domain.ports import BillingGateway
+from sbt_billing.domain.seats import Seats
 
 
 def catalogue() -> Mapping[str, TierPlan]:
     return required(settings().tier_catalogue, "TIER_CATALOGUE")
 
 
-def lifecycle(working_until: datetime | None = None) -> Lifecycle:
-    """A lifecycle for one invocation: shared clients, its own lease owner, the invocation's end."""
+def lifecycle(
+    working_until: datetime | None = None,
+    billing: BillingGateway | None = None,
+    with_seats: Seats | None = None,
+) -> Lifecycle:
+    """A lifecycle for one invocation: shared clients, its own lease owner, the invocation's end (and
+    the Stripe gateway and seats of a caller that paces its requests: a reconcile run, adoption)."""
     config = settings()
     return Lifecycle(
         store=account_store(),
-        billing=billing_gateway(),
+        billing=billing or billing_gateway(),
         publisher=publisher(),
         clock=SystemClock(),
         catalogue=catalogue(),
@@ -35,7 +42,7 @@ def lifecycle(working_until: datetime | None = None) -> Lifecycle:
         owner=uuid4().hex,
         working_until=working_until,
         metered_prices=metered_price_refs(),
-        seats=seats(),
+        seats=with_seats or seats(),
         usage=usage(),
         downgrade_at=config.downgrade_at,
     )

@@ -106,6 +106,12 @@ class Settings(BaseModel):
         str, Field(min_length=1, max_length=200, alias="PORTAL_CONFIGURATION_NAME")
     ] = "sbt-billing"
     tenant_updated_queue_url: Annotated[str | None, Field(alias="TENANT_UPDATED_QUEUE_URL")] = None
+    # Reconciling: where its place is kept (and the webhook's last event applied), and the pace of a
+    # run's Stripe requests (a share of Stripe's rate limit, leaving the rest to the other functions).
+    reconcile_table: Annotated[str | None, Field(alias="RECONCILE_TABLE")] = None
+    stripe_requests_per_second: Annotated[
+        float | None, Field(gt=0, le=100, alias="STRIPE_REQUESTS_PER_SECOND")
+    ] = None
 
     @field_validator("gate_allowed_states", mode="before")
     @classmethod
@@ -167,6 +173,8 @@ class Settings(BaseModel):
         "registrations_table",
         "stripe_read_secret_name",
         "tenant_updated_queue_url",
+        "reconcile_table",
+        "stripe_requests_per_second",
         mode="before",
     )
     @classmethod

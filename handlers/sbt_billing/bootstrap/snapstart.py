@@ -34,7 +34,13 @@ except ImportError:  # not Lambda's runtime: no snapshot is ever taken
 def services_named(config: Settings) -> list[str]:
     """The AWS services whose resources the function's settings name (so its code calls them)."""
     services = []
-    if config.accounts_table or config.usage_table or config.registrations_table or config.idempotency_table:
+    if (
+        config.accounts_table
+        or config.usage_table
+        or config.registrations_table
+        or config.idempotency_table
+        or config.reconcile_table
+    ):
         services.append("dynamodb")
     if config.event_bus_name:
         services.append("events")

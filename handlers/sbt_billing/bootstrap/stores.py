@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sbt_billing.adapters.lifecycle_inbox import SqsLifecycleInbox
+from sbt_billing.adapters.reconcile_store import DynamoReconcileStore
 from sbt_billing.adapters.registrations import DynamoRegistrationStore
 from sbt_billing.adapters.sbt_bus import EventBridgePublisher
 from sbt_billing.adapters.seat_sync_queue import SqsSyncScheduler
@@ -56,3 +57,9 @@ def lifecycle_inbox() -> SqsLifecycleInbox:
     """The tenant update function's queue: where the webhook hands the lifecycle a payment method."""
     url = required(settings().tenant_updated_queue_url, "TENANT_UPDATED_QUEUE_URL")
     return SqsLifecycleInbox(aws_client("sqs"), url)
+
+
+def reconcile_store() -> DynamoReconcileStore:
+    return DynamoReconcileStore(
+        aws_client("dynamodb"), required(settings().reconcile_table, "RECONCILE_TABLE")
+    )

@@ -85,6 +85,11 @@ def billing_reader() -> StripeBillingReader:
     return _gateway("read", stripe_read_key(settings()), _no_billing_choices)
 
 
+def deployment_key_livemode() -> bool:
+    """Whether the deployment's own Stripe key is a live-mode key."""
+    return not stripe_api_key(settings()).startswith(TEST_MODE_KEYS)
+
+
 def livemode() -> bool:
     """Whether the deployment's Stripe key (the read key, where there is one) is a live-mode key."""
     return not stripe_read_key(settings()).startswith(TEST_MODE_KEYS)

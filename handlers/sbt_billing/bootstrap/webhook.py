@@ -11,10 +11,17 @@ from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from sbt_billing.bootstrap.clients import aws_client, cached, deferred
 from sbt_billing.bootstrap.secrets import webhook_secrets
 from sbt_billing.bootstrap.settings import required, settings
-from sbt_billing.bootstrap.stores import account_store, lifecycle_inbox, publisher, tenant_usage
+from sbt_billing.bootstrap.stores import (
+    account_store,
+    lifecycle_inbox,
+    publisher,
+    reconcile_store,
+    tenant_usage,
+)
 from sbt_billing.bootstrap.stripe import billing_reader, livemode
 from sbt_billing.domain.gate import GatePolicy
 from sbt_billing.domain.meter_errors import MeterErrorReport, MeterErrors
+from sbt_billing.domain.ports import ReconcileStore
 from sbt_billing.domain.stripe_reports import WebhookPolicy, WebhookProcessor
 
 __all__ = ["meter_error_report", "meter_errors", "webhook_processor", "webhook_secrets"]
@@ -80,3 +87,8 @@ def meter_error_report(event_id: str) -> MeterErrorReport:
 
 def meter_errors() -> MeterErrors:
     return MeterErrors(tenant_usage(), publisher())
+
+
+def applied_marks() -> ReconcileStore | None:
+    """Where the webhook notes the newest event it applied (the reconciler's replay starts there)."""
+    return reconcile_store() if settings().reconcile_table else None

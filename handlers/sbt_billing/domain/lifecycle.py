@@ -26,11 +26,12 @@ second customer; an offboarding of a refused opening only looks up what to close
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 from sbt_billing.domain.account_writes import Again, Write, account_or_none, write_merged
 from sbt_billing.domain.catalogue import TierPlan, tier_plan
+from sbt_billing.domain.drift import ENDED, Findings
 from sbt_billing.domain.errors import (
     NotBillable,
     PermanentBillingError,
@@ -42,6 +43,7 @@ from sbt_billing.domain.errors import (
 from sbt_billing.domain.models import (
     Account,
     AccountStatus,
+    Adopted,
     InvoiceFact,
     Lease,
     OpeningSnapshot,
@@ -62,6 +64,7 @@ from sbt_billing.domain.ports import (
     PlanChange,
     PlanPreview,
     PlanPrices,
+    SubscriptionState,
 )
 from sbt_billing.domain.published import BILLING_FAILURE, BILLING_SUCCESS
 from sbt_billing.domain.seats import Seats
@@ -74,6 +77,9 @@ TIER_MISSING = (
 
 # Past this age an interrupted opening can no longer count on Stripe replaying its idempotent create.
 KEY_WINDOW_MARGIN = timedelta(hours=23)
+# The time of no fact: what a reconcile run brings is Stripe's state, not a fact of the tenant's.
+NO_FACT = datetime.min.replace(tzinfo=UTC)
+CHANGED_SINCE_COMPARED = "changed_since_compared: the account changed after the reconcile run read it"
 
 
 class Lifecycle:
@@ -114,12 +120,28 @@ class Lifecycle:
             facts.model_copy(update={"open_requested": True}), registration_id, Operation.OPEN_ACCOUNT
         )
 
+    def adopt_account(
+        self, facts: TenantFacts, registration_id: str | None = None, adopt: Adopted | None = None
+    ) -> Outcome:
+        """Opens the account of a tenant SBT had before billing (the adoption tool), with `adopt`'s
+        existing Stripe customer (and subscription) if given, instead of creating them. An account past
+        pending (SBT's own events got there first) takes nothing from it: UNCHANGED."""
+        return self.update_account(
+            facts.model_copy(update={"open_requested": True}),
+            registration_id,
+            Operation.OPEN_ACCOUNT,
+            adopt=adopt,
+            only_pending=True,
+        )
+
     def update_account(
         self,
         facts: TenantFacts,
         registration_id: str | None = None,
         operation: Operation = Operation.UPDATE_ACCOUNT,
         must_exist: bool = False,
+        adopt: Adopted | None = None,
+        only_pending: bool = False,
     ) -> Outcome:
         """Merges the facts (an SBT event's or a billing API request's) and drives Stripe to them.
         With `must_exist`, a tenant without an account is UnknownTenant instead of a pending account.
@@ -127,6 +149,8 @@ class Lifecycle:
         request's parsing); an opening on a tier the catalogue lacks still fails before any write."""
 
         def merge(account: Account) -> Account:
+            if only_pending and account.status is not AccountStatus.PENDING:
+                return account
             merged = account.model_copy(update={"desired": account.desired.merge(facts)})
             if registration_id is not None and merged.registration_id is None:
                 merged = merged.model_copy(update={"registration_id": registration_id})
@@ -137,18 +161,55 @@ class Lifecycle:
                 and desired.open_requested is not None
                 and desired.tier_value is not None
             ):
-                merged = self._start_opening(merged)
+                merged = self._start_opening(merged, adopt)
             elif (
                 merged.status is AccountStatus.OPENING
                 and merged.opening is not None
                 and merged.opening.refused
                 and desired.closed is None
             ):
-                # Stripe refused the opening as it was sent: start again from what the facts say now.
+                # Stripe refused the opening as it was sent: start again from what the facts say now
+                # (an adoption that was refused looks its customer up again by metadata.tenantId).
                 merged = self._start_opening(merged, generation=merged.opening.generation + 1)
             return merged
 
         return self._run(operation, facts, merge, must_exist=must_exist)
+
+    def reconcile_account(self, tenant_id: str, revision: int, findings: Findings | None) -> Outcome:
+        """A reconcile run compared the account, as it was at `revision`, with Stripe. What Stripe holds
+        is taken first (its status; items whose prices are not the applied tier's, so that the tier is
+        applied again; a closed account's subscription still live, so that it is closed again); then,
+        under the tenant's lease, Stripe is driven to the recorded facts as for any fact, with the same
+        keys. Without findings, only facts recorded and never driven are driven. If the account changed
+        since it was compared, nothing is taken: the next run compares it again."""
+
+        taken: list[bool] = [findings is None]
+
+        def merge(account: Account) -> Account:
+            taken[:] = [findings is None or account.revision == revision]
+            if findings is None or account.revision != revision:
+                return account
+            update: dict[str, object] = {}
+            if findings.subscription_status is not None:
+                update["subscription_status"] = findings.subscription_status
+            if findings.plan is not None:
+                update |= {
+                    "applied_tier": None,  # applied again: the drive moves the items to the tier's prices
+                    "price_id": findings.plan.price_id,
+                    "subscription_item_id": findings.plan.item_id,
+                    "seat_item_id": findings.plan.seat_item_id,
+                    "seat_price_id": findings.plan.seat_price_id,
+                }
+            if findings.still_live and account.status is AccountStatus.CLOSED:
+                update["status"] = AccountStatus.OPEN  # closed again by the drive
+            return account.model_copy(update=update)
+
+        facts = TenantFacts(tenant_id=tenant_id, occurred_at=NO_FACT)
+        reopens = findings is not None and findings.still_live
+        outcome = self._run(Operation.RECONCILE_ACCOUNT, facts, merge, reopens_closed=reopens)
+        if not taken[0] and outcome.result is not Result.FAILED:
+            return outcome.model_copy(update={"reason": CHANGED_SINCE_COMPARED})
+        return outcome
 
     def preview_plan_change(self, tenant_id: str, tier: str, proration_date: datetime) -> PlanPreview:
         """What changing the tenant's plan to `tier`, prorated as of `proration_date`, would cost:
@@ -194,9 +255,10 @@ class Lifecycle:
         facts: TenantFacts,
         merge: Callable[[Account], Account],
         must_exist: bool = False,
+        reopens_closed: bool = False,
     ) -> Outcome:
         try:
-            return self._handle(operation, facts, merge, must_exist)
+            return self._handle(operation, facts, merge, must_exist, reopens_closed)
         except PermanentBillingError as error:
             self._publisher.publish(
                 BILLING_FAILURE,
@@ -214,6 +276,7 @@ class Lifecycle:
         facts: TenantFacts,
         merge: Callable[[Account], Account],
         must_exist: bool = False,
+        reopens_closed: bool = False,
     ) -> Outcome:
         current = self._store.get(facts.tenant_id)
         if current is None and must_exist:
@@ -222,11 +285,17 @@ class Lifecycle:
         def step(current: Account | None) -> Outcome | Write[Outcome]:
             now = self._clock.now()
             base = current or Account(tenant_id=facts.tenant_id)
-            if base.status is AccountStatus.CLOSED:
+            if base.status is AccountStatus.CLOSED and not reopens_closed:
                 result = Result.UNCHANGED if operation is Operation.CLOSE_ACCOUNT else Result.IGNORED
                 return self._outcome(operation, base, result)
             merged = merge(base)
-            if merged.last_fact_at is None or facts.occurred_at > merged.last_fact_at:
+            # A merge that takes nothing (an adoption of an account past pending, a reconcile of an
+            # account that changed since) leaves the account as it is.
+            if (
+                merged is not base
+                and facts.occurred_at != NO_FACT
+                and (merged.last_fact_at is None or facts.occurred_at > merged.last_fact_at)
+            ):
                 merged = merged.model_copy(update={"last_fact_at": facts.occurred_at})
             lead = merged.needs_driving() and not merged.leased_to_other(self._owner, now)
             if lead:
@@ -291,7 +360,7 @@ class Lifecycle:
             return self._outcome(operation, written, Result.APPLIED)
         return self._outcome(operation, written, Result.UNCHANGED)
 
-    def _start_opening(self, account: Account, generation: int = 0) -> Account:
+    def _start_opening(self, account: Account, adopt: Adopted | None = None, generation: int = 0) -> Account:
         tier = account.desired.tier_value
         assert tier is not None
         prices = self.prices_for(tier)
@@ -304,6 +373,7 @@ class Lifecycle:
             seat_quantity=seat_quantity,
             metered_price_ids=prices.metered,
             started_at=self._clock.now(),
+            adopted=adopt,
             generation=generation,
         )
         return account.model_copy(update={"status": AccountStatus.OPENING, "opening": snapshot})
@@ -475,14 +545,19 @@ class _Driver:
         if snapshot is None:
             return
         if self.account.customer_id is None:
-            self._find_or_create_customer(snapshot)
+            if snapshot.adopted is not None:
+                self._adopt_customer(snapshot, snapshot.adopted)
+            else:
+                self._find_or_create_customer(snapshot)
         if self.account.subscription_id is None:
             assert self.account.customer_id is not None
             subscription = None
             prices = PlanPrices(
                 base=snapshot.price_id, seats=snapshot.seat_price_id, metered=snapshot.metered_price_ids
             )
-            if self._resumed or snapshot.generation:
+            if snapshot.adopted is not None and snapshot.adopted.subscription_id is not None:
+                subscription = self._adopted_subscription(snapshot.adopted.subscription_id, prices)
+            elif self._resumed or snapshot.generation:
                 subscription = self._billing.find_subscription(self.account.customer_id, prices)
             if subscription is None:
                 subscription = self._billing.create_subscription(
@@ -498,11 +573,28 @@ class _Driver:
                 subscription_item_id=subscription.item_id,
                 subscription_status=subscription.status,
                 price_id=subscription.price_id,
-                applied_tier=snapshot.tier,
+                # An adopted subscription on another price is applied the tier by _sync_plan.
+                applied_tier=snapshot.tier if subscription.price_id == snapshot.price_id else None,
                 seat_item_id=subscription.seat_item_id,
                 seat_price_id=snapshot.seat_price_id if subscription.seat_item_id else None,
                 metered_items=subscription.metered_items,
             )
+
+    def _adopt_customer(self, snapshot: OpeningSnapshot, adopted: Adopted) -> None:
+        """The existing customer becomes the tenant's (its metadata.tenantId set, so that Stripe's events
+        find the tenant); its details stay as Stripe has them until a fact changes them."""
+        self._billing.link_customer(
+            adopted.customer_id, self.account.tenant_id, idempotency_key=self._key("customer", "adopt")
+        )
+        self._progress(customer_id=adopted.customer_id, applied_details_digest=snapshot.details.digest())
+
+    def _adopted_subscription(self, subscription_id: str, prices: PlanPrices) -> SubscriptionState:
+        subscription = self._billing.subscription_state(subscription_id, prices)
+        if subscription is None or subscription.status in ENDED:
+            raise PermanentBillingError(
+                f"the subscription to adopt ({subscription_id}) has ended or is gone: adopt the tenant again"
+            )
+        return subscription
 
     def _find_or_create_customer(self, snapshot: OpeningSnapshot) -> None:
         customer_id = None
@@ -687,11 +779,15 @@ class _Driver:
             found = self._billing.find_subscription(self.account.customer_id)
             if found is not None:
                 self._progress(subscription_id=found.subscription_id, subscription_item_id=found.item_id)
+        # Closed before, and found live by a reconcile run: cancelled again under keys of this drive (the
+        # first cancellation's key would only replay its answer for a day).
+        again = ("again", self.account.revision) if self.account.closed_at is not None else ()
         if self.account.subscription_id is not None and self.account.subscription_status != "canceled":
             if self.account.desired.provisioning_failed is not None:
                 # SBT could not provision the tenant: nothing to charge, nothing owed.
                 status = self._billing.cancel_unbilled(
-                    self.account.subscription_id, idempotency_key=self._key("subscription", "cancel-unbilled")
+                    self.account.subscription_id,
+                    idempotency_key=self._key("subscription", "cancel-unbilled", *again),
                 )
                 self._progress(subscription_status=status)
                 self._close_customer()
@@ -702,19 +798,19 @@ class _Driver:
             if self._lifecycle._seats is not None:
                 self._lifecycle._seats.settle(self.account)
             status = self._billing.cancel_subscription(
-                self.account.subscription_id, idempotency_key=self._key("subscription", "cancel")
+                self.account.subscription_id, idempotency_key=self._key("subscription", "cancel", *again)
             )
             self._progress(subscription_status=status)
         self._close_customer()
 
     def _close_customer(self) -> None:
-        now = self._clock.now()
+        closed_at = self.account.closed_at or self._clock.now()  # a second closing keeps the first's time
         deleted = self.account.customer_deleted
         if self.account.customer_id is not None and not deleted:
             deleted = self._billing.close_customer(
-                self.account.customer_id, closed_at=now, idempotency_key=self._key("customer", "close")
+                self.account.customer_id, closed_at=closed_at, idempotency_key=self._key("customer", "close")
             )
-        self._progress(status=AccountStatus.CLOSED, closed_at=now, customer_deleted=deleted)
+        self._progress(status=AccountStatus.CLOSED, closed_at=closed_at, customer_deleted=deleted)
 
 
 def plan_change(

@@ -160,9 +160,18 @@ class AccountStatus(StrEnum):
     CLOSED = "closed"  # offboarded: subscription cancelled, customer marked or deleted (terminal)
 
 
+class Adopted(Frozen):
+    """An existing Stripe customer (and, if it has one on a tier's price, its subscription) that an
+    account opens with instead of creating them: a tenant SBT had before billing was installed."""
+
+    customer_id: str
+    subscription_id: str | None = None
+
+
 class OpeningSnapshot(Frozen):
     """The parameters the customer and subscription are created with, fixed when opening starts,
-    so that every retry sends Stripe the same request under the same idempotency key.
+    so that every retry sends Stripe the same request under the same idempotency key. An adopted
+    opening (`adopted`) links the existing customer and subscription instead of creating them.
 
     When Stripe refuses one of those creates for good (an email it will not take, an archived price),
     the snapshot is `refused`: the next fact about the tenant starts the opening again from the desired
@@ -175,6 +184,7 @@ class OpeningSnapshot(Frozen):
     seat_price_id: str | None = None
     seat_quantity: int = 0
     metered_price_ids: tuple[str, ...] = ()
+    adopted: Adopted | None = None
     generation: int = 0
     refused: bool = False
 
@@ -417,6 +427,7 @@ class Operation(StrEnum):
     OPEN_ACCOUNT = "open_account"
     UPDATE_ACCOUNT = "update_account"
     CLOSE_ACCOUNT = "close_account"
+    RECONCILE_ACCOUNT = "reconcile_account"  # a reconcile run found Stripe off the recorded facts
 
 
 class Result(StrEnum):

@@ -4,14 +4,25 @@ tests implement them with in-memory doubles."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
 from pydantic import Field
 
-from sbt_billing.domain.models import Account, CustomerDetails, Facts, Frozen, InvoiceFact
+from sbt_billing.domain.drift import ObservedSubscription
+from sbt_billing.domain.models import (
+    Account,
+    AccountStatus,
+    CustomerDetails,
+    Facts,
+    Frozen,
+    InvoiceFact,
+    StripeStamp,
+)
 from sbt_billing.domain.plan_timing import PriceTerms, ScheduledPlan, ScheduledPlanChange
+from sbt_billing.domain.reconcile_state import EventWindow, PassState
 
 
 class PlanPrices(Frozen):
@@ -103,6 +114,11 @@ class BillingGateway(Protocol):
 
     def update_customer(self, customer_id: str, details: CustomerDetails, idempotency_key: str) -> None: ...
 
+    def link_customer(self, customer_id: str, tenant_id: str, idempotency_key: str) -> None:
+        """Makes an existing customer the tenant's (its metadata.tenantId); refuses (PermanentBillingError)
+        a customer that is deleted or names another tenant."""
+        ...
+
     def create_subscription(
         self, tenant_id: str, customer_id: str, prices: PlanPrices, seat_quantity: int, idempotency_key: str
     ) -> SubscriptionState: ...
@@ -188,6 +204,10 @@ class SeatLedger(Protocol):
 
     def sync_version(self, tenant_id: str) -> tuple[int, int | None, str | None]:
         """(version of the users' changes, last quantity applied, item it was applied to)."""
+        ...
+
+    def sync_scheduled(self, tenant_id: str) -> bool:
+        """Whether a seat sync is scheduled (users changed, their count not yet applied)."""
         ...
 
     def finish_sync(self, tenant_id: str, version: int, quantity: int | None, item_id: str | None) -> bool:
@@ -293,3 +313,76 @@ class LifecycleInbox(Protocol):
     def payment_method_given(
         self, tenant_id: str, payment_method_id: str, at: datetime, event_id: str
     ) -> None: ...
+
+
+# -- reconciling and adopting ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Page[T]:
+    """One page of a list read in pages: its items, and whether more follow."""
+
+    items: tuple[T, ...]
+    has_more: bool
+
+
+class StripeListings(Protocol):
+    """Stripe read a page at a time (100 objects a request), for reconciling and adopting."""
+
+    def subscriptions(self, after: str | None) -> Page[ObservedSubscription]:
+        """Every subscription, whatever its status, newest first, its customer expanded."""
+        ...
+
+    def observe_subscription(self, subscription_id: str) -> ObservedSubscription | None:
+        """One subscription, its customer expanded; None when Stripe has none by that id."""
+        ...
+
+    def events(
+        self, window: EventWindow, after: str | None = None, before: str | None = None
+    ) -> Page[Mapping[str, Any]]:
+        """Stripe's events of the types the webhook handles created in the window (for an UNDELIVERED
+        window, only those Stripe has not delivered to every endpoint), newest first: the page older
+        than the event `after`, or the page newer than the event `before` (`has_more`: more that way)."""
+        ...
+
+
+class AccountRef(Frozen):
+    """What a reconcile run reads of every account to tell which it must read whole."""
+
+    tenant_id: str
+    status: AccountStatus
+    subscription_id: str | None = None
+
+
+class AccountDirectory(Protocol):
+    """The accounts read many at a time (a reconcile run's view of the account store)."""
+
+    def get_many(self, tenant_ids: Sequence[str]) -> dict[str, Account]:
+        """The accounts of these tenants (up to 100) that exist, as last written."""
+        ...
+
+    def refs(self, after: str | None, limit: int) -> Page[AccountRef]:
+        """Up to `limit` accounts after the tenant `after`, in the store's own order: their references."""
+        ...
+
+
+class ReconcileStore(Protocol):
+    """Where reconciling keeps its place: the pass, the subscriptions its listing showed, and the last
+    Stripe event applied (by the webhook or a replay)."""
+
+    def load_pass(self) -> PassState | None: ...
+
+    def save_pass(self, state: PassState, expected_revision: int | None) -> PassState:
+        """Writes the pass if its stored revision is still `expected_revision` (None: there is none);
+        raises RevisionConflict otherwise. Returns the pass as written."""
+        ...
+
+    def add_seen(self, pass_id: str, page: int, subscription_ids: Sequence[str]) -> None: ...
+
+    def seen(self, pass_id: str, pages: int) -> set[str]: ...
+
+    def applied_mark(self) -> StripeStamp | None: ...
+
+    def advance_applied_mark(self, stamp: StripeStamp) -> None:
+        """Moves the mark to `stamp` if it is newer (by `created`) than the mark."""
+        ...

@@ -110,6 +110,26 @@ class Seats(SeatRecorder):
         quantity, _ = self._apply(account, account.seat_item_id, version, known)
         self._ledger.finish_sync(account.tenant_id, version, quantity, account.seat_item_id)
 
+    def sync_scheduled(self, tenant_id: str) -> bool:
+        return self._ledger.sync_scheduled(tenant_id)
+
+    def correct(self, account: Account, found: int, run_id: str) -> bool:
+        """A reconcile run found the seat item at `found`, not the user count: the count is set again,
+        under a key of the run's own (the same count at the same version may have been set before, and
+        Stripe would replay that answer), unless a sync is on its way. True when Stripe was updated."""
+        item_id = account.seat_item_id
+        if item_id is None or self._ledger.sync_scheduled(account.tenant_id):
+            return False
+        version, _, _ = self._ledger.sync_version(account.tenant_id)
+        count = self._ledger.count(account.tenant_id)
+        if count == found:
+            return False
+        key = f"sbt-billing:{account.tenant_id}:seats:{item_id}:{version}:{count}:reconcile:{run_id}"
+        if not self._billing.set_quantity(item_id, count, idempotency_key=key):
+            return False
+        self._ledger.finish_sync(account.tenant_id, version, count, item_id)
+        return True
+
     def _apply(
         self, account: Account, item_id: str, version: int, known: int | None
     ) -> tuple[int | None, bool]:

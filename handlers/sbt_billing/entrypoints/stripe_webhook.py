@@ -6,32 +6,27 @@ secret, or its settings, fails closed (500): Stripe retries for three days, so t
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import stripe
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.idempotency import idempotent_function
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
-from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sbt_billing.adapters.clock import SystemClock
-from sbt_billing.bootstrap.clients import cached
 from sbt_billing.bootstrap.webhook import (
+    applied_marks,
     meter_error_report,
     meter_errors,
-    webhook_idempotency_config,
-    webhook_idempotency_store,
     webhook_processor,
     webhook_secrets,
 )
 from sbt_billing.domain.errors import ConfigurationError, InvalidEvent, TransientBillingError
 from sbt_billing.domain.meter_errors import METER_ERROR_TYPES
-from sbt_billing.domain.models import Frozen, Result
+from sbt_billing.domain.models import Result
 from sbt_billing.domain.stripe_events import StripeEvent
-from sbt_billing.domain.stripe_reports import WebhookOutcome
 from sbt_billing.entrypoints.observability import logger, metrics
+from sbt_billing.entrypoints.stripe_event_apply import apply_once
 from sbt_billing.entrypoints.stripe_events import is_thin_event, parse_event, thin_event
 from sbt_billing.entrypoints.stripe_signature import InvalidSignature, verify_signature
 
@@ -43,29 +38,6 @@ def handle_delivery(payload: bytes, signature: str | None, context: LambdaContex
     if is_thin_event(payload):  # an event destination's thin event (meter error reports)
         return handle_thin_event(payload, signature)
     return handle_webhook(payload, signature, context)
-
-
-class WebhookRequest(Frozen):
-    """A Stripe event is one fact: its id is the idempotency key, whichever delivery brings it."""
-
-    stripe_event_id: str
-
-
-def _apply_webhook(request: WebhookRequest, event: StripeEvent) -> WebhookOutcome:
-    return webhook_processor().apply(event)
-
-
-@cached
-def _idempotent_webhook() -> Callable[..., WebhookOutcome]:
-    wrapped: Callable[..., WebhookOutcome] = idempotent_function(
-        _apply_webhook,
-        data_keyword_argument="request",
-        persistence_store=webhook_idempotency_store(),
-        config=webhook_idempotency_config(),
-        output_serializer=PydanticSerializer(model=WebhookOutcome),
-        key_prefix="sbt-billing-webhook",
-    )
-    return wrapped
 
 
 def _secrets_or_misconfigured() -> list[str] | Answer:
@@ -91,8 +63,7 @@ def handle_webhook(payload: bytes, signature: str | None, context: LambdaContext
         return 400, {"error": "invalid_signature" if isinstance(error, InvalidSignature) else "invalid_event"}
     logger.append_keys(stripe_event_id=event.id, stripe_event_type=event.type)
     try:
-        webhook_idempotency_config().register_lambda_context(context)
-        outcome = _idempotent_webhook()(request=WebhookRequest(stripe_event_id=event.id), event=event)
+        outcome, _ = apply_once(event, webhook_processor, context)
     except InvalidEvent as error:
         metrics.add_metric(name="WebhookRejected", unit=MetricUnit.Count, value=1)
         logger.warning("webhook rejected", problem=str(error))
@@ -103,6 +74,7 @@ def handle_webhook(payload: bytes, signature: str | None, context: LambdaContext
         metrics.add_metric(name="WebhookRetried", unit=MetricUnit.Count, value=1)
         logger.warning("webhook not applied; Stripe will retry", problem=str(error))
         return 503, {"error": "retry_later"}
+    _mark_applied(event)
     metrics.add_metric(name=f"Webhook_{outcome.result.value}", unit=MetricUnit.Count, value=1)
     if outcome.foreign:
         metrics.add_metric(name="WebhookForeignObject", unit=MetricUnit.Count, value=1)
@@ -110,6 +82,19 @@ def handle_webhook(payload: bytes, signature: str | None, context: LambdaContext
         "webhook processed", result=outcome.result.value, reason=outcome.reason, tenant_id=outcome.tenant_id
     )
     return 200, outcome.as_response()
+
+
+def _mark_applied(event: StripeEvent) -> None:
+    """The reconciler replays Stripe's events from the newest one applied: best effort (the event is
+    applied whatever happens here; a mark left behind only makes the next replay longer)."""
+    marks = applied_marks()
+    if marks is None:
+        return
+    try:
+        marks.advance_applied_mark(event.stamp())
+    except TransientBillingError as error:
+        metrics.add_metric(name="WebhookMarkNotMoved", unit=MetricUnit.Count, value=1)
+        logger.warning("applied mark not moved", problem=str(error))
 
 
 def handle_thin_event(payload: bytes, signature: str | None) -> Answer:

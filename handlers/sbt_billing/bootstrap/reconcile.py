@@ -1,0 +1,90 @@
+"""The reconcile function: Stripe read and written at the run's own pace with the deployment's key,
+the pass kept in the reconcile table, the lifecycle for repairs, and the webhook's processor (with the
+deployment key's mode and look-ups) for the events it replays."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from threading import Lock
+
+from sbt_billing.adapters.clock import SystemClock
+from sbt_billing.adapters.pacing import Pacer
+from sbt_billing.adapters.stripe_listings import StripeListings
+from sbt_billing.bootstrap.clients import cached, on_restore
+from sbt_billing.bootstrap.lifecycle import catalogue, lifecycle
+from sbt_billing.bootstrap.seats import seats
+from sbt_billing.bootstrap.secrets import stripe_api_key
+from sbt_billing.bootstrap.settings import settings
+from sbt_billing.bootstrap.stores import account_store, publisher, reconcile_store
+from sbt_billing.bootstrap.stripe import billing_policy, deployment_key_livemode, stripe_client
+from sbt_billing.domain.event_replay import ApplyEvent
+from sbt_billing.domain.gate import GatePolicy
+from sbt_billing.domain.reconcile import Reconciler
+from sbt_billing.domain.stripe_reports import WebhookPolicy, WebhookProcessor
+
+_listings: dict[str, StripeListings] = {}  # the deployment key -> its client (a rotated key replaces it)
+_listings_lock = Lock()
+
+
+def _forget_listings() -> None:
+    with _listings_lock:
+        _listings.clear()
+
+
+on_restore(_forget_listings)  # a client holds its key and its HTTP session
+
+
+@cached
+def pacer() -> Pacer | None:
+    """One pace for all of this process's Stripe requests (STRIPE_REQUESTS_PER_SECOND), if set."""
+    rate = settings().stripe_requests_per_second
+    return Pacer(rate) if rate else None
+
+
+def listings() -> StripeListings:
+    """Stripe with the deployment's key and billing choices, paced: the run's reads and its repairs."""
+    key = stripe_api_key(settings())
+    with _listings_lock:
+        found = _listings.get(key)
+        if found is None:
+            _listings.clear()
+            found = _listings[key] = StripeListings(
+                stripe_client(settings(), key), billing_policy(), pacer=pacer()
+            )
+        return found
+
+
+def event_processor() -> WebhookProcessor:
+    """The webhook's processor, for replayed events: the same rules, the deployment key's mode."""
+    config = settings()
+    return WebhookProcessor(
+        store=account_store(),
+        publisher=publisher(),
+        lookup=listings(),
+        catalogue=catalogue(),
+        policy=WebhookPolicy(
+            gate=GatePolicy(allowed_states=config.gate_allowed_states),
+            livemode=deployment_key_livemode(),
+            publish_deactivate=config.publish_deactivate_requests,
+            publish_activate=config.publish_activate_requests,
+            publish_billing_updates=config.publish_billing_updates,
+        ),
+    )
+
+
+def reconciler(apply_event: ApplyEvent, owner: str, deadline: datetime) -> Reconciler:
+    """The reconciler for one invocation: its repairs' lease holder works until `deadline`."""
+    gateway = listings()
+    tenant_seats = seats(billing=gateway)
+    return Reconciler(
+        store=reconcile_store(),
+        listings=gateway,
+        accounts=account_store(),
+        lifecycle=lifecycle(working_until=deadline, billing=gateway, with_seats=tenant_seats),
+        apply_event=apply_event,
+        publisher=publisher(),
+        clock=SystemClock(),
+        catalogue=catalogue(),
+        seats=tenant_seats,
+        owner=owner,
+    )
