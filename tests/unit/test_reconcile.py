@@ -517,3 +517,21 @@ def test_a_missing_seat_item_is_a_price_drift_the_lifecycle_repairs() -> None:
     assert comparison.findings is not None
     assert comparison.findings.plan is not None
     assert comparison.findings.plan.seat_item_id is None
+
+
+def test_the_pacer_holds_requests_to_its_rate() -> None:
+    from sbt_billing.adapters.pacing import Pacer
+
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    pacer = Pacer(10.0, clock=lambda: now[0], sleep=sleep)
+    for _ in range(21):
+        pacer.acquire()
+
+    assert pacer.requests == 21
+    assert now[0] == pytest.approx(2.0)  # the first at once, then one every tenth of a second

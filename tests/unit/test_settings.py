@@ -118,3 +118,12 @@ def test_a_setting_a_function_needs_but_lacks_is_a_misconfiguration_naming_it() 
     with pytest.raises(ConfigurationError, match="ACCOUNTS_TABLE is not set"):
         required(settings_of().accounts_table, "ACCOUNTS_TABLE")
     assert required("accounts", "ACCOUNTS_TABLE") == "accounts"
+
+
+def test_the_reconcile_settings_blank_are_absent_and_the_pace_stays_within_stripes_limits() -> None:
+    assert settings_of(RECONCILE_TABLE="", STRIPE_REQUESTS_PER_SECOND="").reconcile_table is None
+    assert settings_of(STRIPE_REQUESTS_PER_SECOND="").stripe_requests_per_second is None
+    assert settings_of(STRIPE_REQUESTS_PER_SECOND="12.5").stripe_requests_per_second == 12.5
+    for refused in ("0", "101"):
+        with pytest.raises(SettingsError, match="STRIPE_REQUESTS_PER_SECOND"):
+            settings_of(STRIPE_REQUESTS_PER_SECOND=refused)
