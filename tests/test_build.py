@@ -381,4 +381,8 @@ def test_built_artifacts_handle_the_sample_events(
     assert again.get("result") == "unchanged", again
     assert published() == []
 
+    # The scheduled reconcile run compares every account with Stripe and finishes its pass.
+    reconciled = invoke("ReconcileFunction", sample("ReconcileFunction"))
+    assert (reconciled.get("operation"), reconciled.get("complete")) == ("reconcile", True), reconciled
+
     assert invoked == set(FUNCTIONS)

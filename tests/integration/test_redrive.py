@@ -20,6 +20,7 @@ FUNCTION_NAMES = {  # what CloudFormation names them: <stack>-<logical id>-<suff
     "TenantUsersFunction": "sbt-billing-TenantUsersFunction-AbC123",
     "UsageIngestFunction": "sbt-billing-UsageIngestFunction-DeF456",
     "UsageFlushFunction": "sbt-billing-UsageFlushFunction-GhI789",
+    "ReconcileFunction": "sbt-billing-ReconcileFunction-JkL012",
 }
 
 
