@@ -23,9 +23,10 @@ sys.path[:0] = [str(ROOT / "handlers"), str(ROOT)]
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "SbtStripeBillingBench")
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
 
+from sbt_billing_client import BillingClient  # noqa: E402
+
 from bench.calls_per_operation import measured  # noqa: E402
 from devtools.moto_server import AwsClients, MotoServer, aws_environment  # noqa: E402
-from sbt_billing_client import BillingClient  # noqa: E402
 from stripe_emulator import StripeEmulator  # noqa: E402
 from tests.integration.test_self_service import (  # noqa: E402
     ADMIN_PAGE,
