@@ -126,6 +126,11 @@ def main() -> None:
 
             run(stack, "10,000 usage records (10 events)", usage_records, rows)
 
+    print_table(rows)
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    """The counted rows as a table, then each row's calls by route and by DynamoDB action."""
     width = max(len(row["operation"]) for row in rows)
     print(f"{'operation':<{width}}  stripe calls  stripe writes  dynamodb round trips")
     for row in rows:
@@ -135,7 +140,7 @@ def main() -> None:
         )
     print()
     for row in rows:
-        print(f"{row['operation']}: stripe {row['stripe_routes']} dynamodb {row['dynamodb_calls']}")
+        print(f"{row['operation'].strip()}: stripe {row['stripe_routes']} dynamodb {row['dynamodb_calls']}")
 
 
 if __name__ == "__main__":

@@ -23,9 +23,10 @@ sys.path[:0] = [str(ROOT / "handlers"), str(ROOT)]
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "SbtStripeBillingBench")
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
 
-from bench.calls_per_operation import measured  # noqa: E402
-from devtools.moto_server import AwsClients, MotoServer, aws_environment  # noqa: E402
 from sbt_billing_client import BillingClient  # noqa: E402
+
+from bench.calls_per_operation import measured, print_table  # noqa: E402
+from devtools.moto_server import AwsClients, MotoServer, aws_environment  # noqa: E402
 from stripe_emulator import StripeEmulator  # noqa: E402
 from tests.integration.test_self_service import (  # noqa: E402
     ADMIN_PAGE,
@@ -128,16 +129,7 @@ def main() -> None:
                 )
                 run(stack, "plan change in the portal: its events through the webhook", stripe.settle)
 
-    width = max(len(row["operation"]) for row in rows)
-    print(f"{'operation':<{width}}  stripe calls  stripe writes  dynamodb round trips")
-    for row in rows:
-        print(
-            f"{row['operation']:<{width}}  {row['stripe_calls']:>12}  {row['stripe_writes']:>13}"
-            f"  {row['dynamodb_round_trips']:>20}"
-        )
-    print()
-    for row in rows:
-        print(f"{row['operation'].strip()}: stripe {row['stripe_routes']} dynamodb {row['dynamodb_calls']}")
+    print_table(rows)
 
 
 if __name__ == "__main__":

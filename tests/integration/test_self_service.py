@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 from botocore.credentials import Credentials
+from sbt_billing_client import BillingClient, Conflict
 
 from devtools.moto_server import DUMMY_CREDENTIALS, AwsClients
-from sbt_billing_client import BillingClient, Conflict
 from tests.support.harness import TEST_KEY, Stack, sample, stack_on
 from tests.support.local_gateway import LocalApiGateway
 
