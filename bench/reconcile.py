@@ -165,7 +165,7 @@ def main() -> None:
                 answers: list[dict[str, Any]] = []
                 while not answers or not answers[-1]["complete"]:
                     context = LongContext("ReconcileFunction")
-                    answers.append(handle_reconcile(sample("24_reconcile_schedule.json"), context))
+                    answers.append(handle_reconcile(sample("25_reconcile_schedule.json"), context))
                 elapsed = time.monotonic() - started
                 detail = stack.emulator.admin("GET", "counts?detail=true")
                 passes.append((name, answers, elapsed, detail))

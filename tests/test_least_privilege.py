@@ -191,7 +191,31 @@ def account_rows(clients: AwsClients, table: str) -> dict[str, dict[str, Any]]:
     }
 
 
+def card_changed_unheard(client: stripe.StripeClient, accounts: Mapping[str, Mapping[str, Any]]) -> None:
+    """What a tenant does in Stripe while the webhook hears nothing of it: a new default card, on the
+    customer of an account still open. The reconciler's replay hands it to the lifecycle (its queue), as
+    the webhook would have."""
+    open_accounts = [
+        account
+        for account in accounts.values()
+        if account.get("customer_id") and account.get("status") not in ("closed", "closing")
+    ]
+    assert open_accounts, "the samples leave an open account with a customer"
+    customer = str(open_accounts[0]["customer_id"])
+    card = client.v1.payment_methods.attach("pm_card_mastercard", {"customer": customer})
+    client.v1.customers.update(customer, {"invoice_settings": {"default_payment_method": card.id}})
+
+
 # --- One pass -----------------------------------------------------------------------------------------------
+
+
+def samples_in_run_order() -> list[tuple[Path, dict[str, Any], str]]:
+    """Every sample with its delivery: the event-driven ones in name order, then the scheduled ones (a
+    scheduled run, such as the reconciler's, sees what the day's events left; run before the webhook's
+    samples, its replay would make them duplicates and the webhook's own paths would go unexercised)."""
+    samples = [(path, json.loads(path.read_text())) for path in sorted(EVENTS.glob("*.json"))]
+    ordered = [(path, sample, delivery(path, sample)) for path, sample in samples]
+    return sorted(ordered, key=lambda item: item[2] == "schedule")
 
 
 def run_every_sample(moto_endpoint: str, emulator_url: str, read_key: bool) -> Run:
@@ -245,9 +269,11 @@ def run_every_sample(moto_endpoint: str, emulator_url: str, read_key: bool) -> R
     template = load_template()
     current: list[str] = []
     with recorder.recording(), settings_reads_recorded(run, current):
-        for path in sorted(EVENTS.glob("*.json")):
-            sample = json.loads(path.read_text())
-            kind = delivery(path, sample)
+        scheduled = False
+        for path, sample, kind in samples_in_run_order():
+            if kind == "schedule" and not scheduled:
+                scheduled = True
+                card_changed_unheard(stripe_client, account_rows(clients, resources.tables["AccountsTable"]))
             targets = sample_targets(sample, kind, routes, template)
             run.delivered[path.name] = targets
             accounts = account_rows(clients, resources.tables["AccountsTable"])

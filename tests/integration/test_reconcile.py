@@ -47,7 +47,7 @@ def reconcile(stack: Stack) -> dict[str, Any]:
     """Invocations of the function until its pass is complete (each has the 30 s the test context
     gives, less what it keeps in reserve); the last one's answer, with the pass's `passCounts`."""
     for _ in range(20):
-        answer: dict[str, Any] = stack.invoke(FUNCTION, sample("24_reconcile_schedule.json"))
+        answer: dict[str, Any] = stack.invoke(FUNCTION, sample("25_reconcile_schedule.json"))
         if answer["complete"]:
             return answer
     raise AssertionError("the pass did not complete in 20 invocations")

@@ -12,15 +12,15 @@ from sbt_billing.adapters.pacing import Pacer
 from sbt_billing.adapters.stripe_listings import StripeListings
 from sbt_billing.bootstrap.clients import cached, on_restore
 from sbt_billing.bootstrap.lifecycle import catalogue, lifecycle
+from sbt_billing.bootstrap.reports import report_processor
 from sbt_billing.bootstrap.seats import seats
 from sbt_billing.bootstrap.secrets import stripe_api_key
 from sbt_billing.bootstrap.settings import settings
 from sbt_billing.bootstrap.stores import account_store, publisher, reconcile_store
 from sbt_billing.bootstrap.stripe import billing_policy, deployment_key_livemode, stripe_client
 from sbt_billing.domain.event_replay import ApplyEvent
-from sbt_billing.domain.gate import GatePolicy
 from sbt_billing.domain.reconcile import Reconciler
-from sbt_billing.domain.stripe_reports import WebhookPolicy, WebhookProcessor
+from sbt_billing.domain.stripe_reports import WebhookProcessor
 
 _listings: dict[str, StripeListings] = {}  # the deployment key -> its client (a rotated key replaces it)
 _listings_lock = Lock()
@@ -56,20 +56,7 @@ def listings() -> StripeListings:
 
 def event_processor() -> WebhookProcessor:
     """The webhook's processor, for replayed events: the same rules, the deployment key's mode."""
-    config = settings()
-    return WebhookProcessor(
-        store=account_store(),
-        publisher=publisher(),
-        lookup=listings(),
-        catalogue=catalogue(),
-        policy=WebhookPolicy(
-            gate=GatePolicy(allowed_states=config.gate_allowed_states),
-            livemode=deployment_key_livemode(),
-            publish_deactivate=config.publish_deactivate_requests,
-            publish_activate=config.publish_activate_requests,
-            publish_billing_updates=config.publish_billing_updates,
-        ),
-    )
+    return report_processor(listings(), deployment_key_livemode())
 
 
 def reconciler(apply_event: ApplyEvent, owner: str, deadline: datetime) -> Reconciler:

@@ -8,21 +8,15 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
 
-from sbt_billing.bootstrap.clients import aws_client, cached, deferred
+from sbt_billing.bootstrap.clients import aws_client, cached
+from sbt_billing.bootstrap.reports import report_processor
 from sbt_billing.bootstrap.secrets import webhook_secrets
 from sbt_billing.bootstrap.settings import required, settings
-from sbt_billing.bootstrap.stores import (
-    account_store,
-    lifecycle_inbox,
-    publisher,
-    reconcile_store,
-    tenant_usage,
-)
+from sbt_billing.bootstrap.stores import publisher, reconcile_store, tenant_usage
 from sbt_billing.bootstrap.stripe import billing_reader, livemode
-from sbt_billing.domain.gate import GatePolicy
 from sbt_billing.domain.meter_errors import MeterErrorReport, MeterErrors
 from sbt_billing.domain.ports import ReconcileStore
-from sbt_billing.domain.stripe_reports import WebhookPolicy, WebhookProcessor
+from sbt_billing.domain.stripe_reports import WebhookProcessor
 
 __all__ = ["meter_error_report", "meter_errors", "webhook_processor", "webhook_secrets"]
 
@@ -44,25 +38,8 @@ class _LazyLookup:
 
 
 def webhook_processor() -> WebhookProcessor:
-    """The processor for one event; only events of the Stripe key's mode are the deployment's."""
-    config = settings()
-    return WebhookProcessor(
-        store=account_store(),
-        publisher=publisher(),
-        lookup=_LazyLookup(),
-        catalogue=required(config.tier_catalogue, "TIER_CATALOGUE"),
-        policy=WebhookPolicy(
-            gate=GatePolicy(
-                allowed_states=config.gate_allowed_states,
-                require_payment_method=config.require_payment_method,
-            ),
-            livemode=livemode(),
-            publish_deactivate=config.publish_deactivate_requests,
-            publish_activate=config.publish_activate_requests,
-            publish_billing_updates=config.publish_billing_updates,
-        ),
-        inbox=deferred(lifecycle_inbox),
-    )
+    """The processor for one delivered event, looking up with the read key where there is one."""
+    return report_processor(_LazyLookup(), livemode())
 
 
 @cached
