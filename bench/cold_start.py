@@ -113,16 +113,19 @@ def lambda_like_path(work: Path) -> Path:
     return target
 
 
-def module_level_imports(path: Path) -> set[str]:
-    """The modules a source file imports when it is imported: module level, outside TYPE_CHECKING
-    blocks and outside `except ImportError` fallbacks' optional imports."""
+def module_level_imports(path: Path) -> set[tuple[str, str]]:
+    """The imports a source file makes when it is imported, as (module, statement): module level, outside
+    TYPE_CHECKING blocks and outside `except ImportError` fallbacks' optional imports. A `from` import
+    keeps its names: a package that loads its members lazily (pydantic, Powertools) is only imported
+    whole when its names are."""
 
-    def walk(body: list[ast.stmt]) -> Iterator[str]:
+    def walk(body: list[ast.stmt]) -> Iterator[tuple[str, str]]:
         for node in body:
             if isinstance(node, ast.Import):
-                yield from (alias.name for alias in node.names)
+                yield from ((alias.name, f"import {alias.name}") for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                yield node.module
+                names = ", ".join(alias.name for alias in node.names)
+                yield node.module, f"from {node.module} import {names}"
             elif isinstance(node, ast.If) and "TYPE_CHECKING" not in ast.unparse(node.test):
                 yield from walk(node.body)
                 yield from walk(node.orelse)
@@ -137,20 +140,21 @@ def module_level_imports(path: Path) -> set[str]:
 
 
 def libraries_called(code: Path, loaded: list[str], handler: str) -> list[str]:
-    """The third-party modules that the project's modules loaded by `handler` import themselves."""
+    """The import statements of third-party modules that the project's modules loaded by `handler` make
+    themselves."""
     ours = [
         name for name in loaded if name == handler or name == "sbt_billing" or name.startswith("sbt_billing.")
     ]
-    found: set[str] = set()
+    found: set[tuple[str, str]] = set()
     for name in ours:
         relative = Path(*name.split("."))
         path = code / relative / "__init__.py" if (code / relative).is_dir() else code / f"{relative}.py"
         found |= module_level_imports(path)
     return sorted(
-        name
-        for name in found
-        if name.split(".")[0] not in sys.stdlib_module_names
-        and name.split(".")[0] not in ("sbt_billing", "__future__")
+        statement
+        for module, statement in found
+        if module.split(".")[0] not in sys.stdlib_module_names
+        and module.split(".")[0] not in ("sbt_billing", "__future__")
     )
 
 
@@ -256,7 +260,7 @@ def main() -> None:
                 targets[f"{label} {function}"] = ("module", handler, events[sample], code, environment)
                 loaded = run_child("module", handler, "-", code, site, environment)["loaded"]
                 libraries[f"{label} {function}"] = libraries_called(code, loaded, handler)
-                statement = "import " + ", ".join(libraries[f"{label} {function}"])
+                statement = "; ".join(libraries[f"{label} {function}"])
                 targets[f"{label} {function} libraries"] = ("statement", statement, "-", code, environment)
         for target in targets.values():  # a first run of each: bytecode compiled, the stack in its state
             run_child(*target[:3], target[3], site, target[4])
@@ -305,7 +309,7 @@ def main() -> None:
         )
     for name, modules in libraries.items():
         if name.startswith("after"):
-            print(f"{name.removeprefix('after ')}: {', '.join(modules)}")
+            print(f"{name.removeprefix('after ')}: {'; '.join(modules)}")
 
 
 if __name__ == "__main__":

@@ -17,9 +17,10 @@ from sbt_billing.adapters.sbt_tenants import SbtTenantApi, TenantSourceError, sb
 from sbt_billing.bootstrap.clients import forget_clients
 from sbt_billing.bootstrap.lifecycle import catalogue, lifecycle
 from sbt_billing.bootstrap.reconcile import listings, pacer
+from sbt_billing.bootstrap.reconcile_stores import reconcile_store
 from sbt_billing.bootstrap.seats import seats
 from sbt_billing.bootstrap.settings import Settings, settings
-from sbt_billing.bootstrap.stores import account_store, reconcile_store
+from sbt_billing.bootstrap.stores import account_store
 from sbt_billing.domain.adoption import Adoption, SbtTenant, StripeIndex
 from sbt_billing.domain.catalogue import TierPlan
 from sbt_billing.domain.models import Account

@@ -12,8 +12,9 @@ from sbt_billing.adapters.stripe_seam import invocation_end
 from sbt_billing.bootstrap.clients import aws_client, cached, deferred
 from sbt_billing.bootstrap.lifecycle import catalogue, lifecycle
 from sbt_billing.bootstrap.settings import required, settings
-from sbt_billing.bootstrap.stores import account_store, tenant_usage
+from sbt_billing.bootstrap.stores import account_store
 from sbt_billing.bootstrap.stripe import billing_gateway, billing_reader
+from sbt_billing.bootstrap.usage_stores import tenant_usage
 from sbt_billing.domain.billing_view import BillingServices
 from sbt_billing.domain.gate import GatePolicy
 from sbt_billing.domain.models import Outcome, TenantFacts

@@ -8,12 +8,15 @@ from datetime import datetime
 from uuid import uuid4
 
 from sbt_billing.adapters.clock import SystemClock
+from sbt_billing.adapters.registrations import DynamoRegistrationStore
+from sbt_billing.bootstrap.clients import aws_client, cached
 from sbt_billing.bootstrap.seats import seats
 from sbt_billing.bootstrap.settings import required, settings
-from sbt_billing.bootstrap.stores import account_store, publisher, registrations
+from sbt_billing.bootstrap.stores import account_store, publisher
 from sbt_billing.bootstrap.stripe import billing_gateway
 from sbt_billing.bootstrap.usage import metered_price_refs, usage
 from sbt_billing.domain.catalogue import TierPlan
+from sbt_billing.domain.errors import ConfigurationError
 from sbt_billing.domain.lifecycle import Lifecycle
 from sbt_billing.domain.onboarding import Onboarding
 from sbt_billing.domain.ports import BillingGateway
@@ -46,6 +49,14 @@ def lifecycle(
         usage=usage(),
         downgrade_at=config.downgrade_at,
     )
+
+
+@cached
+def registrations() -> DynamoRegistrationStore:
+    table = settings().registrations_table
+    if table is None:
+        raise ConfigurationError("REGISTRATIONS_TABLE is not set: SBT's onboarding events need it")
+    return DynamoRegistrationStore(aws_client("dynamodb"), table)
 
 
 def onboarding(lifecycle: Lifecycle) -> Onboarding:

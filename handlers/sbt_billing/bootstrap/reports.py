@@ -4,12 +4,20 @@ rules, the same gate and the same hand-over of a payment method to the lifecycle
 
 from __future__ import annotations
 
-from sbt_billing.bootstrap.clients import deferred
+from sbt_billing.adapters.lifecycle_inbox import SqsLifecycleInbox
+from sbt_billing.bootstrap.clients import aws_client, cached, deferred
 from sbt_billing.bootstrap.settings import required, settings
-from sbt_billing.bootstrap.stores import account_store, lifecycle_inbox, publisher
+from sbt_billing.bootstrap.stores import account_store, publisher
 from sbt_billing.domain.gate import GatePolicy
 from sbt_billing.domain.ports import StripeLookup
 from sbt_billing.domain.stripe_reports import WebhookPolicy, WebhookProcessor
+
+
+@cached
+def lifecycle_inbox() -> SqsLifecycleInbox:
+    """The tenant update function's queue: where a payment method the tenant gave is handed to the lifecycle."""
+    url = required(settings().tenant_updated_queue_url, "TENANT_UPDATED_QUEUE_URL")
+    return SqsLifecycleInbox(aws_client("sqs"), url)
 
 
 def report_processor(lookup: StripeLookup, livemode: bool) -> WebhookProcessor:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from sbt_billing.bootstrap.clients import deferred
 from sbt_billing.bootstrap.settings import settings
-from sbt_billing.bootstrap.stores import account_store, seat_scheduler, tenant_usage
+from sbt_billing.bootstrap.stores import account_store
 from sbt_billing.bootstrap.stripe import billing_gateway
+from sbt_billing.bootstrap.usage_stores import seat_scheduler, tenant_usage
 from sbt_billing.domain.ports import BillingGateway
 from sbt_billing.domain.seats import Seats
 

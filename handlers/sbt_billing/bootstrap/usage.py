@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from sbt_billing.adapters.clock import SystemClock
 from sbt_billing.bootstrap.settings import settings
-from sbt_billing.bootstrap.stores import account_store, publisher, tenant_usage
+from sbt_billing.bootstrap.stores import account_store, publisher
 from sbt_billing.bootstrap.stripe import meter_gateway
+from sbt_billing.bootstrap.usage_stores import tenant_usage
 from sbt_billing.domain.usage import Usage
 
 

@@ -9,11 +9,13 @@ from typing import Any
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
 
 from sbt_billing.bootstrap.clients import aws_client, cached
+from sbt_billing.bootstrap.reconcile_stores import reconcile_store
 from sbt_billing.bootstrap.reports import report_processor
 from sbt_billing.bootstrap.secrets import webhook_secrets
 from sbt_billing.bootstrap.settings import required, settings
-from sbt_billing.bootstrap.stores import publisher, reconcile_store, tenant_usage
+from sbt_billing.bootstrap.stores import publisher
 from sbt_billing.bootstrap.stripe import billing_reader, livemode
+from sbt_billing.bootstrap.usage_stores import tenant_usage
 from sbt_billing.domain.meter_errors import MeterErrorReport, MeterErrors
 from sbt_billing.domain.ports import ReconcileStore
 from sbt_billing.domain.stripe_reports import WebhookProcessor

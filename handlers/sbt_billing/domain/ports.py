@@ -7,11 +7,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import Field
 
-from sbt_billing.domain.drift import ObservedSubscription
 from sbt_billing.domain.models import (
     Account,
     AccountStatus,
@@ -21,8 +20,11 @@ from sbt_billing.domain.models import (
     InvoiceFact,
     StripeStamp,
 )
-from sbt_billing.domain.plan_timing import PriceTerms, ScheduledPlan, ScheduledPlanChange
-from sbt_billing.domain.reconcile_state import EventWindow, PassState
+
+if TYPE_CHECKING:  # named in signatures only: a function that never reconciles nor schedules loads neither
+    from sbt_billing.domain.drift import ObservedSubscription
+    from sbt_billing.domain.plan_timing import PriceTerms, ScheduledPlan, ScheduledPlanChange
+    from sbt_billing.domain.reconcile_state import EventWindow, PassState
 
 
 class PlanPrices(Frozen):
