@@ -235,11 +235,11 @@ def test_a_second_live_subscription_naming_the_tenant_is_reported(stack: Stack) 
 def test_facts_that_never_reached_stripe_are_driven(stack: Stack) -> None:
     # Given a tier change recorded on the account whose drive died (its event dead-lettered, the lease
     # long expired): Stripe is behind the recorded facts and nobody is driving
-    from sbt_billing.adapters.tenant_accounts import DynamoAccountStore
+    from sbt_billing.adapters.account_directory import DynamoAccountDirectory
     from sbt_billing.domain.models import TenantFacts
 
     account = opened(stack)
-    store = DynamoAccountStore(stack.clients.dynamodb(), stack.resources.tables["AccountsTable"])
+    store = DynamoAccountDirectory(stack.clients.dynamodb(), stack.resources.tables["AccountsTable"])
     current = store.get(TENANT)
     assert current is not None
     fact = TenantFacts(tenant_id=TENANT, tier="premium", occurred_at=datetime.now(UTC))

@@ -14,7 +14,9 @@ from sbt_billing.domain.lifecycle import Lifecycle
 from sbt_billing.domain.models import Account, CustomerDetails, Facts, InvoiceFact, OpenOn
 from sbt_billing.domain.onboarding import Onboarding
 from sbt_billing.domain.plan_timing import DowngradeAt, PriceTerms, ScheduledPlan, ScheduledPlanChange
-from sbt_billing.domain.ports import (
+from sbt_billing.domain.seats import Seats
+from sbt_billing.domain.usage import Usage
+from sbt_billing.domain.values import (
     InvoiceAmount,
     MeterEvent,
     MeterStatus,
@@ -24,8 +26,6 @@ from sbt_billing.domain.ports import (
     SubscriptionState,
     UsageRecord,
 )
-from sbt_billing.domain.seats import Seats
-from sbt_billing.domain.usage import Usage
 
 
 class InMemoryAccountStore:

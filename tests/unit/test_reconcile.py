@@ -20,7 +20,6 @@ from sbt_billing.domain.drift import (
 from sbt_billing.domain.errors import RevisionConflict
 from sbt_billing.domain.event_replay import Replayed, replay_page, replay_windows
 from sbt_billing.domain.models import Account, AccountStatus, Lease, PendingPlan, StripeStamp, TenantFacts
-from sbt_billing.domain.ports import AccountRef, Page
 from sbt_billing.domain.reconcile import Reconciler
 from sbt_billing.domain.reconcile_state import (
     EventWindow,
@@ -31,6 +30,7 @@ from sbt_billing.domain.reconcile_state import (
     WindowKind,
 )
 from sbt_billing.domain.stripe_events import StripeEvent
+from sbt_billing.domain.values import AccountRef, Page
 
 from tests.support.doubles import FakeSubscription, FixedClock, InMemoryBilling
 

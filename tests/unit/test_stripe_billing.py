@@ -19,7 +19,7 @@ from sbt_billing.domain.billing_policy import (
 )
 from sbt_billing.domain.errors import PermanentBillingError
 from sbt_billing.domain.models import CustomerDetails
-from sbt_billing.domain.ports import PlanPrices
+from sbt_billing.domain.values import PlanPrices
 
 POLICY = BillingPolicy(
     collection_mode=CollectionMode.SEND_INVOICE,

@@ -14,9 +14,9 @@ from sbt_billing.domain.catalogue import TierPlan, UsageMeter
 from sbt_billing.domain.errors import InvalidEvent
 from sbt_billing.domain.meter_errors import MeterErrorReport, MeterErrors, MeterErrorSample
 from sbt_billing.domain.models import TenantFacts
-from sbt_billing.domain.ports import MeterStatus
 from sbt_billing.domain.published import BILLING_FAILURE
 from sbt_billing.domain.usage import RawUsage
+from sbt_billing.domain.values import MeterStatus
 from sbt_billing.entrypoints.sbt_events import UsageEvent, parse, usage_records
 from sbt_billing.entrypoints.stripe_events import ThinEvent, thin_event
 

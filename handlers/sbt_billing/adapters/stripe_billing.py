@@ -28,7 +28,7 @@ from sbt_billing.domain.billing_policy import (
 from sbt_billing.domain.errors import PermanentBillingError, ResourceMissing
 from sbt_billing.domain.models import CustomerDetails, InvoiceFact, digest_of
 from sbt_billing.domain.plan_timing import PriceTerms
-from sbt_billing.domain.ports import (
+from sbt_billing.domain.values import (
     InvoiceAmount,
     MeterEvent,
     PlanChange,

@@ -26,9 +26,9 @@ from sbt_billing.adapters.stripe_reads import StripeBillingReader
 from sbt_billing.domain.adoption import StripeCustomer
 from sbt_billing.domain.drift import ObservedItem, ObservedSubscription
 from sbt_billing.domain.errors import ResourceMissing, TransientBillingError
-from sbt_billing.domain.ports import Page
 from sbt_billing.domain.reconcile_state import EventWindow, WindowKind
 from sbt_billing.domain.stripe_reports import HANDLED_EVENTS
+from sbt_billing.domain.values import Page
 
 if TYPE_CHECKING:
     from stripe.params import CustomerListParams, EventListParams, SubscriptionListParams

@@ -24,7 +24,7 @@ from sbt_billing.domain.billing_view import (
 from sbt_billing.domain.errors import ResourceMissing
 from sbt_billing.domain.meter_errors import MeterErrorReport, MeterErrorSample
 from sbt_billing.domain.models import Address
-from sbt_billing.domain.ports import MeterStatus
+from sbt_billing.domain.values import MeterStatus
 
 METER_CACHE_SECONDS = 300.0
 # What our meter events carry (stripe_billing.send_meter_events): a meter must read these keys.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -10,8 +9,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from sbt_billing.domain.errors import RevisionConflict, TransientBillingError
-from sbt_billing.domain.models import Account, AccountStatus
-from sbt_billing.domain.ports import AccountRef, Page
+from sbt_billing.domain.models import Account
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -31,7 +29,7 @@ class DynamoAccountStore:
                 TableName=self._table, Key={"tenantId": {"S": tenant_id}}, ConsistentRead=True
             )
         except (ClientError, BotoCoreError) as error:
-            raise TransientBillingError(f"DynamoDB get_item failed: {_code(error)}") from None
+            raise TransientBillingError(f"DynamoDB get_item failed: {error_code(error)}") from None
         item = response.get("Item")
         return account_from_item(item) if item else None
 
@@ -58,58 +56,10 @@ class DynamoAccountStore:
             if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 old: Any = error.response.get("Item")
                 raise RevisionConflict(account_from_item(old) if old else None) from None
-            raise TransientBillingError(f"DynamoDB put_item failed: {_code(error)}") from None
+            raise TransientBillingError(f"DynamoDB put_item failed: {error_code(error)}") from None
         except BotoCoreError as error:
-            raise TransientBillingError(f"DynamoDB put_item failed: {_code(error)}") from None
+            raise TransientBillingError(f"DynamoDB put_item failed: {error_code(error)}") from None
         return written
-
-    # -- AccountDirectory (reconciling, adopting) -------------------------------------------------
-
-    def get_many(self, tenant_ids: Sequence[str]) -> dict[str, Account]:
-        """Up to 100 accounts in one BatchGetItem (strongly consistent), unprocessed keys asked again."""
-        found: dict[str, Account] = {}
-        wanted: dict[str, Any] = {
-            self._table: {
-                "Keys": [{"tenantId": {"S": tenant}} for tenant in tenant_ids],
-                "ConsistentRead": True,
-            }
-        }
-        while wanted:
-            try:
-                response = self._client.batch_get_item(RequestItems=wanted)
-            except (ClientError, BotoCoreError) as error:
-                raise TransientBillingError(f"DynamoDB batch_get_item failed: {_code(error)}") from None
-            for item in response.get("Responses", {}).get(self._table, []):
-                account = account_from_item(item)
-                found[account.tenant_id] = account
-            wanted = dict(response.get("UnprocessedKeys") or {})
-        return found
-
-    def refs(self, after: str | None, limit: int) -> Page[AccountRef]:
-        """One Scan page of up to `limit` accounts after the tenant `after` (strongly consistent), only
-        the attributes a reference holds."""
-        options: dict[str, Any] = {
-            "TableName": self._table,
-            "Limit": limit,
-            "ConsistentRead": True,
-            "ProjectionExpression": "tenantId, #status, subscription_id",
-            "ExpressionAttributeNames": {"#status": "status"},
-        }
-        if after is not None:
-            options["ExclusiveStartKey"] = {"tenantId": {"S": after}}
-        try:
-            response = self._client.scan(**options)
-        except (ClientError, BotoCoreError) as error:
-            raise TransientBillingError(f"DynamoDB scan failed: {_code(error)}") from None
-        refs = tuple(
-            AccountRef(
-                tenant_id=item["tenantId"]["S"],
-                status=AccountStatus(item["status"]["S"]) if "status" in item else AccountStatus.PENDING,
-                subscription_id=item["subscription_id"]["S"] if "subscription_id" in item else None,
-            )
-            for item in response.get("Items", [])
-        )
-        return Page(refs, "LastEvaluatedKey" in response)
 
 
 def item_from_account(account: Account) -> dict[str, Any]:
@@ -134,7 +84,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _code(error: Exception) -> str:
+def error_code(error: Exception) -> str:
     if isinstance(error, ClientError):
         return str(error.response.get("Error", {}).get("Code", "unknown"))
     return type(error).__name__

@@ -17,15 +17,14 @@ from sbt_billing.adapters.sbt_tenants import SbtTenantApi, TenantSourceError, sb
 from sbt_billing.bootstrap.clients import forget_clients
 from sbt_billing.bootstrap.lifecycle import catalogue, lifecycle
 from sbt_billing.bootstrap.reconcile import listings, pacer
-from sbt_billing.bootstrap.reconcile_stores import reconcile_store
+from sbt_billing.bootstrap.reconcile_stores import account_directory, reconcile_store
 from sbt_billing.bootstrap.seats import seats
 from sbt_billing.bootstrap.settings import Settings, settings
-from sbt_billing.bootstrap.stores import account_store
 from sbt_billing.domain.adoption import Adoption, SbtTenant, StripeIndex
 from sbt_billing.domain.catalogue import TierPlan
 from sbt_billing.domain.models import Account
-from sbt_billing.domain.ports import Page
 from sbt_billing.domain.reconcile_state import ReconcileReport
+from sbt_billing.domain.values import Page
 
 __all__ = ["TenantSourceError"]
 
@@ -88,7 +87,7 @@ def _every[T](
 
 
 def accounts_of(tenant_ids: Sequence[str]) -> dict[str, Account]:
-    store = account_store()
+    store = account_directory()
     found: dict[str, Account] = {}
     for start in range(0, len(tenant_ids), BATCH):
         found.update(store.get_many(tenant_ids[start : start + BATCH]))

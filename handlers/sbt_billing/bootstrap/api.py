@@ -19,8 +19,8 @@ from sbt_billing.domain.billing_view import BillingServices
 from sbt_billing.domain.gate import GatePolicy
 from sbt_billing.domain.models import Outcome, TenantFacts
 from sbt_billing.domain.plan_timing import DowngradeAt
-from sbt_billing.domain.ports import PlanPreview
 from sbt_billing.domain.self_service import PortalPolicy, SelfService
+from sbt_billing.domain.values import PlanPreview
 
 
 @cached

@@ -12,12 +12,12 @@ from sbt_billing.adapters.pacing import Pacer
 from sbt_billing.adapters.stripe_listings import StripeListings
 from sbt_billing.bootstrap.clients import cached, on_restore
 from sbt_billing.bootstrap.lifecycle import catalogue, lifecycle
-from sbt_billing.bootstrap.reconcile_stores import reconcile_store
+from sbt_billing.bootstrap.reconcile_stores import account_directory, reconcile_store
 from sbt_billing.bootstrap.reports import report_processor
 from sbt_billing.bootstrap.seats import seats
 from sbt_billing.bootstrap.secrets import stripe_api_key
 from sbt_billing.bootstrap.settings import settings
-from sbt_billing.bootstrap.stores import account_store, publisher
+from sbt_billing.bootstrap.stores import publisher
 from sbt_billing.bootstrap.stripe import billing_policy, deployment_key_livemode, stripe_client
 from sbt_billing.domain.event_replay import ApplyEvent
 from sbt_billing.domain.reconcile import Reconciler
@@ -67,7 +67,7 @@ def reconciler(apply_event: ApplyEvent, owner: str, deadline: datetime) -> Recon
     return Reconciler(
         store=reconcile_store(),
         listings=gateway,
-        accounts=account_store(),
+        accounts=account_directory(),
         lifecycle=lifecycle(working_until=deadline, billing=gateway, with_seats=tenant_seats),
         apply_event=apply_event,
         publisher=publisher(),

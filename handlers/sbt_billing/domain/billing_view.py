@@ -19,7 +19,8 @@ from sbt_billing.domain.gate import (
     reported_subscription,
 )
 from sbt_billing.domain.models import Account, Address, Frozen, InvoiceFact, ScheduledChange
-from sbt_billing.domain.ports import AccountStore, InvoiceAmount
+from sbt_billing.domain.ports import AccountStore
+from sbt_billing.domain.values import InvoiceAmount
 
 
 class CustomerView(Frozen):

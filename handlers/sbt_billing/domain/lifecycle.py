@@ -56,19 +56,11 @@ from sbt_billing.domain.models import (
     TenantFacts,
 )
 from sbt_billing.domain.plan_timing import DowngradeAt, ScheduledPlanChange, is_downgrade
-from sbt_billing.domain.ports import (
-    AccountStore,
-    BillingGateway,
-    Clock,
-    EventPublisher,
-    PlanChange,
-    PlanPreview,
-    PlanPrices,
-    SubscriptionState,
-)
+from sbt_billing.domain.ports import AccountStore, BillingGateway, Clock, EventPublisher
 from sbt_billing.domain.published import BILLING_FAILURE, BILLING_SUCCESS
 from sbt_billing.domain.seats import Seats
 from sbt_billing.domain.usage import Usage
+from sbt_billing.domain.values import PlanChange, PlanPreview, PlanPrices, SubscriptionState
 
 TIER_MISSING = (
     "tier_missing: no event has named the tenant's tier, so no price can be chosen; send `tier` in "

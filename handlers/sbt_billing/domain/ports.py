@@ -4,85 +4,31 @@ tests implement them with in-memory doubles."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
-
-from pydantic import Field
 
 from sbt_billing.domain.models import (
     Account,
-    AccountStatus,
     CustomerDetails,
     Facts,
-    Frozen,
-    InvoiceFact,
     StripeStamp,
 )
 
-if TYPE_CHECKING:  # named in signatures only: a function that never reconciles nor schedules loads neither
+if TYPE_CHECKING:  # named in signatures only: importing the ports builds none of the values they carry
     from sbt_billing.domain.drift import ObservedSubscription
     from sbt_billing.domain.plan_timing import PriceTerms, ScheduledPlan, ScheduledPlanChange
     from sbt_billing.domain.reconcile_state import EventWindow, PassState
-
-
-class PlanPrices(Frozen):
-    """The Stripe prices (ids) a subscription carries for a tier."""
-
-    base: str
-    seats: str | None = None
-    metered: tuple[str, ...] = ()
-
-
-class SubscriptionState(Frozen):
-    subscription_id: str
-    item_id: str  # the base price's item
-    status: str
-    price_id: str
-    seat_item_id: str | None = None
-    metered_items: dict[str, str] = Field(default_factory=dict)  # metered price id -> item id
-    # After a plan change: the subscription's latest invoice when the change made one (billing reason
-    # subscription_update), and whether Stripe kept the change pending until that invoice is paid.
-    latest_invoice: InvoiceFact | None = None
-    pending_update: bool = False
-    pending_update_expires_at: datetime | None = None
-
-
-class PlanChange(Frozen):
-    """One update of a subscription's items toward a tier's prices."""
-
-    subscription_id: str
-    base_item_id: str
-    base_price: str
-    seat_item_id: str | None = None  # the current seat item, if any
-    seat_price: str | None = None  # the target seat price, if the tier has one
-    seat_quantity: int = 0  # for a seat item that the change adds
-    proration_date: datetime | None = None  # prorate as of then (None: when Stripe gets the change)
-
-
-class InvoiceAmount(Frozen):
-    amount_due: int  # in the currency's smallest unit
-    currency: str
-    period_end: datetime | None = None
-
-
-class PlanPreview(Frozen):
-    """What a plan change would cost, from Stripe's invoice preview."""
-
-    proration_date: datetime
-    proration_behavior: str
-    due_now: InvoiceAmount | None  # invoiced at once (proration behavior always_invoice), else None
-    next_invoice: InvoiceAmount | None  # the next regular invoice after the change
-    from_tier: str | None = None  # the tier the account is billed for now
-
-
-class MeterEvent(Frozen):
-    event_name: str
-    identifier: str
-    customer_id: str
-    value: str
-    timestamp: datetime
+    from sbt_billing.domain.values import (
+        AccountRef,
+        MeterEvent,
+        MeterStatus,
+        Page,
+        PlanChange,
+        PlanPreview,
+        PlanPrices,
+        SubscriptionState,
+        UsageRecord,
+    )
 
 
 class AccountStore(Protocol):
@@ -221,15 +167,6 @@ class SyncScheduler(Protocol):
     def schedule(self, tenant_id: str, delay_seconds: int) -> None: ...
 
 
-class UsageRecord(Frozen):
-    tenant_id: str
-    identifier: str
-    usage_name: str
-    event_name: str
-    value: str
-    timestamp: datetime
-
-
 class UsageOutbox(Protocol):
     """Usage kept until Stripe has it: added once per identifier, sent, or rejected with a reason."""
 
@@ -250,13 +187,6 @@ class UsageOutbox(Protocol):
     def find(self, identifier: str) -> UsageRecord | None:
         """The record Stripe knows by `identifier` (its meter event identifier), whatever its tenant."""
         ...
-
-
-class MeterStatus(StrEnum):
-    ACTIVE = "active"
-    INACTIVE = "inactive"  # deactivated: Stripe drops its events
-    MISSING = "missing"  # no meter has the event name
-    MISCONFIGURED = "misconfigured"  # its payload keys are not the ones our events carry
 
 
 class MeterDirectory(Protocol):
@@ -320,14 +250,6 @@ class LifecycleInbox(Protocol):
 # -- reconciling and adopting ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Page[T]:
-    """One page of a list read in pages: its items, and whether more follow."""
-
-    items: tuple[T, ...]
-    has_more: bool
-
-
 class StripeListings(Protocol):
     """Stripe read a page at a time (100 objects a request), for reconciling and adopting."""
 
@@ -346,14 +268,6 @@ class StripeListings(Protocol):
         window, only those Stripe has not delivered to every endpoint), newest first: the page older
         than the event `after`, or the page newer than the event `before` (`has_more`: more that way)."""
         ...
-
-
-class AccountRef(Frozen):
-    """What a reconcile run reads of every account to tell which it must read whole."""
-
-    tenant_id: str
-    status: AccountStatus
-    subscription_id: str | None = None
 
 
 class AccountDirectory(Protocol):

@@ -26,12 +26,10 @@ from sbt_billing.domain.ports import (
     Clock,
     EventPublisher,
     MeterDirectory,
-    MeterEvent,
-    MeterStatus,
     UsageOutbox,
-    UsageRecord,
 )
 from sbt_billing.domain.published import BILLING_FAILURE
+from sbt_billing.domain.values import MeterEvent, MeterStatus, UsageRecord
 
 STRIPE_BATCH = 100
 PAST_WINDOW = timedelta(days=35)

@@ -43,7 +43,7 @@ from sbt_billing.domain.errors import (
 )
 from sbt_billing.domain.gate import GatePolicy, decide
 from sbt_billing.domain.models import AccountStatus, Address, Lease, Outcome, Result, TenantFacts
-from sbt_billing.domain.ports import InvoiceAmount, PlanPreview
+from sbt_billing.domain.values import InvoiceAmount, PlanPreview
 from sbt_billing.entrypoints.api.gate import tenant_not_found
 from sbt_billing.entrypoints.api.wire import (
     ERRORS,
