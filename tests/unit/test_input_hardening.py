@@ -15,10 +15,10 @@ from sbt_billing.entrypoints.api.changes import BillingChangeIn
 from sbt_billing.entrypoints.sbt_events import (
     ProvisioningEvent,
     TenantUpdatedEvent,
-    parse,
     provisioning_report,
     update_facts,
 )
+from sbt_billing.entrypoints.sbt_inbound import parse
 from sbt_billing.entrypoints.stripe_events import parse_event
 
 from tests.support.harness import sample

@@ -14,17 +14,15 @@ from sbt_billing.entrypoints.sbt_events import (
     ProvisioningEvent,
     TenantDeletedEvent,
     TenantUpdatedEvent,
-    TenantUserEvent,
-    UsageEvent,
     deletion_facts,
     named_tier,
     onboarding_request,
-    parse,
     provisioning_report,
     update_facts,
-    usage_records,
-    user_fact,
 )
+from sbt_billing.entrypoints.sbt_inbound import parse
+from sbt_billing.entrypoints.sbt_usage_events import UsageEvent, usage_records
+from sbt_billing.entrypoints.sbt_user_events import TenantUserEvent, user_fact
 
 from tests.support.harness import sample
 

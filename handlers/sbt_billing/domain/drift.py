@@ -24,9 +24,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from sbt_billing.domain.catalogue import TierPlan, tier_for_price
-from sbt_billing.domain.models import Account, AccountStatus, Frozen
-
-ENDED = frozenset({"canceled", "incomplete_expired"})
+from sbt_billing.domain.models import ENDED, Account, AccountStatus, Frozen
 
 
 class DriftKind(StrEnum):

@@ -27,11 +27,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 from uuid import uuid4
 
 from sbt_billing.domain.account_writes import Again, Write, account_or_none, write_merged
 from sbt_billing.domain.catalogue import TierPlan, tier_plan
-from sbt_billing.domain.drift import ENDED, Findings
 from sbt_billing.domain.errors import (
     NotBillable,
     PermanentBillingError,
@@ -41,6 +41,7 @@ from sbt_billing.domain.errors import (
     UnknownTenant,
 )
 from sbt_billing.domain.models import (
+    ENDED,
     Account,
     AccountStatus,
     Adopted,
@@ -61,6 +62,9 @@ from sbt_billing.domain.published import BILLING_FAILURE, BILLING_SUCCESS
 from sbt_billing.domain.seats import Seats
 from sbt_billing.domain.usage import Usage
 from sbt_billing.domain.values import PlanChange, PlanPreview, PlanPrices, SubscriptionState
+
+if TYPE_CHECKING:  # a reconcile run's findings: only the reconciler builds them
+    from sbt_billing.domain.drift import Findings
 
 TIER_MISSING = (
     "tier_missing: no event has named the tenant's tier, so no price can be chosen; send `tier` in "

@@ -153,6 +153,10 @@ class Desired(Frozen):
         return self.payment_method.value if self.payment_method else None
 
 
+# A subscription in one of these Stripe statuses is over: nothing more is billed on it.
+ENDED = frozenset({"canceled", "incomplete_expired"})
+
+
 class AccountStatus(StrEnum):
     PENDING = "pending"  # facts arrived before the account was asked for (or its tier): nothing in Stripe yet
     OPENING = "opening"  # customer and subscription are being created

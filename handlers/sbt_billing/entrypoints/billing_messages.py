@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import Field, StringConstraints
 
 from sbt_billing.domain.models import TenantFacts
-from sbt_billing.entrypoints.sbt_events import Inbound, TenantId
+from sbt_billing.entrypoints.sbt_inbound import Inbound, TenantId
 
 PaymentMethodId = Annotated[str, StringConstraints(pattern=r"^pm_[A-Za-z0-9_]{1,200}$")]
 

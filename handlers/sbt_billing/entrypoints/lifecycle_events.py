@@ -32,7 +32,6 @@ from sbt_billing.entrypoints.billing_messages import PaymentMethodGivenEvent, pa
 from sbt_billing.entrypoints.observability import logger, metrics
 from sbt_billing.entrypoints.rejections import rejected_event
 from sbt_billing.entrypoints.sbt_events import (
-    ID_PATTERN,
     OnboardingRequestEvent,
     ProvisioningEvent,
     TenantDeletedEvent,
@@ -40,10 +39,10 @@ from sbt_billing.entrypoints.sbt_events import (
     deletion_facts,
     named_tier,
     onboarding_request,
-    parse,
     provisioning_report,
     update_facts,
 )
+from sbt_billing.entrypoints.sbt_inbound import ID_PATTERN, parse
 
 
 def _announced(response: dict[str, str]) -> dict[str, str]:

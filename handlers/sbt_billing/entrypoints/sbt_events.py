@@ -1,46 +1,27 @@
-"""The SBT events this product consumes, parsed at the boundary into the domain's TenantFacts.
-
-Inbound models tolerate unknown fields: SBT adds fields over time and callers add their own.
-"""
+"""SBT's tenant lifecycle events (onboarding request, provisioning, tenant updated, offboarding and
+deletion), parsed at the boundary into the domain's TenantFacts."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from datetime import datetime, timedelta
 from typing import Annotated, Any, NamedTuple
 
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import (
     AliasChoices,
-    BaseModel,
-    ConfigDict,
     Field,
-    StringConstraints,
-    ValidationError,
     field_validator,
 )
 
 from sbt_billing.domain.errors import InvalidEvent
 from sbt_billing.domain.models import Address, Facts, TenantFacts
-from sbt_billing.domain.usage import RawUsage
 from sbt_billing.entrypoints import bounded_json
 from sbt_billing.entrypoints.customer_fields import Country, CustomerName, Email
-
-# SBT's tenant and registration ids are UUIDs; an id is ours to put into keys and Stripe's headers, so it
-# is held to the billing API's pattern (no spaces, no control characters, nothing outside ASCII).
-ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@+=-]{0,127}$"
-TenantId = Annotated[str, StringConstraints(strip_whitespace=True, pattern=ID_PATTERN)]
-RegistrationId = Annotated[str, StringConstraints(strip_whitespace=True, pattern=ID_PATTERN)]
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=512)]
+from sbt_billing.entrypoints.sbt_inbound import Inbound, RegistrationId, TenantId, Text
 
 # How far `updatedAt` may run ahead of the envelope's time (clocks differ a little): a stamp far in the
 # future would win every later update of its fields, for good.
 UPDATED_AT_LEAD = timedelta(minutes=5)
-
-
-class Inbound(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
 
 
 class InboundAddress(Inbound):
@@ -171,25 +152,6 @@ class TenantDeletedEvent(EventBridgeModel):
     detail: TenantDeletedDetail
 
 
-def parse[M: EventBridgeModel](model: type[M], event: Mapping[str, Any]) -> M:
-    """The event as `model`, or InvalidEvent naming the first offending field by its JSON path."""
-    if not isinstance(event, Mapping):
-        raise InvalidEvent("event", "is not a JSON object")
-    # pydantic recurses into what it validates: a deeper event is refused before it does.
-    bounded_json.check_depth(event, "event")
-    try:
-        parsed = model.model_validate(event)
-    except ValidationError as error:
-        first = error.errors()[0]
-        location = ".".join(str(part) for part in first["loc"]) or "event"
-        problem = "is required" if first["type"] == "missing" else first["msg"]
-        raise InvalidEvent(location, problem) from None
-    if parsed.time.tzinfo is None:
-        # Facts are ordered by time: a time without a zone cannot be placed among the others.
-        raise InvalidEvent("time", "has no time zone")
-    return parsed
-
-
 class OnboardingRequest(NamedTuple):
     facts: TenantFacts
     registration_id: str | None
@@ -260,75 +222,3 @@ def _fields(fields: TenantFields) -> dict[str, Any]:
         "tier": fields.tier,
         "address": fields.address.to_domain() if fields.address else None,
     }
-
-
-# -- seats and usage ---------------------------------------------------------------------------------
-
-
-class TenantUserDetail(Inbound):
-    """`sbt_aws_tenantUserCreated` / `sbt_aws_tenantUserDeleted`: the user by `userId`, else `userName`."""
-
-    tenant_id: Annotated[TenantId, Field(alias="tenantId")]
-    user_id: Annotated[Text | None, Field(alias="userId")] = None
-    user_name: Annotated[Text | None, Field(alias="userName")] = None
-
-
-class TenantUserEvent(EventBridgeModel):
-    detail: TenantUserDetail
-
-
-class UsageItem(Inbound):
-    name: Annotated[Text, Field(validation_alias=AliasChoices("name", "usageName", "metric"))]
-    value: Annotated[Decimal, Field(validation_alias=AliasChoices("value", "quantity", "count"))]
-    timestamp: datetime | None = None
-    record_id: Annotated[Text | None, Field(validation_alias=AliasChoices("id", "recordId"))] = None
-
-
-class UsageDetail(Inbound):
-    """`sbt_aws_ingestUsage` (shape defined by this project; see README): a list of records under
-    `usage`, or one record's fields beside `tenantId`."""
-
-    tenant_id: Annotated[TenantId, Field(alias="tenantId")]
-    usage: list[UsageItem] | None = None
-    name: Annotated[Text | None, Field(validation_alias=AliasChoices("name", "usageName", "metric"))] = None
-    value: Annotated[Decimal | None, Field(validation_alias=AliasChoices("value", "quantity", "count"))] = (
-        None
-    )
-    timestamp: datetime | None = None
-    record_id: Annotated[Text | None, Field(validation_alias=AliasChoices("id", "recordId"))] = None
-
-
-class UsageEvent(EventBridgeModel):
-    detail: UsageDetail
-
-
-def user_fact(event: TenantUserEvent, present: bool) -> tuple[str, str, bool, str]:
-    """(tenant id, user id, present, stamp). Stamps compare as strings in time order; at the same
-    instant a deletion wins over a creation (a user is created before it is deleted)."""
-    user = event.detail.user_id or event.detail.user_name
-    if user is None:
-        raise InvalidEvent("detail.userId", "is required (or detail.userName)")
-    at = event.time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return event.detail.tenant_id, user, present, f"{at}|{0 if present else 1}"
-
-
-def usage_records(event: UsageEvent) -> list[RawUsage]:
-    detail = event.detail
-    if detail.usage is not None:
-        items = detail.usage
-    elif detail.name is not None and detail.value is not None:
-        items = [
-            UsageItem(name=detail.name, value=detail.value, timestamp=detail.timestamp, id=detail.record_id)
-        ]
-    else:
-        raise InvalidEvent(
-            "detail.usage", "is required (a list of {name, value, timestamp, id}) or name and value"
-        )
-    if not items:
-        raise InvalidEvent("detail.usage", "is empty")
-    return [
-        RawUsage(
-            name=item.name, value=item.value, timestamp=item.timestamp or event.time, record_id=item.record_id
-        )
-        for item in items
-    ]

@@ -13,7 +13,8 @@ from sbt_billing.domain.errors import ConfigurationError, InvalidEvent
 from sbt_billing.domain.usage import Usage
 from sbt_billing.entrypoints.observability import logger, metrics
 from sbt_billing.entrypoints.rejections import rejected_event
-from sbt_billing.entrypoints.sbt_events import UsageEvent, parse, usage_records
+from sbt_billing.entrypoints.sbt_inbound import parse
+from sbt_billing.entrypoints.sbt_usage_events import UsageEvent, usage_records
 
 
 def handle_usage_event(raw_event: Mapping[str, Any]) -> dict[str, Any]:

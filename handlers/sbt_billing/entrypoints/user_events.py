@@ -12,7 +12,8 @@ from sbt_billing.bootstrap.users import seat_recorder, user_created
 from sbt_billing.domain.errors import ConfigurationError, InvalidEvent
 from sbt_billing.entrypoints.observability import logger, metrics
 from sbt_billing.entrypoints.rejections import rejected_event
-from sbt_billing.entrypoints.sbt_events import TenantUserEvent, parse, user_fact
+from sbt_billing.entrypoints.sbt_inbound import parse
+from sbt_billing.entrypoints.sbt_user_events import TenantUserEvent, user_fact
 
 
 def handle_user_event(raw_event: Mapping[str, Any]) -> dict[str, Any]:
