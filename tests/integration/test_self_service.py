@@ -276,14 +276,16 @@ def test_a_changed_deployment_updates_the_portal_configuration_instead_of_making
 def test_functions_starting_together_make_one_portal_configuration(stack: Stack) -> None:
     import threading
 
-    from sbt_billing.adapters.stripe_billing import StripeBillingGateway
+    from sbt_billing.adapters.stripe_hosted_pages import StripeSelfServiceGateway
     from sbt_billing.bootstrap.api import self_service
     from sbt_billing.bootstrap.settings import settings
     from sbt_billing.bootstrap.stripe import billing_policy, stripe_client
 
     configuration = self_service().configuration()
     # Two containers' gateways (their own clients and caches), asking at the same time.
-    gateways = [StripeBillingGateway(stripe_client(settings(), TEST_KEY), billing_policy()) for _ in range(2)]
+    gateways = [
+        StripeSelfServiceGateway(stripe_client(settings(), TEST_KEY), billing_policy()) for _ in range(2)
+    ]
     found: list[str] = []
     threads = [
         threading.Thread(target=lambda g=gateway: found.append(g.portal_configuration(configuration)))

@@ -29,7 +29,8 @@ def test_the_http_functions_read_with_the_restricted_key_when_one_is_given(secre
     from sbt_billing.bootstrap.clients import forget_clients
     from sbt_billing.bootstrap.secrets import stripe_read_key
     from sbt_billing.bootstrap.settings import settings
-    from sbt_billing.bootstrap.stripe import billing_gateway, billing_reader
+    from sbt_billing.bootstrap.stripe import billing_gateway
+    from sbt_billing.bootstrap.stripe_reads import billing_reader
 
     with environment_applied(
         {"STRIPE_READ_SECRET_NAME": secrets["read"], "STRIPE_SECRET_NAME": secrets["write"]}
@@ -51,7 +52,7 @@ def test_without_a_read_key_the_http_functions_use_the_deployments_key(secrets: 
 
 def test_a_key_that_can_create_charges_is_refused_as_the_read_key(secrets: dict[str, str]) -> None:
     from sbt_billing.bootstrap.clients import forget_clients
-    from sbt_billing.bootstrap.stripe import billing_reader
+    from sbt_billing.bootstrap.stripe_reads import billing_reader
     from sbt_billing.domain.errors import ConfigurationError
 
     with environment_applied({"STRIPE_READ_SECRET_NAME": secrets["secret_as_read"]}):

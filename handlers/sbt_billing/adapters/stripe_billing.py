@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import stripe
 
 from sbt_billing.adapters.pacing import Pacer
-from sbt_billing.adapters.stripe_hosted_pages import StripeHostedPages
+from sbt_billing.adapters.stripe_meters import StripeMeters
 from sbt_billing.adapters.stripe_plans import StripePlans
 from sbt_billing.adapters.stripe_seam import SessionExpired, call
 from sbt_billing.domain.billing_policy import (
@@ -57,7 +57,7 @@ SEARCH_LIMIT = 10  # candidates a recovery search reads (one tenant's customers:
 SESSION_MARGIN_SECONDS = 60.0
 
 
-class StripeBillingGateway(StripePlans, StripeHostedPages):
+class StripeBillingGateway(StripePlans, StripeMeters):
     def __init__(
         self,
         client: stripe.StripeClient,
@@ -77,8 +77,6 @@ class StripeBillingGateway(StripePlans, StripeHostedPages):
         self._prices_lock = Lock()
         self._terms: dict[str, PriceTerms] = {}
         self._terms_lock = Lock()
-        self._portal: tuple[str, str, float] | None = None
-        self._portal_lock = Lock()
         self._session: tuple[str, float] | None = None
 
     def _policy(self) -> BillingPolicy:

@@ -1,5 +1,6 @@
 """Stripe's hosted pages: the customer portal's configuration and sessions, and Checkout Sessions in setup
-mode. A mixin of StripeBillingGateway (the same client, the same seam).
+mode: StripeSelfServiceGateway, the billing gateway with its pages (the same client, the same seam),
+for the billing API alone.
 
 The stack's portal configuration is found by its name in `metadata.sbtBillingPortal` (Stripe's list of
 configurations filters by nothing else), compared by the digest of what it should offer
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import stripe
 
+from sbt_billing.adapters.stripe_billing import StripeBillingGateway
 from sbt_billing.domain.plan_timing import PriceTerms
 from sbt_billing.domain.self_service import HostedSession, PortalConfiguration, PortalFlow
 
@@ -188,3 +190,12 @@ class StripeHostedPages:
 def _metadata(obj: stripe.StripeObject) -> dict[str, Any]:
     metadata = obj.to_dict(recursive=True).get("metadata")
     return metadata if isinstance(metadata, dict) else {}
+
+
+class StripeSelfServiceGateway(StripeBillingGateway, StripeHostedPages):
+    """The billing gateway with Stripe's hosted pages: the billing API's changes and self-service."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._portal = None
+        self._portal_lock = Lock()

@@ -8,12 +8,15 @@ from datetime import datetime, timedelta
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
 
 from sbt_billing.adapters.clock import SystemClock
+from sbt_billing.adapters.stripe_hosted_pages import StripeSelfServiceGateway
 from sbt_billing.adapters.stripe_seam import invocation_end
 from sbt_billing.bootstrap.clients import aws_client, cached, deferred
 from sbt_billing.bootstrap.lifecycle import catalogue, lifecycle
+from sbt_billing.bootstrap.secrets import stripe_api_key
 from sbt_billing.bootstrap.settings import required, settings
 from sbt_billing.bootstrap.stores import account_store
-from sbt_billing.bootstrap.stripe import billing_gateway, billing_reader
+from sbt_billing.bootstrap.stripe import billing_policy, cached_gateway
+from sbt_billing.bootstrap.stripe_reads import billing_reader
 from sbt_billing.bootstrap.usage_stores import tenant_usage
 from sbt_billing.domain.billing_view import BillingServices
 from sbt_billing.domain.gate import GatePolicy
@@ -75,15 +78,20 @@ def change_idempotency_store() -> DynamoDBPersistenceLayer:
     )
 
 
+def self_service_gateway() -> StripeSelfServiceGateway:
+    """Stripe with the deployment's key and its hosted pages (the portal, Checkout): they write."""
+    return cached_gateway("pages", stripe_api_key(settings()), StripeSelfServiceGateway, billing_policy())
+
+
 @cached
 def self_service() -> SelfService:
     """The portal and Checkout: Stripe's hosted pages, opened with the deployment's key (they write)."""
     config = settings()
-    pages = deferred(billing_gateway)
+    pages = deferred(self_service_gateway)
     return SelfService(
         store=account_store(),
         pages=pages,
-        price_id=lambda reference: billing_gateway().price_for(reference),
+        price_id=lambda reference: self_service_gateway().price_for(reference),
         catalogue=catalogue(),
         policy=PortalPolicy(
             name=config.portal_configuration_name,

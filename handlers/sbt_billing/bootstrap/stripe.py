@@ -7,7 +7,7 @@ from threading import Lock
 
 import stripe
 
-from sbt_billing.adapters.stripe_reads import StripeBillingReader
+from sbt_billing.adapters.stripe_billing import StripeBillingGateway
 from sbt_billing.bootstrap.clients import on_restore
 from sbt_billing.bootstrap.secrets import stripe_api_key, stripe_read_key
 from sbt_billing.bootstrap.settings import Settings, settings
@@ -17,7 +17,7 @@ from sbt_billing.domain.errors import ConfigurationError
 STRIPE_TIMEOUT_SECONDS = 10
 TEST_MODE_KEYS = ("sk_test_", "rk_test_")
 
-_gateways: dict[str, tuple[str, StripeBillingReader]] = {}  # role -> (key, its gateway)
+_gateways: dict[str, tuple[str, StripeBillingGateway]] = {}  # role -> (key, its gateway)
 _gateways_lock = Lock()
 
 
@@ -56,33 +56,33 @@ def billing_policy() -> BillingPolicy:
     )
 
 
-def _no_billing_choices() -> BillingPolicy:
+def no_billing_choices() -> BillingPolicy:
     raise ConfigurationError("this function changes no subscription: it has no billing choices")
 
 
-def _gateway(role: str, key: str, policy: BillingPolicy | Callable[[], BillingPolicy]) -> StripeBillingReader:
+def cached_gateway[G: StripeBillingGateway](
+    role: str, key: str, kind: type[G], policy: BillingPolicy | Callable[[], BillingPolicy]
+) -> G:
+    """The gateway of `kind` this process keeps for `role`: made again when the key rotates."""
     with _gateways_lock:
-        cached = _gateways.get(role)
-        if cached is None or cached[0] != key:
-            cached = _gateways[role] = (key, StripeBillingReader(stripe_client(settings(), key), policy))
-        return cached[1]
+        found = _gateways.get(role)
+        if found is None or found[0] != key or not isinstance(found[1], kind):
+            gateway = kind(stripe_client(settings(), key), policy)
+            _gateways[role] = (key, gateway)
+            return gateway
+        kept = found[1]
+    assert isinstance(kept, kind)
+    return kept
 
 
-def billing_gateway() -> StripeBillingReader:
+def billing_gateway() -> StripeBillingGateway:
     """Stripe with the deployment's key and its billing choices: the lifecycle's writes and seats."""
-    return _gateway("write", stripe_api_key(settings()), billing_policy())
+    return cached_gateway("write", stripe_api_key(settings()), StripeBillingGateway, billing_policy())
 
 
-def meter_gateway() -> StripeBillingReader:
-    """Stripe with the deployment's key, for usage (meter events): no subscription changes."""
-    return _gateway("meters", stripe_api_key(settings()), _no_billing_choices)
-
-
-def billing_reader() -> StripeBillingReader:
-    """Stripe for the billing API's reads and the webhook's look-ups: the restricted read-only key when
-    the deployment gives one (STRIPE_READ_SECRET_NAME), so that the public-facing functions never hold
-    the key that can create charges."""
-    return _gateway("read", stripe_read_key(settings()), _no_billing_choices)
+def meter_gateway() -> StripeBillingGateway:
+    """Stripe with the deployment's key, for usage (meters and meter events): no subscription changes."""
+    return cached_gateway("meters", stripe_api_key(settings()), StripeBillingGateway, no_billing_choices)
 
 
 def deployment_key_livemode() -> bool:

@@ -14,7 +14,8 @@ from sbt_billing.bootstrap.reports import report_processor
 from sbt_billing.bootstrap.secrets import webhook_secrets
 from sbt_billing.bootstrap.settings import required, settings
 from sbt_billing.bootstrap.stores import publisher
-from sbt_billing.bootstrap.stripe import billing_reader, livemode
+from sbt_billing.bootstrap.stripe import livemode
+from sbt_billing.bootstrap.stripe_reads import billing_reader
 from sbt_billing.bootstrap.usage_stores import tenant_usage
 from sbt_billing.domain.meter_errors import MeterErrorReport, MeterErrors
 from sbt_billing.domain.ports import ReconcileStore
