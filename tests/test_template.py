@@ -642,6 +642,10 @@ READ_OR_WRITE_SECRET = {
 }
 PUT_EVENTS = {"EventBridgePutEventsPolicy": {"EventBusName": {"Ref": "EventBusName"}}}
 SEND_SEAT_SYNC = {"SQSSendMessagePolicy": {"QueueName": {"Fn::GetAtt": ["SeatSyncQueue", "QueueName"]}}}
+# A payment method the tenant gave, handed to the lifecycle (by the webhook, or the reconciler's replay).
+SEND_TENANT_UPDATED = {
+    "SQSSendMessagePolicy": {"QueueName": {"Fn::GetAtt": ["TenantUpdatedQueue", "QueueName"]}}
+}
 # What each function's code does (tests/test_least_privilege.py checks every call it makes against its
 # role): the lifecycle works on accounts, seats and usage, Stripe and the bus (onboarding on SBT's
 # registrations too); the user function only records users and schedules syncs; the seat sync and usage
@@ -663,6 +667,7 @@ EXPECTED_POLICIES = {
         USAGE_CRUD,
         STRIPE_SECRET,
         PUT_EVENTS,
+        SEND_TENANT_UPDATED,
     ],
     "BillingApiFunction": [
         ACCOUNTS_CRUD,
