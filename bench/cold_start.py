@@ -61,6 +61,7 @@ SAMPLES = {  # each function's first event (samples that leave the stack as they
     "BillingGateFunction": "api_billing_status.json",
     "BillingApiFunction": "api_billing.json",
     "StripeWebhookFunction": "webhook_malformed_body.json",
+    "ReconcileFunction": "25_reconcile_schedule.json",
 }
 RUNTIME_DISTRIBUTIONS = ("boto3", "botocore", "s3transfer", "python-dateutil", "jmespath", "six", "urllib3")
 CHILD = r"""
@@ -76,6 +77,19 @@ class Context:
     log_stream_name = "cold-start"
     def get_remaining_time_in_millis(self):
         return 30000
+built = []  # kind "models": (module, CPU ms) of each pydantic model class the import builds
+if kind == "models":
+    import pydantic
+    from pydantic._internal import _model_construction
+    class Warm(pydantic.BaseModel):  # pydantic loads its schema machinery at its first model: not ours
+        value: int
+    build = _model_construction.ModelMetaclass.__new__
+    def timed(mcs, name, bases, namespace, **kwargs):
+        begun = time.process_time()
+        made = build(mcs, name, bases, namespace, **kwargs)
+        built.append((namespace.get("__module__", ""), (time.process_time() - begun) * 1000))
+        return made
+    _model_construction.ModelMetaclass.__new__ = timed
 started, cpu = time.perf_counter(), time.process_time()
 if kind == "statement":
     exec(target)
@@ -90,7 +104,7 @@ served, served_cpu = time.perf_counter(), time.process_time()
 print(json.dumps({
     "import": (imported_cpu - cpu) * 1000, "first": (served_cpu - imported_cpu) * 1000,
     "import wall": (imported - started) * 1000, "first wall": (served - imported) * 1000,
-    "loaded": sorted(sys.modules),
+    "loaded": sorted(sys.modules), "models": built,
 }))
 """
 
@@ -251,14 +265,24 @@ def main() -> None:
         if arguments.before:
             trees.append(("before", before_tree(arguments.before, work)))
         libraries: dict[str, list[str]] = {}
+        model_builds: dict[str, tuple[int, float]] = {}
         for label, code in trees:
             for function, sample in SAMPLES.items():
                 handler = handlers[function].module
                 if not (code / f"{handler}.py").exists() and function == "BillingGateFunction":
                     handler = "billing_api"  # the gate was a route of the API's one function
+                if not (code / f"{handler}.py").exists():
+                    continue  # a function the commit before did not have
                 environment = environments["BillingApiFunction" if handler == "billing_api" else function]
                 targets[f"{label} {function}"] = ("module", handler, events[sample], code, environment)
                 loaded = run_child("module", handler, "-", code, site, environment)["loaded"]
+                if label == "after":  # what building pydantic's model classes costs (its own, untimed run)
+                    own = [
+                        ms
+                        for module, ms in run_child("models", handler, "-", code, site, environment)["models"]
+                        if module == handler or module.startswith("sbt_billing")
+                    ]
+                    model_builds[function] = (len(own), sum(own))
                 libraries[f"{label} {function}"] = libraries_called(code, loaded, handler)
                 statement = "; ".join(libraries[f"{label} {function}"])
                 targets[f"{label} {function} libraries"] = ("statement", statement, "-", code, environment)
@@ -277,10 +301,17 @@ def main() -> None:
         f"{arguments.runs} fresh interpreters per target, interleaved, median ms; python {sys.version.split()[0]}"
     )
     print("CPU time of the interpreter (process_time): other work on the machine hardly moves it; wall time")
-    print("(in brackets) moves with the machine's load. Interpreter start-up is in neither.")
+    print(
+        "(in brackets) moves with the machine's load. Interpreter start-up is in neither. own = import less"
+    )
+    print("libraries; models = the pydantic model classes of this project the import builds, and the CPU ms")
+    print("pydantic spends building them (measured in a run of its own).")
     bare, bare_wall = median(bare_name, "import"), median(bare_name, "import wall")
     print(f"bare gate: import {bare:.1f} ({bare_wall:.0f}), first event {median(bare_name, 'first'):.1f}")
-    header = f"{'function':<26} {'import':>13} {'libraries':>10} {'x libs':>7} {'first event':>12}"
+    header = (
+        f"{'function':<26} {'import':>13} {'libraries':>10} {'x libs':>7} {'own':>6} {'models':>12}"
+        f" {'first event':>12}"
+    )
     if arguments.before:
         header += f" {'before import':>14} {'before x libs':>14} {'before first':>13}"
     print(header)
@@ -289,8 +320,13 @@ def main() -> None:
         imported, wall = median(name, "import"), median(name, "import wall")
         floor = median(f"{name} libraries", "import")
         cells = f"{imported:.1f} ({wall:.0f})"
-        line = f"{function:<26} {cells:>13} {floor:>10.1f} {imported / floor:>7.2f} {median(name, 'first'):>12.1f}"
-        if arguments.before:
+        count, building = model_builds[function]
+        models = f"{count} in {building:.1f}"
+        line = (
+            f"{function:<26} {cells:>13} {floor:>10.1f} {imported / floor:>7.2f} {imported - floor:>6.1f}"
+            f" {models:>12} {median(name, 'first'):>12.1f}"
+        )
+        if arguments.before and f"before {function}" in samples:
             was = median(f"before {function}", "import")
             was_floor = median(f"before {function} libraries", "import")
             line += f" {was:>14.1f} {was / was_floor:>14.2f} {median(f'before {function}', 'first'):>13.1f}"
