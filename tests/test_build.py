@@ -173,7 +173,7 @@ def stack(moto_endpoint: str, emulator_url: str) -> ArtifactStack:
 @pytest.mark.slow
 def test_built_artifacts_are_small(build_dir: Path, record_property: Any) -> None:
     layer = build_dir / "DependenciesLayer" / "python"
-    assert (layer / "stripe" / "__init__.py").is_file()
+    assert (layer / "stripe" / "__init__.pyc").is_file()
     assert not (layer / "stripe" / "params").exists(), "stripe's typed params are for type checking only"
     assert not (layer / "boto3").exists(), "boto3 comes with the runtime: keep it out of the layer"
     layer_size = tree_size(layer)
@@ -187,6 +187,29 @@ def test_built_artifacts_are_small(build_dir: Path, record_property: Any) -> Non
         assert size < ARTIFACT_LIMIT_BYTES, f"{name} is {size / 1e6:.1f} MB unzipped with its layer"
         assert not (artifact / "boto3").exists(), "boto3 comes with the runtime: keep it out of the artifact"
         assert not (artifact / "tests").exists()
+
+
+def sources_without_bytecode(tree: Path) -> list[str]:
+    """The modules under `tree` that ship without an unchecked hash-based .pyc for python3.13 beside
+    them (PEP 552: flags 0b01 in the header's second word)."""
+    missing = []
+    for source in tree.rglob("*.py"):
+        compiled = source.parent / "__pycache__" / f"{source.stem}.cpython-313.pyc"
+        header = compiled.read_bytes()[:8] if compiled.is_file() else b""
+        if len(header) < 8 or int.from_bytes(header[4:8], "little") != 0b01:
+            missing.append(str(source.relative_to(tree)))
+    return missing
+
+
+@pytest.mark.slow
+def test_built_artifacts_ship_bytecode(build_dir: Path) -> None:
+    layer = build_dir / "DependenciesLayer" / "python"
+    assert list(layer.rglob("*.py")) == []  # each library module is its .pyc alone
+    assert (layer / "pydantic" / "main.pyc").is_file()
+    assert (layer / "stripe" / "__init__.pyc").is_file()
+    for name in FUNCTIONS:
+        assert sources_without_bytecode(build_dir / name) == [], name
+        assert not (build_dir / name / "Makefile").exists()
 
 
 @dataclass

@@ -105,6 +105,20 @@ def test_the_dependencies_layer_is_built_for_the_functions_architecture(template
     assert "Architecture=arm64*) export ARCHITECTURE=arm64" in (ROOT / "scripts" / "sam").read_text()
 
 
+def test_every_function_and_the_layer_ship_bytecode(template: dict[str, Any]) -> None:
+    """Lambda's code and layer directories are read-only: what ships as source is compiled at every cold
+    start. Each function is built by handlers/Makefile (its sources with hash-based bytecode, valid
+    whatever timestamps the zip gives), the layer by its own (bytecode in its sources' place)."""
+    for name in FUNCTIONS:
+        assert template["Resources"][name].get("Metadata", {}).get("BuildMethod") == "makefile", name
+    code = (ROOT / "handlers" / "Makefile").read_text()
+    assert "build-%:" in code  # every function's target
+    assert "-m compileall -q --invalidation-mode unchecked-hash" in code
+    layer = (ROOT / "layers" / "dependencies" / "Makefile").read_text()
+    assert "-m compileall -q -b" in layer  # the layer's .pyc in its sources' place
+    assert '-name "*.py" -type f -delete' in layer
+
+
 def test_snapstart_is_a_parameter_away_and_off_by_default(template: dict[str, Any]) -> None:
     function_globals = template["Globals"]["Function"]
     assert function_globals["AutoPublishAlias"] == "live"
