@@ -105,7 +105,7 @@ def settings_reads_recorded(run: Run, current: list[str]) -> Iterator[None]:
     from sbt_billing.bootstrap import settings as module
 
     base = module.Settings
-    aliases = {name: info.alias or name for name, info in base.model_fields.items()}
+    aliases = base.variables()
 
     class RecordingSettings(base):  # type: ignore[misc, valid-type]
         def __getattribute__(self, name: str) -> Any:
@@ -256,7 +256,7 @@ def run_every_sample(moto_endpoint: str, emulator_url: str, read_key: bool) -> R
     from sbt_billing.bootstrap.settings import Settings
 
     cleared = (
-        {info.alias for info in Settings.model_fields.values() if info.alias}
+        set(Settings.variables().values())
         | {name for environment in environments.values() for name in environment}
     ) - {name for name in os.environ if POWERTOOLS.match(name)}
 

@@ -22,7 +22,7 @@ from sbt_billing.domain.models import (
 )
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
-DEFAULT = GatePolicy(allowed_states=Settings.model_fields["gate_allowed_states"].default)
+DEFAULT = GatePolicy(allowed_states=Settings.from_environment({}).gate_allowed_states)
 
 
 def reported(status: str, reason: str | None = None, **fields: object) -> Account:

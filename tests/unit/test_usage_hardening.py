@@ -8,10 +8,9 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
-from pydantic import ValidationError
 from sbt_billing.bootstrap.settings import Settings
 from sbt_billing.domain.catalogue import TierPlan, UsageMeter
-from sbt_billing.domain.errors import InvalidEvent
+from sbt_billing.domain.errors import InvalidEvent, SettingsError
 from sbt_billing.domain.meter_errors import MeterErrorReport, MeterErrors, MeterErrorSample
 from sbt_billing.domain.models import TenantFacts
 from sbt_billing.domain.published import BILLING_FAILURE
@@ -265,10 +264,12 @@ def test_usage_meters_take_max_value_and_integer_from_the_environment() -> None:
         "TIER_CATALOGUE": '{"basic": "price_1"}',
     }
     meters = '{"api_calls": {"event_name": "sbt_api_calls", "max_value": 1000, "integer": true}}'
-    config = Settings.model_validate({**base, "USAGE_METERS": meters})
+    config = Settings.from_environment({**base, "USAGE_METERS": meters})
     assert config.usage_meters["api_calls"] == UsageMeter(
         event_name="sbt_api_calls", max_value=Decimal(1000), integer=True
     )
-    assert Settings.model_validate({**base, "USAGE_METERS": '{"a": "b"}'}).usage_meters["a"].integer is False
-    with pytest.raises(ValidationError):
-        Settings.model_validate({**base, "USAGE_METERS": '{"a": {"event_name": "b", "max_value": 0}}'})
+    assert (
+        Settings.from_environment({**base, "USAGE_METERS": '{"a": "b"}'}).usage_meters["a"].integer is False
+    )
+    with pytest.raises(SettingsError, match=r"USAGE_METERS: a\.max_value"):
+        Settings.from_environment({**base, "USAGE_METERS": '{"a": {"event_name": "b", "max_value": 0}}'})

@@ -1,14 +1,19 @@
-"""The deployment's settings: one model, read from the environment once, validated at first use."""
+"""The deployment's settings, read from the environment once and validated at first use.
+
+Each setting is declared once, as a `Variable`: its environment variable, the parser of its text and its
+default. No pydantic model is built at import (a function's environment holds a handful of strings, parsed
+here in microseconds); the tier catalogue and the usage meters are validated by their own pydantic models,
+imported only when the variable is present."""
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
+from enum import Enum
 from functools import cache
-from typing import Annotated, Any
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from typing import TYPE_CHECKING, Any, Final, overload
 
 from sbt_billing.domain.billing_policy import (
     CancellationMode,
@@ -16,202 +21,350 @@ from sbt_billing.domain.billing_policy import (
     CustomerOnDelete,
     ProrationBehavior,
 )
-from sbt_billing.domain.catalogue import TierPlan, UsageMeter
 from sbt_billing.domain.errors import ConfigurationError, SettingsError
 from sbt_billing.domain.models import BillingState, OpenOn
 from sbt_billing.domain.plan_timing import DowngradeAt
 
+if TYPE_CHECKING:
+    from sbt_billing.domain.catalogue import TierPlan, UsageMeter
+
 __all__ = ["Settings", "SettingsError", "TierPlan", "UsageMeter", "required", "settings"]
 
 
-class Settings(BaseModel):
+def __getattr__(name: str) -> Any:
+    """`TierPlan` and `UsageMeter`, loaded on first use (a function without a catalogue never needs them)."""
+    if name in ("TierPlan", "UsageMeter"):
+        from sbt_billing.domain import catalogue
+
+        return getattr(catalogue, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# --- Parsers: the text of one variable to its value, or ValueError naming the problem (never the value) ----
+
+type Parser[T] = Callable[[str], T]
+
+_INTEGER: Final = re.compile(r"[+-]?[0-9]+(?:_[0-9]+)*(?:\.0+)?")  # pydantic's lax int: "1_000", "5.0"
+_TRUE: Final = frozenset({"1", "on", "t", "true", "y", "yes"})
+_FALSE: Final = frozenset({"0", "off", "f", "false", "n", "no"})
+
+
+def text(*, min_length: int = 0, max_length: int | None = None) -> Parser[str]:
+    def parse(value: str) -> str:
+        if len(value) < min_length:
+            raise ValueError(f"should have at least {min_length} character{'s' * (min_length != 1)}")
+        if max_length is not None and len(value) > max_length:
+            raise ValueError(f"should have at most {max_length} characters")
+        return value
+
+    return parse
+
+
+def integer(*, ge: int, le: int | None = None) -> Parser[int]:
+    def parse(value: str) -> int:
+        stripped = value.strip()
+        if not _INTEGER.fullmatch(stripped):
+            raise ValueError("should be a whole number")
+        number = int(stripped.partition(".")[0])
+        if number < ge:
+            raise ValueError(f"should be at least {ge}")
+        if le is not None and number > le:
+            raise ValueError(f"should be at most {le}")
+        return number
+
+    return parse
+
+
+def number(*, gt: float, le: float) -> Parser[float]:
+    def parse(value: str) -> float:
+        try:
+            result = float(value) if value.isascii() else None
+        except ValueError:
+            result = None
+        if result is None:
+            raise ValueError("should be a number")
+        if not result > gt:  # a NaN is refused here too
+            raise ValueError(f"should be greater than {gt:g}")
+        if result > le:
+            raise ValueError(f"should be at most {le:g}")
+        return result
+
+    return parse
+
+
+def boolean(value: str) -> bool:
+    """As pydantic reads one: true/false, 1/0, yes/no, on/off, t/f, y/n, in any case."""
+    word = value.lower()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    raise ValueError("should be a boolean (true/false, 1/0, yes/no, on/off)")
+
+
+def choice[E: Enum](kind: type[E]) -> Parser[E]:
+    """An enum member by its value."""
+
+    def parse(value: str) -> E:
+        try:
+            return kind(value)
+        except ValueError:
+            allowed = ", ".join(repr(member.value) for member in kind)
+            raise ValueError(f"should be one of {allowed}") from None
+
+    return parse
+
+
+def blank_is_absent[T](parse: Parser[T]) -> Parser[T | None]:
+    def parse_unless_blank(value: str) -> T | None:
+        return None if not value.strip() else parse(value)
+
+    return parse_unless_blank
+
+
+def test_mode_key(value: str) -> str:
+    if value.startswith(("sk_live_", "rk_live_")):
+        raise ValueError("is a live-mode key, and STRIPE_API_KEY is for test mode and local runs only")
+    return value
+
+
+def comma_separated(value: str) -> frozenset[str]:
+    return frozenset(part.strip() for part in value.split(",") if part.strip())
+
+
+def billing_states(value: str) -> frozenset[BillingState]:
+    """A comma-separated list (the template's form) or a JSON list; empty allows no state."""
+    stripped = value.strip()
+    names = _json(stripped) if stripped.startswith("[") else [part.strip() for part in stripped.split(",")]
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise ValueError("should be a list of billing states")
+    parse = choice(BillingState)
+    return frozenset(parse(name) for name in names if name)
+
+
+def catalogue_json(value: str) -> dict[str, TierPlan]:
+    """JSON of each tier's plan; a bare string is shorthand for {"price": "<lookup key>"}."""
+    from sbt_billing.domain.catalogue import TierPlan
+
+    tiers = _json(value)
+    if tiers == {}:
+        raise ValueError("names no tier")
+    if isinstance(tiers, dict):
+        tiers = {tier: {"price": plan} if isinstance(plan, str) else plan for tier, plan in tiers.items()}
+    return _validated(dict[str, TierPlan], tiers)
+
+
+def meters_json(value: str) -> dict[str, UsageMeter]:
+    """JSON of each usage name's meter (blank is none); a bare string is shorthand for {"event_name": ...}."""
+    from sbt_billing.domain.catalogue import UsageMeter
+
+    if not value.strip():
+        return {}
+    meters = _json(value)
+    if isinstance(meters, dict):
+        meters = {name: {"event_name": m} if isinstance(m, str) else m for name, m in meters.items()}
+    return _validated(dict[str, UsageMeter], meters)
+
+
+def _json(value: str) -> object:
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"not valid JSON ({error.msg})") from None
+
+
+def _validated[T](kind: type[T], value: object) -> T:
+    from pydantic import TypeAdapter, ValidationError
+
+    try:
+        return TypeAdapter(kind).validate_python(value)
+    except ValidationError as error:  # pydantic's messages name the field, never the input
+        raise ValueError(
+            ", ".join(
+                f"{'.'.join(str(part) for part in issue['loc'])}: {issue['msg']}"
+                if issue["loc"]
+                else issue["msg"]
+                for issue in error.errors()
+            )
+        ) from None
+
+
+# --- The settings ----------------------------------------------------------------------------------------
+
+
+class Variable[T]:
+    """One setting: the environment variable it is read from, its parser and its default (`factory`
+    builds a fresh default each time, for mutable ones)."""
+
+    __slots__ = ("attribute", "default_value", "name", "parse")
+
+    @overload
+    def __init__(self, name: str, parse: Parser[T], default: T) -> None: ...
+    @overload
+    def __init__(self, name: str, parse: Parser[T], *, factory: Callable[[], T]) -> None: ...
+    def __init__(
+        self, name: str, parse: Parser[T], default: T | None = None, *, factory: Callable[[], T] | None = None
+    ) -> None:
+        self.name = name
+        self.parse = parse
+        self.default_value: Callable[[], T | None] = factory or (lambda: default)
+        self.attribute = ""
+
+    def __set_name__(self, owner: type[Any], attribute: str) -> None:
+        self.attribute = attribute
+
+    @overload
+    def __get__(self, instance: None, owner: type[Any]) -> Variable[T]: ...
+    @overload
+    def __get__(self, instance: Settings, owner: type[Any]) -> T: ...
+    def __get__(self, instance: Settings | None, owner: type[Any]) -> Variable[T] | T:
+        # Each instance holds its values in its __dict__, which Python reads before this (non-data)
+        # descriptor: this is reached from the class, or for a value never set.
+        if instance is None:
+            return self
+        raise AttributeError(self.attribute)
+
+
+class Settings:
     """Each function's environment holds only the variables its code reads (template.yaml): a setting a
     function does not use is absent, and one it needs but lacks fails at first use (`required`)."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    accounts_table: Annotated[str | None, Field(min_length=1, alias="ACCOUNTS_TABLE")] = None
-    idempotency_table: Annotated[str | None, Field(min_length=1, alias="IDEMPOTENCY_TABLE")] = None
-    event_bus_name: Annotated[str | None, Field(min_length=1, alias="EVENT_BUS_NAME")] = None
-    event_source: Annotated[str, Field(min_length=1, alias="EVENT_SOURCE")] = "sbt.control.plane"
-    tier_catalogue: Annotated[dict[str, TierPlan], Field(alias="TIER_CATALOGUE")] = Field(
-        default_factory=dict
-    )
-    stripe_secret_name: Annotated[str | None, Field(alias="STRIPE_SECRET_NAME")] = None
+    accounts_table: Variable[str | None] = Variable("ACCOUNTS_TABLE", text(min_length=1), None)
+    idempotency_table: Variable[str | None] = Variable("IDEMPOTENCY_TABLE", text(min_length=1), None)
+    event_bus_name: Variable[str | None] = Variable("EVENT_BUS_NAME", text(min_length=1), None)
+    event_source = Variable("EVENT_SOURCE", text(min_length=1), "sbt.control.plane")
+    tier_catalogue: Variable[dict[str, TierPlan]] = Variable("TIER_CATALOGUE", catalogue_json, factory=dict)
+    stripe_secret_name: Variable[str | None] = Variable("STRIPE_SECRET_NAME", text(), None)
     # A restricted key that can only read (the billing API and the webhook use it when set).
-    stripe_read_secret_name: Annotated[str | None, Field(alias="STRIPE_READ_SECRET_NAME")] = None
-    stripe_api_key: Annotated[str | None, Field(alias="STRIPE_API_KEY", repr=False)] = None
-    stripe_api_base: Annotated[str | None, Field(alias="STRIPE_API_BASE")] = None
-    stripe_max_network_retries: Annotated[int, Field(ge=0, le=10, alias="STRIPE_MAX_NETWORK_RETRIES")] = 3
-    collection_mode: Annotated[CollectionMode, Field(alias="COLLECTION_MODE")] = CollectionMode.SEND_INVOICE
-    days_until_due: Annotated[int, Field(ge=0, le=730, alias="DAYS_UNTIL_DUE")] = 30
-    trial_days: Annotated[int, Field(ge=1, le=730, alias="TRIAL_DAYS")] = 14
-    proration_behavior: Annotated[ProrationBehavior, Field(alias="PRORATION_BEHAVIOR")] = (
-        ProrationBehavior.CREATE_PRORATIONS
+    stripe_read_secret_name = Variable("STRIPE_READ_SECRET_NAME", blank_is_absent(text()), None)
+    stripe_api_key: Variable[str | None] = Variable("STRIPE_API_KEY", test_mode_key, None)
+    stripe_api_base: Variable[str | None] = Variable("STRIPE_API_BASE", text(), None)
+    stripe_max_network_retries = Variable("STRIPE_MAX_NETWORK_RETRIES", integer(ge=0, le=10), 3)
+    collection_mode = Variable("COLLECTION_MODE", choice(CollectionMode), CollectionMode.SEND_INVOICE)
+    days_until_due = Variable("DAYS_UNTIL_DUE", integer(ge=0, le=730), 30)
+    trial_days = Variable("TRIAL_DAYS", integer(ge=1, le=730), 14)
+    proration_behavior = Variable(
+        "PRORATION_BEHAVIOR", choice(ProrationBehavior), ProrationBehavior.CREATE_PRORATIONS
     )
-    cancellation_mode: Annotated[CancellationMode, Field(alias="CANCELLATION_MODE")] = (
-        CancellationMode.IMMEDIATELY
-    )
-    customer_on_delete: Annotated[CustomerOnDelete, Field(alias="CUSTOMER_ON_DELETE")] = (
-        CustomerOnDelete.MARK_OFFBOARDED
+    cancellation_mode = Variable("CANCELLATION_MODE", choice(CancellationMode), CancellationMode.IMMEDIATELY)
+    customer_on_delete = Variable(
+        "CUSTOMER_ON_DELETE", choice(CustomerOnDelete), CustomerOnDelete.MARK_OFFBOARDED
     )
     # SBT's onboarding: when billing starts, and where registration ids are linked to tenants.
-    open_account_on: Annotated[OpenOn, Field(alias="OPEN_ACCOUNT_ON")] = OpenOn.PROVISION_SUCCESS
-    registrations_table: Annotated[str | None, Field(alias="REGISTRATIONS_TABLE")] = None
+    open_account_on = Variable("OPEN_ACCOUNT_ON", choice(OpenOn), OpenOn.PROVISION_SUCCESS)
+    registrations_table = Variable("REGISTRATIONS_TABLE", blank_is_absent(text()), None)
     # The detail types each lifecycle function handles (the template resolves SBT's naming into them).
-    onboarding_request_detail_type: Annotated[str, Field(alias="ONBOARDING_REQUEST_DETAIL_TYPE")] = (
-        "sbt_aws_onboardingRequest"
+    onboarding_request_detail_type = Variable(
+        "ONBOARDING_REQUEST_DETAIL_TYPE", text(), "sbt_aws_onboardingRequest"
     )
-    provision_success_detail_type: Annotated[str, Field(alias="PROVISION_SUCCESS_DETAIL_TYPE")] = (
-        "sbt_aws_provisionSuccess"
+    provision_success_detail_type = Variable(
+        "PROVISION_SUCCESS_DETAIL_TYPE", text(), "sbt_aws_provisionSuccess"
     )
-    provision_failure_detail_type: Annotated[str, Field(alias="PROVISION_FAILURE_DETAIL_TYPE")] = (
-        "sbt_aws_provisionFailure"
+    provision_failure_detail_type = Variable(
+        "PROVISION_FAILURE_DETAIL_TYPE", text(), "sbt_aws_provisionFailure"
     )
-    tenant_updated_detail_type: Annotated[str, Field(alias="TENANT_UPDATED_DETAIL_TYPE")] = (
-        "sbt_aws_tenantUpdated"
+    tenant_updated_detail_type = Variable("TENANT_UPDATED_DETAIL_TYPE", text(), "sbt_aws_tenantUpdated")
+    offboarding_request_detail_type = Variable(
+        "OFFBOARDING_REQUEST_DETAIL_TYPE", text(), "sbt_aws_offboardingRequest"
     )
-    offboarding_request_detail_type: Annotated[str, Field(alias="OFFBOARDING_REQUEST_DETAIL_TYPE")] = (
-        "sbt_aws_offboardingRequest"
-    )
-    tenant_deleted_detail_type: Annotated[str, Field(alias="TENANT_DELETED_DETAIL_TYPE")] = (
-        "sbt_aws_tenantDeleted"
-    )
+    tenant_deleted_detail_type = Variable("TENANT_DELETED_DETAIL_TYPE", text(), "sbt_aws_tenantDeleted")
     # What the events this stack publishes start with: "sbt_aws_", or "" for SBT releases before it.
-    published_detail_type_prefix: Annotated[str, Field(alias="PUBLISHED_DETAIL_TYPE_PREFIX")] = "sbt_aws_"
-    idempotency_expiry_seconds: Annotated[int, Field(ge=60, alias="IDEMPOTENCY_EXPIRY_SECONDS")] = 86_400
-    lease_seconds: Annotated[int, Field(ge=5, le=3600, alias="LEASE_SECONDS")] = 60
+    published_detail_type_prefix = Variable("PUBLISHED_DETAIL_TYPE_PREFIX", text(), "sbt_aws_")
+    idempotency_expiry_seconds = Variable("IDEMPOTENCY_EXPIRY_SECONDS", integer(ge=60), 86_400)
+    lease_seconds = Variable("LEASE_SECONDS", integer(ge=5, le=3600), 60)
     # Seats and metered usage.
-    usage_table: Annotated[str | None, Field(alias="USAGE_TABLE")] = None
-    usage_meters: Annotated[dict[str, UsageMeter], Field(alias="USAGE_METERS")] = Field(default_factory=dict)
-    seat_sync_queue_url: Annotated[str | None, Field(alias="SEAT_SYNC_QUEUE_URL")] = None
-    seat_sync_delay_seconds: Annotated[int, Field(ge=0, le=900, alias="SEAT_SYNC_DELAY_SECONDS")] = 20
-    user_created_detail_types: Annotated[frozenset[str], Field(alias="USER_CREATED_DETAIL_TYPES")] = (
-        frozenset({"sbt_aws_tenantUserCreated", "tenantUserCreated"})
+    usage_table = Variable("USAGE_TABLE", blank_is_absent(text()), None)
+    usage_meters: Variable[dict[str, UsageMeter]] = Variable("USAGE_METERS", meters_json, factory=dict)
+    seat_sync_queue_url = Variable("SEAT_SYNC_QUEUE_URL", blank_is_absent(text()), None)
+    seat_sync_delay_seconds = Variable("SEAT_SYNC_DELAY_SECONDS", integer(ge=0, le=900), 20)
+    user_created_detail_types = Variable(
+        "USER_CREATED_DETAIL_TYPES",
+        comma_separated,
+        frozenset({"sbt_aws_tenantUserCreated", "tenantUserCreated"}),
     )
     # The billing API and Stripe's webhooks.
-    webhook_secret_name: Annotated[str | None, Field(alias="WEBHOOK_SECRET_NAME")] = None
-    gate_allowed_states: Annotated[frozenset[BillingState], Field(alias="GATE_ALLOWED_STATES")] = frozenset(
-        {BillingState.ACTIVE, BillingState.TRIALING, BillingState.PAST_DUE}
+    webhook_secret_name = Variable("WEBHOOK_SECRET_NAME", blank_is_absent(text()), None)
+    gate_allowed_states = Variable(
+        "GATE_ALLOWED_STATES",
+        billing_states,
+        frozenset({BillingState.ACTIVE, BillingState.TRIALING, BillingState.PAST_DUE}),
     )
-    publish_deactivate_requests: Annotated[bool, Field(alias="PUBLISH_DEACTIVATE_REQUESTS")] = False
-    publish_activate_requests: Annotated[bool, Field(alias="PUBLISH_ACTIVATE_REQUESTS")] = False
-    publish_billing_updates: Annotated[bool, Field(alias="PUBLISH_BILLING_UPDATES")] = True
+    publish_deactivate_requests = Variable("PUBLISH_DEACTIVATE_REQUESTS", boolean, False)
+    publish_activate_requests = Variable("PUBLISH_ACTIVATE_REQUESTS", boolean, False)
+    publish_billing_updates = Variable("PUBLISH_BILLING_UPDATES", boolean, True)
     # Self-service: the gate's payment method requirement, when downgrades apply, Stripe's hosted portal,
     # and where the webhook hands a payment method the tenant gave to the lifecycle (its update queue).
-    require_payment_method: Annotated[bool, Field(alias="REQUIRE_PAYMENT_METHOD")] = False
-    downgrade_at: Annotated[DowngradeAt, Field(alias="DOWNGRADE_AT")] = DowngradeAt.IMMEDIATELY
-    portal_cancellation: Annotated[bool, Field(alias="PORTAL_CANCELLATION")] = False
-    portal_configuration_name: Annotated[
-        str, Field(min_length=1, max_length=200, alias="PORTAL_CONFIGURATION_NAME")
-    ] = "sbt-billing"
-    tenant_updated_queue_url: Annotated[str | None, Field(alias="TENANT_UPDATED_QUEUE_URL")] = None
+    require_payment_method = Variable("REQUIRE_PAYMENT_METHOD", boolean, False)
+    downgrade_at = Variable("DOWNGRADE_AT", choice(DowngradeAt), DowngradeAt.IMMEDIATELY)
+    portal_cancellation = Variable("PORTAL_CANCELLATION", boolean, False)
+    portal_configuration_name = Variable(
+        "PORTAL_CONFIGURATION_NAME", text(min_length=1, max_length=200), "sbt-billing"
+    )
+    tenant_updated_queue_url = Variable("TENANT_UPDATED_QUEUE_URL", blank_is_absent(text()), None)
     # Reconciling: where its place is kept (and the webhook's last event applied), and the pace of a
     # run's Stripe requests (a share of Stripe's rate limit, leaving the rest to the other functions).
-    reconcile_table: Annotated[str | None, Field(alias="RECONCILE_TABLE")] = None
-    stripe_requests_per_second: Annotated[
-        float | None, Field(gt=0, le=100, alias="STRIPE_REQUESTS_PER_SECOND")
-    ] = None
-
-    @field_validator("gate_allowed_states", mode="before")
-    @classmethod
-    def _parse_states(cls, value: Any) -> Any:
-        """A comma-separated list (the template's form) or a JSON list; empty allows no state."""
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                try:
-                    return json.loads(text)
-                except json.JSONDecodeError as error:
-                    raise ValueError(f"not valid JSON ({error.msg})") from None
-            return [part.strip() for part in text.split(",") if part.strip()]
-        return value
-
-    @field_validator("tier_catalogue", mode="before")
-    @classmethod
-    def _parse_catalogue(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"not valid JSON ({error.msg})") from None
-        if isinstance(value, dict) and not value:
-            raise ValueError("names no tier")
-        if isinstance(value, dict):
-            # A bare string is shorthand for {"price": "<lookup key>"}.
-            return {tier: {"price": plan} if isinstance(plan, str) else plan for tier, plan in value.items()}
-        return value
-
-    @field_validator("usage_meters", mode="before")
-    @classmethod
-    def _parse_meters(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            if not value.strip():
-                return {}
-            try:
-                value = json.loads(value)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"not valid JSON ({error.msg})") from None
-        if isinstance(value, dict):
-            # A bare string is shorthand for {"event_name": "<meter event name>"}.
-            return {name: {"event_name": m} if isinstance(m, str) else m for name, m in value.items()}
-        return value
-
-    @field_validator("user_created_detail_types", mode="before")
-    @classmethod
-    def _comma_separated(cls, value: Any) -> Any:
-        return (
-            frozenset(part.strip() for part in value.split(",") if part.strip())
-            if isinstance(value, str)
-            else value
-        )
-
-    @field_validator(
-        "usage_table",
-        "seat_sync_queue_url",
-        "webhook_secret_name",
-        "registrations_table",
-        "stripe_read_secret_name",
-        "tenant_updated_queue_url",
-        "reconcile_table",
-        "stripe_requests_per_second",
-        mode="before",
+    reconcile_table = Variable("RECONCILE_TABLE", blank_is_absent(text()), None)
+    stripe_requests_per_second = Variable(
+        "STRIPE_REQUESTS_PER_SECOND", blank_is_absent(number(gt=0, le=100)), None
     )
-    @classmethod
-    def _blank_is_absent(cls, value: Any) -> Any:
-        return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("stripe_api_key")
-    @classmethod
-    def _test_mode_only_locally(cls, value: str | None) -> str | None:
-        if value is not None and value.startswith(("sk_live_", "rk_live_")):
-            raise ValueError("is a live-mode key; STRIPE_API_KEY is for test mode and local runs only")
-        return value
-
-    @model_validator(mode="before")
-    @classmethod
-    def _period_end_keeps_the_customer(cls, values: Any) -> Any:
-        # Deleting a Stripe customer cancels its subscriptions at once: the paid period would be lost.
-        if (
-            isinstance(values, Mapping)
-            and values.get("CANCELLATION_MODE") == CancellationMode.PERIOD_END.value
-            and values.get("CUSTOMER_ON_DELETE") == CustomerOnDelete.DELETE.value
-        ):
-            raise ValueError(
-                "CANCELLATION_MODE period_end needs CUSTOMER_ON_DELETE mark_offboarded: deleting the "
-                "customer would cancel its subscription at once"
-            )
-        return values
+    def __init__(self, values: Mapping[str, object]) -> None:
+        """`values` by attribute name; an attribute missing from it takes its default."""
+        for variable in _VARIABLES:
+            value = values[variable.attribute] if variable.attribute in values else variable.default_value()
+            object.__setattr__(self, variable.attribute, value)
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> Settings:
-        try:
-            return cls.model_validate(dict(environ))
-        except ValidationError as error:
-            problems = "; ".join(
-                f"{'.'.join(str(part) for part in issue['loc'])}: {issue['msg']}" for issue in error.errors()
+        """Every variable present in `environ` parsed (the absent take their defaults); every problem is
+        reported at once, as "invalid configuration: VARIABLE: problem; OTHER: problem"."""
+        values: dict[str, object] = {}
+        problems: list[str] = []
+        for variable in _VARIABLES:
+            raw = environ.get(variable.name)
+            if raw is None:
+                continue
+            try:
+                values[variable.attribute] = variable.parse(raw)
+            except ValueError as error:
+                problems.append(f"{variable.name}: {error}")
+        # Deleting a Stripe customer cancels its subscriptions at once: the paid period would be lost.
+        if (
+            values.get("cancellation_mode") is CancellationMode.PERIOD_END
+            and values.get("customer_on_delete") is CustomerOnDelete.DELETE
+        ):
+            problems.append(
+                "CANCELLATION_MODE: period_end needs CUSTOMER_ON_DELETE mark_offboarded: deleting the "
+                "customer would cancel its subscription at once"
             )
-            raise SettingsError(f"invalid configuration: {problems}") from None
+        if problems:
+            raise SettingsError(f"invalid configuration: {'; '.join(problems)}")
+        return cls(values)
+
+    @classmethod
+    def variables(cls) -> dict[str, str]:
+        """Each setting's attribute name and the environment variable it is read from."""
+        return {variable.attribute: variable.name for variable in _VARIABLES}
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"settings are immutable: {name} cannot be set")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"settings are immutable: {name} cannot be deleted")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Settings) and vars(self) == vars(other)
+
+    __hash__ = None  # type: ignore[assignment]  # equal by value, and a catalogue (a dict) is not hashable
+
+    def __repr__(self) -> str:
+        shown = ", ".join(
+            f"{name}={value!r}" for name, value in vars(self).items() if name != "stripe_api_key"
+        )
+        return f"Settings({shown})"
+
+
+_VARIABLES: Final = tuple(value for value in vars(Settings).values() if isinstance(value, Variable))
 
 
 def required[T](value: T | None, variable: str) -> T:
