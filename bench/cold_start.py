@@ -8,8 +8,12 @@ Lambda-like: each interpreter runs with `-S -P` and a path of the function's cod
 requirements plus what the runtime adds (boto3 and its dependencies), linked from the project's venv;
 nothing else of the venv is importable. Per function it measures, in the interpreter, the handler's
 import and its first event, and next to it the import of the libraries the function's own modules
-import (the third-party modules named at module level in every module of this project the handler
-loads, told from the source): what only fewer or lighter libraries could lower. The gate is also held
+import (the third-party imports, names included, made at module level in every module of this project
+the handler loads, told from the source; with pydantic's BaseModel, one model class defined, at which
+pydantic loads its schema machinery): what only fewer or lighter libraries could lower. It also counts
+the pydantic model classes of this project each import builds and their CPU, and measures the import
+as the functions ran before their build compiled them: code and layer as source, no bytecode kept
+(Lambda's directories are read-only), the runtime's boto3 with its own. The gate is also held
 to a bare Powertools REST resolver with validation doing one consistent GetItem
 (bench/baselines/bare_gate.py), which serves the same event. With --before, the same is measured for
 that commit's handlers (default: main), in the same run: before the layers, its gate is
@@ -22,6 +26,7 @@ import argparse
 import ast
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -109,20 +114,29 @@ print(json.dumps({
 """
 
 
-def lambda_like_path(work: Path) -> Path:
-    """The layer's requirements and the runtime's boto3, linked from the venv into one directory."""
-    target = work / "site"
+def lambda_like_path(work: Path, name: str = "site", layer_as_source: bool = False) -> Path:
+    """The layer's requirements and the runtime's boto3, linked from the venv into one directory; with
+    `layer_as_source`, the layer's packages copied without their bytecode (as SAM's Python builder and
+    a layer built without compiling ship them), the runtime's still linked."""
+    target = work / name
     target.mkdir()
     requirements = (ROOT / "layers" / "dependencies" / "requirements.txt").read_text()
     names = [line.split("==")[0] for line in requirements.splitlines() if "==" in line and line[0].isalpha()]
-    for name in (*names, *RUNTIME_DISTRIBUTIONS):
-        distribution = metadata.distribution(name)
+    for distribution_name in (*names, *RUNTIME_DISTRIBUTIONS):
+        distribution = metadata.distribution(distribution_name)
         tops = {Path(str(file)).parts[0] for file in distribution.files or []}
         for top in tops:
             if top.endswith((".dist-info", ".pth")) or top in ("__pycache__", "bin", ".."):
                 continue
             source = Path(str(distribution.locate_file(top)))
-            if source.exists() and not (target / top).exists():
+            if not source.exists() or (target / top).exists():
+                continue
+            if layer_as_source and distribution_name not in RUNTIME_DISTRIBUTIONS:
+                if source.is_dir():
+                    shutil.copytree(source, target / top, ignore=shutil.ignore_patterns("__pycache__"))
+                else:
+                    shutil.copy2(source, target / top)
+            else:
                 (target / top).symlink_to(source, target_is_directory=source.is_dir())
     return target
 
@@ -175,6 +189,8 @@ def libraries_called(code: Path, loaded: list[str], handler: str) -> list[str]:
 def run_child(
     kind: str, target: str, event: str, code: Path, site: Path, environment: dict[str, str]
 ) -> dict[str, Any]:
+    """One fresh interpreter. With PYTHONDONTWRITEBYTECODE in `environment`, it writes no bytecode, as
+    Lambda's read-only directories let none be written."""
     paths = [str(code), str(ROOT / "bench" / "baselines"), str(site)]
     run = subprocess.run(
         [sys.executable, "-S", "-P", "-c", CHILD, kind, target, event],
@@ -251,13 +267,19 @@ def main() -> None:
                 environments["ProvisionSuccessFunction"],
             )
 
-        targets: dict[str, tuple[str, str, str, Path, dict[str, str]]] = {
-            "interpreter": ("statement", "pass", "-", after, base),
+        # As Lambda ran the functions before the build compiled them: the code and the layer as source,
+        # no bytecode written (the runtime's boto3 keeps its own).
+        source_site = lambda_like_path(work, "source-site", layer_as_source=True)
+        source_code = work / "source-handlers"
+        shutil.copytree(after, source_code, ignore=shutil.ignore_patterns("__pycache__"))
+        targets: dict[str, tuple[str, str, str, Path, Path, dict[str, str]]] = {
+            "interpreter": ("statement", "pass", "-", after, site, base),
             "bare gate (Powertools resolver + GetItem)": (
                 "module",
                 "bare_gate",
                 events[SAMPLES["BillingGateFunction"]],
                 after,
+                site,
                 environments["BillingGateFunction"],
             ),
         }
@@ -274,7 +296,16 @@ def main() -> None:
                 if not (code / f"{handler}.py").exists():
                     continue  # a function the commit before did not have
                 environment = environments["BillingApiFunction" if handler == "billing_api" else function]
-                targets[f"{label} {function}"] = ("module", handler, events[sample], code, environment)
+                targets[f"{label} {function}"] = ("module", handler, events[sample], code, site, environment)
+                if label == "after":
+                    targets[f"source {function}"] = (
+                        "module",
+                        handler,
+                        events[sample],
+                        source_code,
+                        source_site,
+                        {**environment, "PYTHONDONTWRITEBYTECODE": "1"},
+                    )
                 loaded = run_child("module", handler, "-", code, site, environment)["loaded"]
                 if label == "after":  # what building pydantic's model classes costs (its own, untimed run)
                     own = [
@@ -284,14 +315,25 @@ def main() -> None:
                     ]
                     model_builds[function] = (len(own), sum(own))
                 libraries[f"{label} {function}"] = libraries_called(code, loaded, handler)
-                statement = "; ".join(libraries[f"{label} {function}"])
-                targets[f"{label} {function} libraries"] = ("statement", statement, "-", code, environment)
+                statement = "\n".join(libraries[f"{label} {function}"])
+                if "BaseModel" in statement:
+                    # pydantic imports its schema machinery (some 30 modules) at the first model class
+                    # defined: the library's own loading, whoever defines that class.
+                    statement += "\nclass FirstModel(BaseModel):\n    value: int"
+                targets[f"{label} {function} libraries"] = (
+                    "statement",
+                    statement,
+                    "-",
+                    code,
+                    site,
+                    environment,
+                )
         for target in targets.values():  # a first run of each: bytecode compiled, the stack in its state
-            run_child(*target[:3], target[3], site, target[4])
+            run_child(*target)
         samples: dict[str, list[dict[str, float]]] = {name: [] for name in targets}
         for _ in range(arguments.runs):
-            for name, (kind, target, event, code, environment) in targets.items():
-                samples[name].append(run_child(kind, target, event, code, site, environment))
+            for name, target in targets.items():
+                samples[name].append(run_child(*target))
 
     def median(name: str, part: str) -> float:
         return statistics.median(sample[part] for sample in samples[name])
@@ -305,12 +347,14 @@ def main() -> None:
         "(in brackets) moves with the machine's load. Interpreter start-up is in neither. own = import less"
     )
     print("libraries; models = the pydantic model classes of this project the import builds, and the CPU ms")
-    print("pydantic spends building them (measured in a run of its own).")
+    print("pydantic spends building them (measured in a run of its own). as source = the import with the")
+    print("code and the layer as source and no bytecode written, as the stack shipped them before its build")
+    print("compiled them (Lambda's directories are read-only: nothing compiled is kept).")
     bare, bare_wall = median(bare_name, "import"), median(bare_name, "import wall")
     print(f"bare gate: import {bare:.1f} ({bare_wall:.0f}), first event {median(bare_name, 'first'):.1f}")
     header = (
         f"{'function':<26} {'import':>13} {'libraries':>10} {'x libs':>7} {'own':>6} {'models':>12}"
-        f" {'first event':>12}"
+        f" {'first event':>12} {'as source':>10}"
     )
     if arguments.before:
         header += f" {'before import':>14} {'before x libs':>14} {'before first':>13}"
@@ -324,7 +368,7 @@ def main() -> None:
         models = f"{count} in {building:.1f}"
         line = (
             f"{function:<26} {cells:>13} {floor:>10.1f} {imported / floor:>7.2f} {imported - floor:>6.1f}"
-            f" {models:>12} {median(name, 'first'):>12.1f}"
+            f" {models:>12} {median(name, 'first'):>12.1f} {median(f'source {function}', 'import'):>10.1f}"
         )
         if arguments.before and f"before {function}" in samples:
             was = median(f"before {function}", "import")
