@@ -77,6 +77,11 @@ def uses(properties: dict[str, object], environment: dict[str, object]) -> dict[
         "aws_lambda_powertools.utilities.idempotency": "IDEMPOTENCY_TABLE" in environment,
         "aws_lambda_powertools.utilities.batch": "SQS" in kinds,
         "aws_lambda_powertools.event_handler": "Api" in kinds,
+        # Powertools' batch utility imports its typed records of every stream when pydantic is already
+        # loaded (the settings load none of it before the batch utility is imported).
+        "aws_lambda_powertools.utilities.parser.models.dynamodb": "DynamoDB" in kinds,
+        "aws_lambda_powertools.utilities.parser.models.kinesis": "Kinesis" in kinds,
+        "aws_lambda_powertools.utilities.parser.models.kafka": bool({"MSK", "SelfManagedKafka"} & kinds),
     }
 
 
@@ -121,6 +126,10 @@ def test_the_rules_of_what_a_function_uses_follow_the_template() -> None:
     assert used["sbt_billing.domain.lifecycle"]
     assert not used["aws_lambda_powertools.event_handler"]
     assert not used["sbt_billing.domain.stripe_reports"]
+    assert not used["aws_lambda_powertools.utilities.parser.models.kafka"]
+    assert uses({"Events": {"Stream": {"Type": "Kinesis"}}}, {})[
+        "aws_lambda_powertools.utilities.parser.models.kinesis"
+    ]
 
 
 def test_the_import_contracts_are_declared_for_the_layers() -> None:

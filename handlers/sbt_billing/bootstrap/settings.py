@@ -16,14 +16,15 @@ from functools import cache
 from typing import TYPE_CHECKING, Any, Final, overload
 
 from sbt_billing.domain.billing_policy import (
+    BillingState,
     CancellationMode,
     CollectionMode,
     CustomerOnDelete,
+    DowngradeAt,
+    OpenOn,
     ProrationBehavior,
 )
 from sbt_billing.domain.errors import ConfigurationError, SettingsError
-from sbt_billing.domain.models import BillingState, OpenOn
-from sbt_billing.domain.plan_timing import DowngradeAt
 
 if TYPE_CHECKING:
     from sbt_billing.domain.catalogue import TierPlan, UsageMeter

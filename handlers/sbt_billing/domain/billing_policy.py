@@ -1,5 +1,7 @@
 """The deployment's billing choices: how a tenant without a payment method is billed, how a tier change
-and an offboarding are charged, and what becomes of the Stripe customer."""
+and an offboarding are charged, what becomes of the Stripe customer, when billing starts and when a
+downgrade applies; and the billing states the gate may allow. Plain enums: the settings read them
+without loading pydantic."""
 
 from __future__ import annotations
 
@@ -28,6 +30,30 @@ class CancellationMode(StrEnum):
 class CustomerOnDelete(StrEnum):
     MARK_OFFBOARDED = "mark_offboarded"  # keep the customer (and its invoices), metadata offboarded=true
     DELETE = "delete"
+
+
+class BillingState(StrEnum):
+    """A tenant's billing state as the gate reports it (see billing_state.py for the derivation)."""
+
+    ACTIVE = "active"
+    TRIALING = "trialing"
+    PAST_DUE = "past_due"
+    UNPAID = "unpaid"
+    CANCELED = "canceled"
+    OFFBOARDED = "offboarded"
+    UNKNOWN = "unknown"
+
+
+class OpenOn(StrEnum):
+    """When billing starts for a tenant SBT onboards."""
+
+    PROVISION_SUCCESS = "provisionSuccess"  # once its resources exist
+    ONBOARDING_REQUEST = "onboardingRequest"  # at registration (SBT's own billing default)
+
+
+class DowngradeAt(StrEnum):
+    IMMEDIATELY = "immediately"  # a cheaper tier applies at once, prorated like any change
+    PERIOD_END = "period_end"  # a cheaper tier starts when the current period ends
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# Named here too: the deployment's choices among them live with the billing choices (no pydantic there).
+from sbt_billing.domain.billing_policy import BillingState as BillingState
+from sbt_billing.domain.billing_policy import OpenOn as OpenOn
+
 
 class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -201,18 +205,6 @@ class Lease(Frozen):
     owner: str
     expires_at: datetime
     working_until: datetime | None = None
-
-
-class BillingState(StrEnum):
-    """A tenant's billing state as the gate reports it (see billing_state.py for the derivation)."""
-
-    ACTIVE = "active"
-    TRIALING = "trialing"
-    PAST_DUE = "past_due"
-    UNPAID = "unpaid"
-    CANCELED = "canceled"
-    OFFBOARDED = "offboarded"
-    UNKNOWN = "unknown"
 
 
 class StripeStamp(Frozen):
@@ -418,13 +410,6 @@ class Account(Frozen):
             "applied_payment_method",
         }
         return self.model_copy(update={name: getattr(driven, name) for name in owned})
-
-
-class OpenOn(StrEnum):
-    """When billing starts for a tenant SBT onboards."""
-
-    PROVISION_SUCCESS = "provisionSuccess"  # once its resources exist
-    ONBOARDING_REQUEST = "onboardingRequest"  # at registration (SBT's own billing default)
 
 
 class Operation(StrEnum):

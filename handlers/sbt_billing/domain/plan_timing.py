@@ -6,17 +6,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from enum import StrEnum
 
+from sbt_billing.domain.billing_policy import DowngradeAt as DowngradeAt
 from sbt_billing.domain.models import Frozen
 
 # How many months one interval of each unit is (Stripe's recurring intervals).
 _MONTHS = {"day": Decimal(12) / 365, "week": Decimal(12) / 52, "month": Decimal(1), "year": Decimal(12)}
-
-
-class DowngradeAt(StrEnum):
-    IMMEDIATELY = "immediately"  # a cheaper tier applies at once, prorated like any change
-    PERIOD_END = "period_end"  # a cheaper tier starts when the current period ends
 
 
 class PriceTerms(Frozen):
