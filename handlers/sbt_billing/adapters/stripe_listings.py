@@ -22,7 +22,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sbt_billing.adapters.stripe_reads import StripeBillingReader
+from sbt_billing.adapters.stripe_lookups import StripeLookups
 from sbt_billing.domain.adoption import StripeCustomer
 from sbt_billing.domain.drift import ObservedItem, ObservedSubscription
 from sbt_billing.domain.errors import ResourceMissing, TransientBillingError
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 PAGE_SIZE = 100  # the most Stripe gives in one list request
 
 
-class StripeListings(StripeBillingReader):
+class StripeListings(StripeLookups):
     _ahead: tuple[str, Future[Page[ObservedSubscription]]] | None = None
     _ahead_pool: ThreadPoolExecutor | None = None
 

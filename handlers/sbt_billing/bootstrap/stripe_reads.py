@@ -1,4 +1,4 @@
-"""Stripe read: the billing API's reads and the webhook's look-ups."""
+"""Stripe read: the billing API's reads, and the webhook's look-ups."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from sbt_billing.bootstrap.stripe import cached_gateway, no_billing_choices
 
 
 def billing_reader() -> StripeBillingReader:
-    """Stripe for the billing API's reads and the webhook's look-ups: the restricted read-only key when
-    the deployment gives one (STRIPE_READ_SECRET_NAME), so that the public-facing functions never hold
-    the key that can create charges."""
+    """Stripe for the billing API's reads: the restricted read-only key when the deployment gives one
+    (STRIPE_READ_SECRET_NAME), so that the public-facing functions never hold the key that can create
+    charges."""
     return cached_gateway("read", stripe_read_key(settings()), StripeBillingReader, no_billing_choices)

@@ -8,17 +8,17 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
 
+from sbt_billing.adapters.applied_marks import DynamoAppliedMarks
+from sbt_billing.adapters.stripe_lookups import StripeLookups
 from sbt_billing.bootstrap.clients import aws_client, cached
-from sbt_billing.bootstrap.reconcile_stores import reconcile_store
 from sbt_billing.bootstrap.reports import report_processor
-from sbt_billing.bootstrap.secrets import webhook_secrets
+from sbt_billing.bootstrap.secrets import stripe_read_key, webhook_secrets
 from sbt_billing.bootstrap.settings import required, settings
 from sbt_billing.bootstrap.stores import publisher
-from sbt_billing.bootstrap.stripe import livemode
-from sbt_billing.bootstrap.stripe_reads import billing_reader
+from sbt_billing.bootstrap.stripe import cached_gateway, livemode, no_billing_choices
 from sbt_billing.bootstrap.usage_stores import tenant_usage
 from sbt_billing.domain.meter_errors import MeterErrorReport, MeterErrors
-from sbt_billing.domain.ports import ReconcileStore
+from sbt_billing.domain.ports import AppliedMarks
 from sbt_billing.domain.stripe_reports import WebhookProcessor
 
 __all__ = ["meter_error_report", "meter_errors", "webhook_processor", "webhook_secrets"]
@@ -28,16 +28,16 @@ class _LazyLookup:
     """Stripe look-ups for the webhook, reading the Stripe key only when one is needed."""
 
     def tenant_of_customer(self, customer_id: str) -> str | None:
-        return billing_reader().tenant_of_customer(customer_id)
+        return stripe_lookups().tenant_of_customer(customer_id)
 
     def subscription_object(self, subscription_id: str) -> Mapping[str, Any] | None:
-        return billing_reader().subscription_object(subscription_id)
+        return stripe_lookups().subscription_object(subscription_id)
 
     def setup_intent_payment_method(self, setup_intent_id: str) -> str | None:
-        return billing_reader().setup_intent_payment_method(setup_intent_id)
+        return stripe_lookups().setup_intent_payment_method(setup_intent_id)
 
     def price_lookup_key(self, price_id: str) -> str | None:
-        return billing_reader().price_lookup_key(price_id)
+        return stripe_lookups().price_lookup_key(price_id)
 
 
 def webhook_processor() -> WebhookProcessor:
@@ -62,13 +62,20 @@ def webhook_idempotency_store() -> DynamoDBPersistenceLayer:
 
 
 def meter_error_report(event_id: str) -> MeterErrorReport:
-    return billing_reader().meter_error_report(event_id)
+    return stripe_lookups().meter_error_report(event_id)
 
 
 def meter_errors() -> MeterErrors:
     return MeterErrors(tenant_usage(), publisher())
 
 
-def applied_marks() -> ReconcileStore | None:
+def applied_marks() -> AppliedMarks | None:
     """Where the webhook notes the newest event it applied (the reconciler's replay starts there)."""
-    return reconcile_store() if settings().reconcile_table else None
+    table = settings().reconcile_table
+    return DynamoAppliedMarks(aws_client("dynamodb"), table) if table else None
+
+
+def stripe_lookups() -> StripeLookups:
+    """Stripe for the webhook's look-ups: the restricted read-only key when the deployment gives one
+    (STRIPE_READ_SECRET_NAME), so that the public-facing webhook never holds the key that can charge."""
+    return cached_gateway("lookups", stripe_read_key(settings()), StripeLookups, no_billing_choices)

@@ -282,7 +282,17 @@ class AccountDirectory(Protocol):
         ...
 
 
-class ReconcileStore(Protocol):
+class AppliedMarks(Protocol):
+    """The newest Stripe event applied (by the webhook or a replay): where a replay starts."""
+
+    def applied_mark(self) -> StripeStamp | None: ...
+
+    def advance_applied_mark(self, stamp: StripeStamp) -> None:
+        """Moves the mark to `stamp` if it is newer (by `created`) than the mark."""
+        ...
+
+
+class ReconcileStore(AppliedMarks, Protocol):
     """Where reconciling keeps its place: the pass, the subscriptions its listing showed, and the last
     Stripe event applied (by the webhook or a replay)."""
 
@@ -296,9 +306,3 @@ class ReconcileStore(Protocol):
     def add_seen(self, pass_id: str, page: int, subscription_ids: Sequence[str]) -> None: ...
 
     def seen(self, pass_id: str, pages: int) -> set[str]: ...
-
-    def applied_mark(self) -> StripeStamp | None: ...
-
-    def advance_applied_mark(self, stamp: StripeStamp) -> None:
-        """Moves the mark to `stamp` if it is newer (by `created`) than the mark."""
-        ...
