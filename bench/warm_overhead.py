@@ -32,7 +32,8 @@ os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "SbtStripeBillingBench")
 
 from sbt_billing.domain.catalogue import TierPlan  # noqa: E402
 from sbt_billing.domain.lifecycle import Lifecycle  # noqa: E402
-from sbt_billing.domain.models import Result, TenantFacts  # noqa: E402
+from sbt_billing.domain.models import TenantFacts  # noqa: E402
+from sbt_billing.domain.results import Result  # noqa: E402
 
 from tests.support.doubles import (  # noqa: E402
     FakeBillingGateway,

@@ -591,7 +591,7 @@ def test_enum_parameters_allow_only_what_settings_accept(template: dict[str, Any
 
 
 def test_gate_states_are_the_billing_states_settings_know(template: dict[str, Any]) -> None:
-    from sbt_billing.domain.models import BillingState
+    from sbt_billing.domain.billing_policy import BillingState
 
     pattern = re.compile(template["Parameters"]["GateAllowedStates"]["AllowedPattern"])
     assert pattern.fullmatch(",".join(state.value for state in BillingState))

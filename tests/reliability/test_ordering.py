@@ -15,9 +15,10 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
+from sbt_billing.domain.billing_policy import OpenOn
 from sbt_billing.domain.catalogue import TierPlan, UsageMeter
 from sbt_billing.domain.lifecycle import Lifecycle
-from sbt_billing.domain.models import AccountStatus, Facts, OpenOn, TenantFacts
+from sbt_billing.domain.models import AccountStatus, Facts, TenantFacts
 from sbt_billing.domain.onboarding import Onboarding
 from sbt_billing.domain.usage import RawUsage
 

@@ -8,24 +8,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from threading import Lock, RLock
 
+from sbt_billing.domain.billing_policy import DowngradeAt, OpenOn
 from sbt_billing.domain.catalogue import TierPlan, UsageMeter
 from sbt_billing.domain.errors import PermanentBillingError, RevisionConflict
 from sbt_billing.domain.lifecycle import Lifecycle
-from sbt_billing.domain.models import Account, CustomerDetails, Facts, InvoiceFact, OpenOn
+from sbt_billing.domain.models import Account, CustomerDetails, Facts, InvoiceFact
 from sbt_billing.domain.onboarding import Onboarding
-from sbt_billing.domain.plan_timing import DowngradeAt, PriceTerms, ScheduledPlan, ScheduledPlanChange
+from sbt_billing.domain.plan_timing import PriceTerms, ScheduledPlan, ScheduledPlanChange
 from sbt_billing.domain.seats import Seats
 from sbt_billing.domain.usage import Usage
-from sbt_billing.domain.values import (
-    InvoiceAmount,
-    MeterEvent,
-    MeterStatus,
-    PlanChange,
-    PlanPreview,
-    PlanPrices,
-    SubscriptionState,
-    UsageRecord,
-)
+from sbt_billing.domain.usage_values import MeterEvent, MeterStatus, UsageRecord
+from sbt_billing.domain.values import InvoiceAmount, PlanChange, PlanPreview, PlanPrices, SubscriptionState
 
 
 class InMemoryAccountStore:

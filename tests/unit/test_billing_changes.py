@@ -5,18 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sbt_billing.domain.billing_policy import BillingState
 from sbt_billing.domain.gate import GatePolicy
-from sbt_billing.domain.models import (
-    Account,
-    AccountStatus,
-    BillingState,
-    InvoiceFact,
-    Lease,
-    Operation,
-    Outcome,
-    Result,
-    TenantFacts,
-)
+from sbt_billing.domain.models import Account, AccountStatus, InvoiceFact, Lease, Outcome, TenantFacts
+from sbt_billing.domain.results import Operation, Result
 from sbt_billing.entrypoints.api.changes import BillingChangeIn, _answer
 from sbt_billing.entrypoints.api.wire import ApiError
 

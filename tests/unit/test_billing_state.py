@@ -6,12 +6,12 @@ from datetime import UTC, datetime
 
 import pytest
 from sbt_billing.bootstrap.settings import Settings
+from sbt_billing.domain.billing_policy import BillingState
 from sbt_billing.domain.catalogue import TierPlan, tier_for_price
 from sbt_billing.domain.gate import GatePolicy, decide, lapsed_for_nonpayment
 from sbt_billing.domain.models import (
     Account,
     AccountStatus,
-    BillingState,
     PaymentState,
     ReportedPayment,
     ReportedSubscription,

@@ -10,8 +10,9 @@ import pytest
 from sbt_billing.domain.catalogue import TierPlan
 from sbt_billing.domain.errors import InvalidEvent, PermanentBillingError, TransientBillingError
 from sbt_billing.domain.lifecycle import Lifecycle
-from sbt_billing.domain.models import AccountStatus, Address, CustomerDetails, Lease, Result, TenantFacts
+from sbt_billing.domain.models import AccountStatus, Address, CustomerDetails, Lease, TenantFacts
 from sbt_billing.domain.published import BILLING_FAILURE, BILLING_SUCCESS
+from sbt_billing.domain.results import Result
 
 from tests.support.doubles import FakeCustomer, InMemoryBilling
 

@@ -9,8 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sbt_billing.domain.catalogue import TierPlan
 from sbt_billing.domain.errors import NotBillable, TenantBusy, UnknownTenant
-from sbt_billing.domain.models import Lease, Result, TenantFacts
+from sbt_billing.domain.models import Lease, TenantFacts
 from sbt_billing.domain.published import BILLING_FAILURE, BILLING_SUCCESS
+from sbt_billing.domain.results import Result
 
 from tests.support.doubles import InMemoryBilling
 

@@ -9,24 +9,23 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sbt_billing.domain.billing_policy import CancellationMode
+from sbt_billing.domain.billing_policy import BillingState, CancellationMode, DowngradeAt
 from sbt_billing.domain.catalogue import TierPlan
 from sbt_billing.domain.errors import NotBillable
 from sbt_billing.domain.gate import GatePolicy, decide
 from sbt_billing.domain.models import (
     Account,
     AccountStatus,
-    BillingState,
     PaymentState,
     ReportedPayment,
-    Result,
     ScheduledChange,
     StripeReport,
     StripeStamp,
     TenantFacts,
 )
-from sbt_billing.domain.plan_timing import DowngradeAt, PriceTerms, is_downgrade
+from sbt_billing.domain.plan_timing import PriceTerms, is_downgrade
 from sbt_billing.domain.published import BILLING_SUCCESS, TRIAL_WILL_END
+from sbt_billing.domain.results import Result
 from sbt_billing.domain.self_service import FlowNotOffered, PortalFlow, PortalPolicy, SelfService
 from sbt_billing.domain.stripe_events import StripeEvent
 from sbt_billing.domain.stripe_reports import WebhookPolicy, WebhookProcessor

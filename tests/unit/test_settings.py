@@ -12,10 +12,9 @@ from pathlib import Path
 import pytest
 from sbt_billing.bootstrap import settings as settings_module
 from sbt_billing.bootstrap.settings import Settings, required
-from sbt_billing.domain.billing_policy import CancellationMode, CustomerOnDelete
+from sbt_billing.domain.billing_policy import BillingState, CancellationMode, CustomerOnDelete
 from sbt_billing.domain.catalogue import TierPlan, UsageMeter
 from sbt_billing.domain.errors import ConfigurationError, SettingsError
-from sbt_billing.domain.models import BillingState
 
 
 def settings_of(**variables: str) -> Settings:

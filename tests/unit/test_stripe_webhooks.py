@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sbt_billing.domain.billing_policy import BillingState
 from sbt_billing.domain.catalogue import TierPlan
 from sbt_billing.domain.errors import InvalidEvent
 from sbt_billing.domain.gate import GatePolicy, decide
@@ -17,11 +18,9 @@ from sbt_billing.domain.lifecycle import Lifecycle
 from sbt_billing.domain.models import (
     Account,
     AccountStatus,
-    BillingState,
     CustomerDetails,
     Desired,
     OpeningSnapshot,
-    Result,
     TenantFacts,
 )
 from sbt_billing.domain.published import (
@@ -31,6 +30,7 @@ from sbt_billing.domain.published import (
     DEACTIVATE_REQUEST,
     TENANT_BILLING_UPDATED,
 )
+from sbt_billing.domain.results import Result
 from sbt_billing.domain.stripe_events import StripeEvent
 from sbt_billing.domain.stripe_reports import WebhookPolicy, WebhookProcessor
 from sbt_billing.entrypoints.stripe_events import parse_event

@@ -15,7 +15,7 @@ from sbt_billing.domain.meter_errors import MeterErrorReport, MeterErrors, Meter
 from sbt_billing.domain.models import TenantFacts
 from sbt_billing.domain.published import BILLING_FAILURE
 from sbt_billing.domain.usage import RawUsage
-from sbt_billing.domain.values import MeterStatus
+from sbt_billing.domain.usage_values import MeterStatus
 from sbt_billing.entrypoints.sbt_inbound import parse
 from sbt_billing.entrypoints.sbt_usage_events import UsageEvent, usage_records
 from sbt_billing.entrypoints.stripe_events import ThinEvent, thin_event

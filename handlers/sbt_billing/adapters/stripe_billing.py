@@ -28,14 +28,8 @@ from sbt_billing.domain.billing_policy import (
 from sbt_billing.domain.errors import PermanentBillingError, ResourceMissing
 from sbt_billing.domain.models import CustomerDetails, InvoiceFact, digest_of
 from sbt_billing.domain.plan_timing import PriceTerms
-from sbt_billing.domain.values import (
-    InvoiceAmount,
-    MeterEvent,
-    PlanChange,
-    PlanPreview,
-    PlanPrices,
-    SubscriptionState,
-)
+from sbt_billing.domain.usage_values import MeterEvent
+from sbt_billing.domain.values import InvoiceAmount, PlanChange, PlanPreview, PlanPrices, SubscriptionState
 
 if TYPE_CHECKING:
     from stripe.params import (

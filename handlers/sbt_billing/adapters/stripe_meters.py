@@ -9,7 +9,7 @@ from typing import TypeVar
 
 import stripe
 
-from sbt_billing.domain.values import MeterStatus
+from sbt_billing.domain.usage_values import MeterStatus
 
 T = TypeVar("T")
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from sbt_billing.domain.errors import TransientBillingError
-from sbt_billing.domain.values import UsageRecord
+from sbt_billing.domain.usage_values import UsageRecord
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient

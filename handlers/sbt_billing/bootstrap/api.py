@@ -18,10 +18,10 @@ from sbt_billing.bootstrap.stores import account_store
 from sbt_billing.bootstrap.stripe import billing_policy, cached_gateway
 from sbt_billing.bootstrap.stripe_reads import billing_reader
 from sbt_billing.bootstrap.usage_stores import tenant_usage
+from sbt_billing.domain.billing_policy import DowngradeAt
 from sbt_billing.domain.billing_view import BillingServices
 from sbt_billing.domain.gate import GatePolicy
 from sbt_billing.domain.models import Outcome, TenantFacts
-from sbt_billing.domain.plan_timing import DowngradeAt
 from sbt_billing.domain.self_service import PortalPolicy, SelfService
 from sbt_billing.domain.values import PlanPreview
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sbt_billing.bootstrap.settings import settings
 from sbt_billing.bootstrap.usage_stores import seat_scheduler, tenant_usage
-from sbt_billing.domain.seats import SeatRecorder
+from sbt_billing.domain.seat_recording import SeatRecorder
 
 
 def seat_recorder() -> SeatRecorder | None:

@@ -27,9 +27,11 @@ from enum import StrEnum
 
 from sbt_billing.domain.catalogue import TierPlan, tier_for_price
 from sbt_billing.domain.drift import ObservedSubscription
+from sbt_billing.domain.frozen import Frozen
 from sbt_billing.domain.lifecycle import Lifecycle
-from sbt_billing.domain.models import Account, AccountStatus, Adopted, Frozen, Result, TenantFacts
+from sbt_billing.domain.models import Account, AccountStatus, Adopted, TenantFacts
 from sbt_billing.domain.ports import Clock
+from sbt_billing.domain.results import Result
 
 
 class SbtTenant(Frozen):

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from sbt_billing.domain.catalogue import TierPlan, tier_for_price
+from sbt_billing.domain.frozen import Frozen
 from sbt_billing.domain.gate import (
     GateDecision,
     GatePolicy,
@@ -18,7 +19,7 @@ from sbt_billing.domain.gate import (
     payment_method,
     reported_subscription,
 )
-from sbt_billing.domain.models import Account, Address, Frozen, InvoiceFact, ScheduledChange
+from sbt_billing.domain.models import Account, Address, InvoiceFact, ScheduledChange
 from sbt_billing.domain.ports import AccountStore
 from sbt_billing.domain.values import InvoiceAmount
 

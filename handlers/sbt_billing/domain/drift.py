@@ -24,7 +24,8 @@ from datetime import datetime
 from enum import StrEnum
 
 from sbt_billing.domain.catalogue import TierPlan, tier_for_price
-from sbt_billing.domain.models import ENDED, Account, AccountStatus, Frozen
+from sbt_billing.domain.frozen import Frozen
+from sbt_billing.domain.models import ENDED, Account, AccountStatus
 
 
 class DriftKind(StrEnum):

@@ -30,11 +30,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sbt_billing.domain.billing_policy import BillingState
+from sbt_billing.domain.frozen import Frozen
 from sbt_billing.domain.models import (
     Account,
     AccountStatus,
-    BillingState,
-    Frozen,
     PaymentState,
     ReportedPayment,
     ScheduledChange,

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 from uuid import uuid4
 
 from sbt_billing.domain.account_writes import Again, Write, account_or_none, write_merged
+from sbt_billing.domain.billing_policy import DowngradeAt
 from sbt_billing.domain.catalogue import TierPlan, tier_plan
 from sbt_billing.domain.errors import (
     NotBillable,
@@ -48,17 +49,16 @@ from sbt_billing.domain.models import (
     InvoiceFact,
     Lease,
     OpeningSnapshot,
-    Operation,
     Outcome,
     PendingPlan,
-    Result,
     ScheduledChange,
     Stamp,
     TenantFacts,
 )
-from sbt_billing.domain.plan_timing import DowngradeAt, ScheduledPlanChange, is_downgrade
+from sbt_billing.domain.plan_timing import ScheduledPlanChange, is_downgrade
 from sbt_billing.domain.ports import AccountStore, BillingGateway, Clock, EventPublisher
 from sbt_billing.domain.published import BILLING_FAILURE, BILLING_SUCCESS
+from sbt_billing.domain.results import Operation, Result
 from sbt_billing.domain.seats import Seats
 from sbt_billing.domain.usage import Usage
 from sbt_billing.domain.values import PlanChange, PlanPreview, PlanPrices, SubscriptionState

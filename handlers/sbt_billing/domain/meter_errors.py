@@ -17,11 +17,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from sbt_billing.domain.models import Frozen
+from sbt_billing.domain.frozen import Frozen
 from sbt_billing.domain.ports import EventPublisher, UsageOutbox
 from sbt_billing.domain.published import BILLING_FAILURE
 from sbt_billing.domain.usage import failure_reason
-from sbt_billing.domain.values import UsageRecord
+from sbt_billing.domain.usage_values import UsageRecord
 
 ERROR_REPORT = "v1.billing.meter.error_report_triggered"
 NO_METER_FOUND = "v1.billing.meter.no_meter_found"

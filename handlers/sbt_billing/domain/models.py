@@ -15,15 +15,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-# Named here too: the deployment's choices among them live with the billing choices (no pydantic there).
-from sbt_billing.domain.billing_policy import BillingState as BillingState
-from sbt_billing.domain.billing_policy import OpenOn as OpenOn
-
-
-class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+from sbt_billing.domain.frozen import Frozen
+from sbt_billing.domain.results import Operation, Result
 
 
 class Address(Frozen):
@@ -410,25 +405,6 @@ class Account(Frozen):
             "applied_payment_method",
         }
         return self.model_copy(update={name: getattr(driven, name) for name in owned})
-
-
-class Operation(StrEnum):
-    OPEN_ACCOUNT = "open_account"
-    UPDATE_ACCOUNT = "update_account"
-    CLOSE_ACCOUNT = "close_account"
-    RECONCILE_ACCOUNT = "reconcile_account"  # a reconcile run found Stripe off the recorded facts
-
-
-class Result(StrEnum):
-    APPLIED = "applied"  # Stripe now holds what the facts describe
-    UNCHANGED = "unchanged"  # nothing new: a duplicate or an older fact
-    RECORDED = "recorded"  # kept for later (no account yet) or handed to the worker holding the lease
-    IGNORED = "ignored"  # the account is closed: offboarding is terminal
-    IN_FLIGHT = "in_flight"  # the same fact is being processed by another invocation
-    SCHEDULED = "scheduled"  # Stripe holds the change for the period's end (a subscription schedule)
-    PAYMENT_REQUIRED = "payment_required"  # the tier change waits for its invoice to be paid (pending update)
-    REJECTED = "rejected"  # bad input: nothing was written anywhere
-    FAILED = "failed"  # Stripe refused for good: reported on the bus
 
 
 class Outcome(Frozen):

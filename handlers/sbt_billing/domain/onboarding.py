@@ -13,9 +13,11 @@ consult the gate). A provisioning failure closes the account without charging th
 
 from __future__ import annotations
 
+from sbt_billing.domain.billing_policy import OpenOn
 from sbt_billing.domain.lifecycle import Lifecycle
-from sbt_billing.domain.models import Facts, OpenOn, Operation, Outcome, Result, TenantFacts
+from sbt_billing.domain.models import Facts, Outcome, TenantFacts
 from sbt_billing.domain.ports import RegistrationStore
+from sbt_billing.domain.results import Operation, Result
 
 
 class Onboarding:

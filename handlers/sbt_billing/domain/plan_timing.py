@@ -7,8 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sbt_billing.domain.billing_policy import DowngradeAt as DowngradeAt
-from sbt_billing.domain.models import Frozen
+from sbt_billing.domain.frozen import Frozen
 
 # How many months one interval of each unit is (Stripe's recurring intervals).
 _MONTHS = {"day": Decimal(12) / 365, "week": Decimal(12) / 52, "month": Decimal(1), "year": Decimal(12)}

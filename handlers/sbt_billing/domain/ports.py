@@ -7,27 +7,24 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sbt_billing.domain.models import (
-    Account,
-    CustomerDetails,
-    Facts,
-    StripeStamp,
-)
-
 if TYPE_CHECKING:  # named in signatures only: importing the ports builds none of the values they carry
     from sbt_billing.domain.drift import ObservedSubscription
+    from sbt_billing.domain.models import (
+        Account,
+        CustomerDetails,
+        Facts,
+        StripeStamp,
+    )
     from sbt_billing.domain.plan_timing import PriceTerms, ScheduledPlan, ScheduledPlanChange
     from sbt_billing.domain.reconcile_state import EventWindow, PassState
+    from sbt_billing.domain.usage_values import MeterEvent, MeterStatus, UsageRecord
     from sbt_billing.domain.values import (
         AccountRef,
-        MeterEvent,
-        MeterStatus,
         Page,
         PlanChange,
         PlanPreview,
         PlanPrices,
         SubscriptionState,
-        UsageRecord,
     )
 
 

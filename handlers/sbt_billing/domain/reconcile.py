@@ -39,8 +39,9 @@ from sbt_billing.domain.drift import (
 )
 from sbt_billing.domain.errors import RevisionConflict, TenantBusy
 from sbt_billing.domain.event_replay import ApplyEvent, replay_page, replay_windows
+from sbt_billing.domain.frozen import Frozen
 from sbt_billing.domain.lifecycle import CHANGED_SINCE_COMPARED, Lifecycle
-from sbt_billing.domain.models import Account, AccountStatus, Frozen, Result
+from sbt_billing.domain.models import Account, AccountStatus
 from sbt_billing.domain.ports import AccountDirectory, Clock, EventPublisher, ReconcileStore, StripeListings
 from sbt_billing.domain.published import BILLING_DRIFT
 from sbt_billing.domain.reconcile_state import (
@@ -51,6 +52,7 @@ from sbt_billing.domain.reconcile_state import (
     TenantDrift,
     WindowKind,
 )
+from sbt_billing.domain.results import Result
 from sbt_billing.domain.seats import Seats
 
 ACCOUNTS_PAGE = 1000  # references a Scan page holds (well under its 1 MB)

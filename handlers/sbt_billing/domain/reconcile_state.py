@@ -11,7 +11,8 @@ from enum import StrEnum
 from pydantic import Field
 
 from sbt_billing.domain.drift import Drift
-from sbt_billing.domain.models import Frozen, StripeStamp
+from sbt_billing.domain.frozen import Frozen
+from sbt_billing.domain.models import StripeStamp
 
 EXAMPLES_KEPT = 100  # tenants with drift a pass keeps for its report (every one goes to the bus)
 

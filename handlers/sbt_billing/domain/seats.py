@@ -10,18 +10,10 @@ last change is never lost, and a tenant gets at most one update per delay window
 
 from __future__ import annotations
 
-from sbt_billing.domain.models import Account, AccountStatus, Frozen, Result
+from sbt_billing.domain.frozen import Frozen
+from sbt_billing.domain.models import Account, AccountStatus
 from sbt_billing.domain.ports import AccountStore, BillingGateway, SeatLedger, SyncScheduler
-
-
-class SeatOutcome(Frozen):
-    tenant_id: str
-    user_id: str
-    result: Result
-    sync_scheduled: bool = False
-
-    def as_response(self) -> dict[str, str]:
-        return {key: str(value) for key, value in self.model_dump(mode="json").items()}
+from sbt_billing.domain.seat_recording import SeatRecorder
 
 
 class SyncOutcome(Frozen):
@@ -29,30 +21,6 @@ class SyncOutcome(Frozen):
     quantity: int | None = None
     updated: bool = False
     rescheduled: bool = False
-
-
-class SeatRecorder:
-    """Records users and schedules the syncs: all the user function does (no account, no Stripe)."""
-
-    def __init__(self, ledger: SeatLedger, scheduler: SyncScheduler, delay_seconds: int) -> None:
-        self._ledger = ledger
-        self._scheduler = scheduler
-        self._delay = delay_seconds
-
-    def record(self, tenant_id: str, user_id: str, present: bool, stamp: str) -> SeatOutcome:
-        """A user was created (present) or deleted; `stamp` orders facts about the same user."""
-        changed = self._ledger.record_user(tenant_id, user_id, present, stamp)
-        # Even a duplicate makes sure a sync is pending: an earlier attempt may have recorded the user
-        # and failed to schedule.
-        scheduled = self._ledger.claim_sync(tenant_id, changed)
-        if scheduled:
-            try:
-                self._scheduler.schedule(tenant_id, self._delay)
-            except BaseException:
-                self._ledger.release_claim(tenant_id)
-                raise
-        result = Result.RECORDED if changed else Result.UNCHANGED
-        return SeatOutcome(tenant_id=tenant_id, user_id=user_id, result=result, sync_scheduled=scheduled)
 
 
 class Seats(SeatRecorder):

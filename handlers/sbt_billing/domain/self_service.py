@@ -19,7 +19,8 @@ from typing import Protocol
 from sbt_billing.domain.billing_policy import CancellationMode
 from sbt_billing.domain.catalogue import TierPlan
 from sbt_billing.domain.errors import NotBillable, UnknownTenant
-from sbt_billing.domain.models import Account, AccountStatus, Frozen, digest_of
+from sbt_billing.domain.frozen import Frozen
+from sbt_billing.domain.models import Account, AccountStatus, digest_of
 from sbt_billing.domain.plan_timing import PriceTerms
 from sbt_billing.domain.ports import AccountStore
 

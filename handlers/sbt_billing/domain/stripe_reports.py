@@ -36,6 +36,7 @@ from typing import Any
 from sbt_billing.domain.account_writes import Write, write_merged
 from sbt_billing.domain.catalogue import TierPlan, tier_for_price
 from sbt_billing.domain.errors import ConfigurationError, InvalidEvent
+from sbt_billing.domain.frozen import Frozen
 from sbt_billing.domain.gate import (
     GOOD_STANDING,
     GatePolicy,
@@ -50,13 +51,11 @@ from sbt_billing.domain.models import (
     AccountStatus,
     Address,
     CustomerDetails,
-    Frozen,
     InvoiceFact,
     PaymentState,
     ReportedInvoice,
     ReportedPayment,
     ReportedSubscription,
-    Result,
     StripeReport,
     StripeStamp,
     SubscriptionFact,
@@ -70,6 +69,7 @@ from sbt_billing.domain.published import (
     DEACTIVATE_REQUEST,
     TENANT_BILLING_UPDATED,
 )
+from sbt_billing.domain.results import Result
 from sbt_billing.domain.stripe_events import StripeEvent
 from sbt_billing.domain.stripe_self_service import (
     CHECKOUT_EVENTS,

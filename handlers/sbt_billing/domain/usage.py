@@ -19,7 +19,8 @@ from decimal import Decimal, InvalidOperation
 
 from sbt_billing.domain.catalogue import UsageMeter
 from sbt_billing.domain.errors import InvalidEvent
-from sbt_billing.domain.models import Account, AccountStatus, Frozen, digest_of
+from sbt_billing.domain.frozen import Frozen
+from sbt_billing.domain.models import Account, AccountStatus, digest_of
 from sbt_billing.domain.ports import (
     AccountStore,
     BillingGateway,
@@ -29,7 +30,7 @@ from sbt_billing.domain.ports import (
     UsageOutbox,
 )
 from sbt_billing.domain.published import BILLING_FAILURE
-from sbt_billing.domain.values import MeterEvent, MeterStatus, UsageRecord
+from sbt_billing.domain.usage_values import MeterEvent, MeterStatus, UsageRecord
 
 STRIPE_BATCH = 100
 PAST_WINDOW = timedelta(days=35)

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 
 from pydantic import Field
 
-from sbt_billing.domain.models import AccountStatus, Frozen, InvoiceFact
+from sbt_billing.domain.frozen import Frozen
+from sbt_billing.domain.models import AccountStatus, InvoiceFact
 
 
 class PlanPrices(Frozen):
@@ -61,30 +61,6 @@ class PlanPreview(Frozen):
     due_now: InvoiceAmount | None  # invoiced at once (proration behavior always_invoice), else None
     next_invoice: InvoiceAmount | None  # the next regular invoice after the change
     from_tier: str | None = None  # the tier the account is billed for now
-
-
-class MeterEvent(Frozen):
-    event_name: str
-    identifier: str
-    customer_id: str
-    value: str
-    timestamp: datetime
-
-
-class UsageRecord(Frozen):
-    tenant_id: str
-    identifier: str
-    usage_name: str
-    event_name: str
-    value: str
-    timestamp: datetime
-
-
-class MeterStatus(StrEnum):
-    ACTIVE = "active"
-    INACTIVE = "inactive"  # deactivated: Stripe drops its events
-    MISSING = "missing"  # no meter has the event name
-    MISCONFIGURED = "misconfigured"  # its payload keys are not the ones our events carry
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,9 @@ from sbt_billing.bootstrap.stores import publisher
 from sbt_billing.domain.catalogue import tier_plan
 from sbt_billing.domain.errors import ConfigurationError, InvalidEvent, TransientBillingError
 from sbt_billing.domain.lifecycle import TIER_MISSING, Lifecycle
-from sbt_billing.domain.models import Operation, Outcome, Result
+from sbt_billing.domain.models import Outcome
 from sbt_billing.domain.published import BILLING_FAILURE
+from sbt_billing.domain.results import Operation, Result
 from sbt_billing.entrypoints import bounded_json
 from sbt_billing.entrypoints.billing_messages import PaymentMethodGivenEvent, payment_method_facts
 from sbt_billing.entrypoints.observability import logger, metrics

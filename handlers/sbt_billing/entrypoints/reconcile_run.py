@@ -18,8 +18,8 @@ from sbt_billing.adapters.stripe_seam import invocation_end
 from sbt_billing.bootstrap.reconcile import event_processor, reconciler
 from sbt_billing.domain.errors import InvalidEvent
 from sbt_billing.domain.event_replay import Replayed
-from sbt_billing.domain.models import Result
 from sbt_billing.domain.reconcile import ReconcileRun
+from sbt_billing.domain.results import Result
 from sbt_billing.domain.stripe_events import StripeEvent
 from sbt_billing.entrypoints.observability import logger, metrics
 from sbt_billing.entrypoints.stripe_event_apply import apply_once, prepare

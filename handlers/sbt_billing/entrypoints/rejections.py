@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from aws_lambda_powertools.metrics import MetricUnit
 
 from sbt_billing.domain.errors import InvalidEvent
-from sbt_billing.domain.models import Result
+from sbt_billing.domain.results import Result
 from sbt_billing.entrypoints.observability import logger, metrics
 
 

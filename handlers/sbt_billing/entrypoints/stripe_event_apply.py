@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sbt_billing.bootstrap.clients import cached
 from sbt_billing.bootstrap.webhook import webhook_idempotency_config, webhook_idempotency_store
-from sbt_billing.domain.models import Frozen
+from sbt_billing.domain.frozen import Frozen
 from sbt_billing.domain.stripe_events import StripeEvent
 from sbt_billing.domain.stripe_reports import WebhookOutcome, WebhookProcessor
 

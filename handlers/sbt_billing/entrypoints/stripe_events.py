@@ -9,7 +9,7 @@ import json
 from pydantic import ValidationError
 
 from sbt_billing.domain.errors import InvalidEvent
-from sbt_billing.domain.models import Frozen
+from sbt_billing.domain.frozen import Frozen
 from sbt_billing.domain.stripe_events import StripeEvent
 from sbt_billing.entrypoints import bounded_json
 

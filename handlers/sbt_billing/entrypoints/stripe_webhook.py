@@ -23,7 +23,7 @@ from sbt_billing.bootstrap.webhook import (
 )
 from sbt_billing.domain.errors import ConfigurationError, InvalidEvent, TransientBillingError
 from sbt_billing.domain.meter_errors import METER_ERROR_TYPES
-from sbt_billing.domain.models import Result
+from sbt_billing.domain.results import Result
 from sbt_billing.domain.stripe_events import StripeEvent
 from sbt_billing.entrypoints.observability import logger, metrics
 from sbt_billing.entrypoints.stripe_event_apply import apply_once

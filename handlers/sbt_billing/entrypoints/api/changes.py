@@ -42,7 +42,8 @@ from sbt_billing.domain.errors import (
     UnknownTenant,
 )
 from sbt_billing.domain.gate import GatePolicy, decide
-from sbt_billing.domain.models import AccountStatus, Address, Lease, Outcome, Result, TenantFacts
+from sbt_billing.domain.models import AccountStatus, Address, Lease, Outcome, TenantFacts
+from sbt_billing.domain.results import Result
 from sbt_billing.domain.values import InvoiceAmount, PlanPreview
 from sbt_billing.entrypoints.api.gate import tenant_not_found
 from sbt_billing.entrypoints.api.wire import (

@@ -13,8 +13,9 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from sbt_billing.domain.billing_policy import BillingState
 from sbt_billing.domain.gate import GateDecision
-from sbt_billing.domain.models import BillingState, InvoiceFact, ScheduledChange
+from sbt_billing.domain.models import InvoiceFact, ScheduledChange
 
 TENANT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@+=-]{0,127}$"
 
