@@ -21,7 +21,7 @@ A refused message stays in its queue and is reported; `--dry-run` only reports.
 
 It uses the caller's AWS credentials and region (the standard variables or profile): it needs
 sqs:ReceiveMessage/DeleteMessage/ChangeMessageVisibility/GetQueueAttributes on the dead-letter queue, sqs:SendMessage on a
-target queue or lambda:InvokeFunction on a target function, and cloudformation:DescribeStacks /
+target queue or lambda:InvokeFunction on a target function's `live` alias, and cloudformation:DescribeStacks /
 DescribeStackResources on the stack. Run it from a checkout of the version that is deployed (it reads
 template.yaml for which source each queue serves).
 """
@@ -35,7 +35,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from devtools.template import DeadLetterSource, EventRoute, dead_letter_sources, event_routes
+from devtools.template import DeadLetterSource, EventRoute, dead_letter_sources, event_routes, load_template
 
 RECEIVE_VISIBILITY_SECONDS = 60  # hidden while the run lasts; what it leaves is made visible at its end
 
@@ -55,13 +55,19 @@ class QueueDestination:
 
 @dataclass(frozen=True)
 class FunctionDestination:
-    """An asynchronous invocation, as the rule or Lambda's retry would make it."""
+    """An asynchronous invocation of the function's alias, as the rule or Lambda's retry would make it
+    (every event source invokes the alias: with SnapStart on, only its published version is restored
+    from a snapshot)."""
 
     lambda_client: Any
     function_name: str
+    alias: str | None = None
 
     def send(self, payload: str) -> None:
-        self.lambda_client.invoke(FunctionName=self.function_name, InvocationType="Event", Payload=payload)
+        qualifier = {"Qualifier": self.alias} if self.alias else {}
+        self.lambda_client.invoke(
+            FunctionName=self.function_name, InvocationType="Event", Payload=payload, **qualifier
+        )
 
 
 @dataclass(frozen=True)
@@ -200,7 +206,13 @@ def destination_for(
     target = deployment.physical_ids[source.target]
     if source.target_kind == "queue":
         return QueueDestination(sqs, target)
-    return FunctionDestination(lambda_client(), target)
+    return FunctionDestination(lambda_client(), target, function_alias())
+
+
+def function_alias() -> str | None:
+    """The alias the template publishes every function under (Globals' AutoPublishAlias)."""
+    alias = load_template().get("Globals", {}).get("Function", {}).get("AutoPublishAlias")
+    return alias if isinstance(alias, str) else None
 
 
 # --- Command line ---------------------------------------------------------------------------------------

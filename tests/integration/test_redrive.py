@@ -11,7 +11,14 @@ import pytest
 from botocore.stub import Stubber
 
 from devtools.moto_server import AwsClients, LocalResources, create_resources
-from devtools.redrive import Deployment, FunctionDestination, QueueDestination, payload_for, redrive
+from devtools.redrive import (
+    Deployment,
+    FunctionDestination,
+    QueueDestination,
+    function_alias,
+    payload_for,
+    redrive,
+)
 from devtools.template import DeadLetterSource, dead_letter_sources
 from tests.support.harness import sample
 
@@ -201,9 +208,10 @@ def test_a_function_is_invoked_asynchronously_as_its_rule_would() -> None:
                 "FunctionName": FUNCTION_NAMES["UsageIngestFunction"],
                 "InvocationType": "Event",
                 "Payload": payload,
+                "Qualifier": "live",  # the alias the rule invokes
             },
         )
-        FunctionDestination(client, FUNCTION_NAMES["UsageIngestFunction"]).send(payload)
+        FunctionDestination(client, FUNCTION_NAMES["UsageIngestFunction"], function_alias()).send(payload)
         stub.assert_no_pending_responses()
 
 

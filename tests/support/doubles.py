@@ -101,6 +101,7 @@ class FakeStripe:
     subscriptions: dict[str, FakeSubscription] = field(default_factory=dict)
     calls: list[str] = field(default_factory=list)
     replays: dict[str, object] = field(default_factory=dict)
+    replayed_params: dict[str, object] = field(default_factory=dict)  # what each key was first sent with
     fail_next: dict[str, Exception] = field(default_factory=dict)
     # Refused for good whenever they are sent, as Stripe refuses an email or an archived price (a refusal
     # is not kept under its idempotency key: the same request is refused again).
@@ -125,16 +126,24 @@ class FakeStripe:
     def _new_id(self, prefix: str) -> str:
         return f"{prefix}_{next(self._ids)}"
 
-    def _write(self, name: str, key: str, action: object) -> object:
+    def _write(self, name: str, key: str, action: object, params: object = None) -> object:
+        """A write under an idempotency key: sent again, it replays the first answer; sent again with
+        other parameters, Stripe refuses it (an idempotency error, for good)."""
         if name in self.before_next:
             self.before_next.pop(name)()
         if name in self.fail_next:
             raise self.fail_next.pop(name)
         if key in self.replays:
+            if self.replayed_params.get(key) != params:
+                raise PermanentBillingError(
+                    "IdempotencyError 400: keys for idempotent requests can only be used with the same "
+                    "parameters they were first used with"
+                )
             return self.replays[key]
         self.calls.append(name)
         result = action() if callable(action) else action
         self.replays[key] = result
+        self.replayed_params[key] = params
         return result
 
     def writes(self, name: str | None = None) -> int:
@@ -312,7 +321,7 @@ class FakeBillingGateway:
             self.stripe.customers[customer_id].offboarded = True
             return False
 
-        return bool(self.stripe._write("close_customer", idempotency_key, close))
+        return bool(self.stripe._write("close_customer", idempotency_key, close, params=closed_at))
 
     def price_terms(self, price_id: str) -> PriceTerms:
         return PriceTerms(

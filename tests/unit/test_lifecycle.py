@@ -161,6 +161,32 @@ def test_a_closed_account_ignores_later_updates(world: World) -> None:
     assert world.stripe.writes("change_plan") == 0
 
 
+def test_a_close_stripe_took_but_the_record_lost_is_sent_again_as_it_was(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world.lifecycle().open_account(provision())
+    save = world.store.save
+    down = [True]  # the table is unreachable once Stripe has the close: nothing of it is recorded
+
+    def unreachable_once_closed(account, expected_revision):  # type: ignore[no-untyped-def]
+        if down[0] and world.stripe.writes("close_customer"):
+            raise TransientBillingError("DynamoDB put_item failed: timeout")
+        return save(account, expected_revision)
+
+    monkeypatch.setattr(world.store, "save", unreachable_once_closed)
+    with pytest.raises(TransientBillingError):
+        world.lifecycle().close_account(delete(T0 + timedelta(days=1)))
+    assert world.account().status is not AccountStatus.CLOSED
+    down[0] = False
+    world.clock.advance(minutes=5)  # the retry comes later: its clock is not the first attempt's
+
+    world.lifecycle().close_account(delete(T0 + timedelta(days=1)))
+
+    assert world.account().status is AccountStatus.CLOSED
+    assert world.stripe.writes("close_customer") == 1  # the retry replayed the first close's answer
+    assert world.account().closed_at == T0 + timedelta(days=1)  # when the tenant was offboarded
+
+
 def test_a_transient_failure_after_the_customer_then_a_retry_makes_one_customer(world: World) -> None:
     world.stripe.fail_next["create_subscription"] = TransientBillingError("500 from Stripe")
     with pytest.raises(TransientBillingError):

@@ -800,7 +800,11 @@ class _Driver:
         self._close_customer()
 
     def _close_customer(self) -> None:
-        closed_at = self.account.closed_at or self._clock.now()  # a second closing keeps the first's time
+        # When the tenant was offboarded (the fact's time), not when this attempt runs: a retry after
+        # Stripe took the close but before it was recorded sends it again as it was, under its key.
+        # A second closing keeps the first's time.
+        offboarded = self.account.desired.closed
+        closed_at = self.account.closed_at or (offboarded.at if offboarded else self._clock.now())
         deleted = self.account.customer_deleted
         if self.account.customer_id is not None and not deleted:
             deleted = self._billing.close_customer(
