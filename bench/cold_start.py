@@ -384,9 +384,7 @@ def main() -> None:
     )
     if arguments.before:
         was = median("before BillingGateFunction", "import")
-        print(
-            f"before: the gate (billing_api) imported in {was:.1f} ms = {was / bare:.2f}x the bare resolver's"
-        )
+        print(f"before: the gate imported in {was:.1f} ms = {was / bare:.2f}x the bare resolver's")
     for name, modules in libraries.items():
         if name.startswith("after"):
             print(f"{name.removeprefix('after ')}: {'; '.join(modules)}")
