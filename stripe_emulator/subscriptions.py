@@ -20,7 +20,7 @@ Prorations follow Stripe's documented maths (see README): credit for unused time
 price x quantity, charge for the remaining time on the new one, each
 ``round_half_up(amount x seconds_remaining / seconds_in_period)``.
 
-Time: whenever the emulator clock has moved, :func:`advance_time` applies what fell due:
+Time: whenever the emulator clock has moved, the due index (``due.py``) applies what fell due:
 trial ends, scheduled cancellations, renewals (invoice for the new period, finalized at once
 rather than Stripe's ~1 hour draft window), payment retries and the incomplete expiry.
 """
@@ -1347,11 +1347,6 @@ def _next_due(emu: Emulator, sub: Obj) -> tuple[int, str] | None:
     if pause and pause.get("resumes_at"):
         candidates.append((pause["resumes_at"], "resume"))
     return min(candidates) if candidates else None
-
-
-def advance_time(emu: Emulator) -> None:
-    """Apply, in time order, everything that fell due up to the emulator's now (see ``due``)."""
-    emu.due.run()
 
 
 def _next_retry(emu: Emulator, inv: Obj) -> tuple[int, str] | None:
