@@ -528,11 +528,7 @@ def _flow(emu: Emulator, p: Params, config: Obj, customer: str) -> Obj | None:
         assert uc is not None
         uc.check({"subscription", "items", "discounts"})
         sub_id = _flow_subscription(emu, uc, customer)
-        own = {
-            i["id"]
-            for i in emu.store.coll("subscription_items").values()
-            if i.get("subscription") == sub_id and not i.get("deleted")
-        }
+        own = {i["id"] for i in emu.store.coll("subscription_items").grouped("subscription", sub_id)}
         entries = uc.items("items")
         if not entries:
             raise missing_param(uc.path("items"))

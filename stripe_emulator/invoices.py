@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from .server import Emulator, Request
 
 DAY = 86400
-_ITEMS_INDEX = "_invoice_items_by_customer"
 
 
 def register(emu: Emulator) -> None:
@@ -161,22 +160,9 @@ def make_invoice_item(emu: Emulator, customer: str, sub: Obj, line: Obj) -> Obj:
     return item
 
 
-def _items_of_customer(emu: Emulator, customer: str) -> list[Obj]:
-    """The customer's invoice items, in creation order (from an index rebuilt when items are added)."""
-    coll = emu.store.coll("invoiceitems")
-    index = emu.store.extra.get(_ITEMS_INDEX)
-    if index is None or index[0] is not coll or index[1] != coll.version:
-        by_customer: dict[str, list[str]] = {}
-        for ii_id, ii in coll.items():
-            by_customer.setdefault(ii["customer"], []).append(ii_id)
-        index = (coll, coll.version, by_customer)
-        emu.store.extra[_ITEMS_INDEX] = index
-    return [coll[ii_id] for ii_id in index[2].get(customer, ())]
-
-
 def pending_items(emu: Emulator, customer: str, subscription: str | None) -> list[Obj]:
     out = []
-    for ii in _items_of_customer(emu, customer):
+    for ii in emu.store.coll("invoiceitems").grouped("customer", customer):
         if ii["invoice"] is not None:
             continue
         if subscription is None or subscription_id(ii) in (None, subscription):

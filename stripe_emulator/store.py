@@ -54,14 +54,30 @@ def id_prefix(obj_id: str, known: Iterable[str]) -> str | None:
 
 
 class Collection(dict[str, Obj]):
-    """A collection of objects by id that counts its changes of membership (``version``), so an
-    index over it (e.g. subscription items by subscription) can tell when to rebuild. Objects
-    mutated in place do not bump it; adding, replacing or removing an entry does."""
+    """A collection of objects by id that counts its changes of membership (``version``), so its
+    indexes (:meth:`grouped`, e.g. subscription items by subscription) can tell when to rebuild.
+    Objects mutated in place do not bump it; adding, replacing or removing an entry does."""
 
     version = 0
+    _groups: dict[str, tuple[int, dict[str, list[str]]]] | None = None
 
     def _bump(self) -> None:
         self.version += 1
+
+    def grouped(self, field: str, value: str) -> list[Obj]:
+        """The live (not deleted) objects whose ``field`` is ``value``, in insertion order, from an
+        index by ``field`` rebuilt only when the membership changed."""
+        if self._groups is None:
+            self._groups = {}
+        cached = self._groups.get(field)
+        if cached is None or cached[0] != self.version:
+            by_value: dict[str, list[str]] = {}
+            for obj_id, obj in self.items():
+                if not obj.get("deleted"):
+                    by_value.setdefault(obj[field], []).append(obj_id)
+            cached = (self.version, by_value)
+            self._groups[field] = cached
+        return [self[obj_id] for obj_id in cached[1].get(value, ())]
 
     def __setitem__(self, key: str, value: Obj) -> None:
         super().__setitem__(key, value)

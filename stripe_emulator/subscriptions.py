@@ -98,7 +98,6 @@ UPDATE_PARAMS = {
     "trial_from_plan",
 }
 ITEM_PARAMS = {"id", "price", "quantity", "deleted", "metadata", "clear_usage"}
-_ITEMS_INDEX = "_subscription_items_by_subscription"
 
 
 def register(emu: Emulator) -> None:
@@ -224,17 +223,8 @@ def _date(ts: int) -> str:
 
 # rendering --------------------------------------------------------------------------------------
 def items_of(emu: Emulator, sub: Obj) -> list[Obj]:
-    """The subscription's items, in creation order (from an index rebuilt when items come or go)."""
-    coll = emu.store.coll("subscription_items")
-    index = emu.store.extra.get(_ITEMS_INDEX)
-    if index is None or index[0] is not coll or index[1] != coll.version:
-        by_sub: dict[str, list[str]] = {}
-        for item_id, item in coll.items():
-            if not item.get("deleted"):
-                by_sub.setdefault(item["subscription"], []).append(item_id)
-        index = (coll, coll.version, by_sub)
-        emu.store.extra[_ITEMS_INDEX] = index
-    return [coll[item_id] for item_id in index[2].get(sub["id"], ())]
+    """The subscription's items, in creation order."""
+    return emu.store.coll("subscription_items").grouped("subscription", sub["id"])
 
 
 def _plan(price: Obj) -> Obj:
