@@ -335,11 +335,7 @@ def complete(emu: Emulator, session: Obj, payment_method: str) -> Obj:
 
 @route("POST /_emulator/checkout/sessions/{id}/complete")
 def complete_hook(emu: Emulator, p: dict[str, str], body: dict[str, Any], q: dict[str, str]) -> AdminResult:
-    payment_method = body.get("payment_method", "pm_card_visa")
-    if not isinstance(payment_method, str) or not payment_method.startswith("pm_"):
-        raise invalid(
-            "payment_method must be a PaymentMethod id such as pm_card_visa", param="payment_method"
-        )
+    payment_method = payment_methods.entered(body)
     with emu.store.lock:
         emu.due.run()
         session = emu.store.coll("checkout_sessions").get(p["id"])

@@ -20,7 +20,7 @@ PaymentMethod the emulator made must belong to the customer it is made the defau
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .common import previous_attributes, public
 from .errors import invalid, no_such
@@ -62,6 +62,17 @@ def render(pm: Obj) -> Obj:
 
 def is_test_token(pm_id: str) -> bool:
     return pm_id.startswith("pm_card_")
+
+
+def entered(body: dict[str, Any]) -> str:
+    """The PaymentMethod a customer enters on a hosted page: an admin hook's ``payment_method``
+    (``pm_card_visa`` when absent)."""
+    payment_method = body.get("payment_method", "pm_card_visa")
+    if not isinstance(payment_method, str) or not payment_method.startswith("pm_"):
+        raise invalid(
+            "payment_method must be a PaymentMethod id such as pm_card_visa", param="payment_method"
+        )
+    return payment_method
 
 
 def from_token(emu: Emulator, token: str, *, set_up: bool = False) -> Obj:

@@ -294,11 +294,7 @@ def subscription_cancel(
 def payment_method_update(
     emu: Emulator, p: dict[str, str], body: dict[str, Any], q: dict[str, str]
 ) -> AdminResult:
-    payment_method = body.get("payment_method", "pm_card_visa")
-    if not isinstance(payment_method, str) or not payment_method.startswith("pm_"):
-        raise invalid(
-            "payment_method must be a PaymentMethod id such as pm_card_visa", param="payment_method"
-        )
+    payment_method = payment_methods.entered(body)
     with emu.store.lock:
         emu.due.run()
         session, config = _session(emu, p["id"])
