@@ -47,22 +47,13 @@ from .common import previous_attributes, public, snapshot
 from .errors import invalid, missing_param, no_such
 from .params import Params, apply_metadata
 from .store import Kind, Obj
+from .subscriptions import CANCELLATION_FEEDBACK
 
 if TYPE_CHECKING:
     from .server import Emulator, Request
 
 CUSTOMER_UPDATES = ["address", "email", "name", "phone", "shipping", "tax_id"]
 SUBSCRIPTION_UPDATES = ["price", "promotion_code", "quantity"]
-CANCEL_REASONS = [
-    "customer_service",
-    "low_quality",
-    "missing_features",
-    "other",
-    "switched_service",
-    "too_complex",
-    "too_expensive",
-    "unused",
-]
 CONDITIONS = ["decreasing_item_amount", "shortening_interval"]
 PRORATIONS = ["always_invoice", "create_prorations", "none"]
 MAX_PRODUCTS = 10
@@ -246,7 +237,7 @@ def _apply_features(emu: Emulator, features: Obj, p: Params, creating: bool) -> 
             target["cancellation_reason"] = {
                 "enabled": bool(cr.bool("enabled", required=True)),
                 "feedback_options": None,
-                "options": _enum_list(cr, "options", CANCEL_REASONS),
+                "options": _enum_list(cr, "options", CANCELLATION_FEEDBACK),
             }
     sp = p.sub("subscription_pause")
     if sp is not None:

@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import payment_methods, schedules, setup_intents, subscriptions
 from .admin import AdminResult, route
-from .billing_portal import CANCEL_REASONS, ENDED
+from .billing_portal import ENDED
 from .errors import StripeError, invalid, no_such
 from .store import Obj
 
@@ -260,7 +260,8 @@ def subscription_cancel(
         feedback, comment = body.get("feedback"), body.get("comment")
         reasons = cancel["cancellation_reason"]
         if feedback is not None and (
-            feedback not in CANCEL_REASONS or (reasons["enabled"] and feedback not in reasons["options"])
+            feedback not in subscriptions.CANCELLATION_FEEDBACK
+            or (reasons["enabled"] and feedback not in reasons["options"])
         ):
             raise invalid(
                 "feedback must be one of the configuration's cancellation reasons", param="feedback"

@@ -98,6 +98,16 @@ UPDATE_PARAMS = {
     "trial_from_plan",
 }
 ITEM_PARAMS = {"id", "price", "quantity", "deleted", "metadata", "clear_usage"}
+CANCELLATION_FEEDBACK = [
+    "customer_service",
+    "low_quality",
+    "missing_features",
+    "other",
+    "switched_service",
+    "too_complex",
+    "too_expensive",
+    "unused",
+]
 
 
 def register(emu: Emulator) -> None:
@@ -1056,19 +1066,7 @@ def cancel(req: Request) -> Obj:
     if cd is not None:
         cd.check({"comment", "feedback"})
         comment = cd.str("comment", nullable=True)
-        feedback = cd.enum(
-            "feedback",
-            [
-                "customer_service",
-                "low_quality",
-                "missing_features",
-                "other",
-                "switched_service",
-                "too_complex",
-                "too_expensive",
-                "unused",
-            ],
-        )
+        feedback = cd.enum("feedback", CANCELLATION_FEEDBACK)
     if sub["status"] in ("canceled", "incomplete_expired"):
         raise invalid(
             f"The subscription {sub['id']} has already been canceled and cannot be canceled again.",
