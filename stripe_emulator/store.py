@@ -14,7 +14,7 @@ import copy
 import secrets
 import string
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,14 +41,13 @@ def clone(value: Any) -> Any:
     return copy.deepcopy(value)
 
 
-def id_prefix(obj_id: str, known: Iterable[str]) -> str | None:
+def id_prefix(obj_id: str, known: Container[str]) -> str | None:
     """The longest of the ``known`` prefixes that ``obj_id`` starts with, as ``prefix_...``
     (``sub_sched_X`` is a schedule's, ``sub_X`` a subscription's)."""
-    prefixes = set(known)
     parts = obj_id.split("_")
     for cut in range(len(parts) - 1, 0, -1):
         candidate = "_".join(parts[:cut])
-        if candidate in prefixes:
+        if candidate in known:
             return candidate
     return None
 
@@ -120,6 +119,7 @@ class Store:
         self.clock = clock
         self.lock = threading.RLock()
         self.kinds: dict[str, Kind] = {}
+        self.kinds_by_prefix: dict[str, Kind] = {}
         self.collections: dict[str, Collection] = {}
         self.counters: dict[str, int] = {}
         # Set by the server for the request being executed (events record it).
@@ -133,12 +133,12 @@ class Store:
     # registry -------------------------------------------------------------
     def register(self, kind: Kind) -> None:
         self.kinds[kind.object] = kind
+        self.kinds_by_prefix[kind.prefix] = kind
         self.collections.setdefault(kind.collection, Collection())
 
     def kind_for_id(self, obj_id: str) -> Kind | None:
-        by_prefix = {kind.prefix: kind for kind in self.kinds.values()}
-        prefix = id_prefix(obj_id, by_prefix)
-        return None if prefix is None else by_prefix[prefix]
+        prefix = id_prefix(obj_id, self.kinds_by_prefix)
+        return None if prefix is None else self.kinds_by_prefix[prefix]
 
     def reset(self) -> None:
         for coll in self.collections.values():
