@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -24,7 +23,7 @@ def previous_attributes(before: Obj, after: Obj) -> Obj:
     prev: Obj = {}
     for key, old in before.items():
         if after.get(key) != old:
-            prev[key] = copy.deepcopy(old)
+            prev[key] = clone(old)
     return prev
 
 
