@@ -11,6 +11,7 @@ from sbt_billing.adapters.clock import SystemClock
 from sbt_billing.adapters.stripe_hosted_pages import StripeSelfServiceGateway
 from sbt_billing.adapters.stripe_seam import invocation_end
 from sbt_billing.bootstrap.clients import aws_client, cached, deferred
+from sbt_billing.bootstrap.gate import gate_policy
 from sbt_billing.bootstrap.lifecycle import catalogue, lifecycle
 from sbt_billing.bootstrap.secrets import stripe_api_key
 from sbt_billing.bootstrap.settings import required, settings
@@ -20,7 +21,6 @@ from sbt_billing.bootstrap.stripe_reads import billing_reader
 from sbt_billing.bootstrap.usage_stores import tenant_usage
 from sbt_billing.domain.billing_policy import DowngradeAt
 from sbt_billing.domain.billing_view import BillingServices
-from sbt_billing.domain.gate import GatePolicy
 from sbt_billing.domain.models import Outcome, TenantFacts
 from sbt_billing.domain.self_service import PortalPolicy, SelfService
 from sbt_billing.domain.values import PlanPreview
@@ -36,13 +36,6 @@ def billing_services() -> BillingServices:
         gate=gate_policy(),
         seat_count=tenant_usage().count if config.usage_table else None,
         meters={name: meter.event_name for name, meter in config.usage_meters.items()},
-    )
-
-
-def gate_policy() -> GatePolicy:
-    return GatePolicy(
-        allowed_states=settings().gate_allowed_states,
-        require_payment_method=settings().require_payment_method,
     )
 
 

@@ -24,11 +24,6 @@ def cached[F: Callable[..., Any]](factory: F) -> F:
     return cast(F, wrapped)
 
 
-def on_forget(drop: Callable[[], None]) -> None:
-    """Registers a further cache (not made by `cached`) to drop in forget_clients()."""
-    _forgettable.append(drop)
-
-
 def secret_bearing[F: Callable[..., Any]](factory: F) -> F:
     """`cached`, for what holds a secret or an open connection: also dropped after a SnapStart restore."""
     wrapped = cached(factory)

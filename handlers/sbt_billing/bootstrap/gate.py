@@ -8,12 +8,15 @@ from sbt_billing.bootstrap.stores import account_store
 from sbt_billing.domain.gate import Gate, GatePolicy
 
 
+def gate_policy() -> GatePolicy:
+    """The deployment's gate policy: the gate's, the billing API's and the Stripe-report processor's."""
+    config = settings()
+    return GatePolicy(
+        allowed_states=config.gate_allowed_states,
+        require_payment_method=config.require_payment_method,
+    )
+
+
 @cached
 def gate() -> Gate:
-    return Gate(
-        account_store(),
-        GatePolicy(
-            allowed_states=settings().gate_allowed_states,
-            require_payment_method=settings().require_payment_method,
-        ),
-    )
+    return Gate(account_store(), gate_policy())

@@ -5,12 +5,11 @@ deployment key's mode and look-ups) for the events it replays."""
 from __future__ import annotations
 
 from datetime import datetime
-from threading import Lock
 
 from sbt_billing.adapters.clock import SystemClock
 from sbt_billing.adapters.pacing import Pacer
 from sbt_billing.adapters.stripe_listings import StripeListings
-from sbt_billing.bootstrap.clients import cached, on_restore
+from sbt_billing.bootstrap.clients import cached
 from sbt_billing.bootstrap.lifecycle import catalogue, lifecycle
 from sbt_billing.bootstrap.reconcile_stores import account_directory, reconcile_store
 from sbt_billing.bootstrap.reports import report_processor
@@ -18,21 +17,10 @@ from sbt_billing.bootstrap.seats import seats
 from sbt_billing.bootstrap.secrets import stripe_api_key
 from sbt_billing.bootstrap.settings import settings
 from sbt_billing.bootstrap.stores import publisher
-from sbt_billing.bootstrap.stripe import billing_policy, deployment_key_livemode, stripe_client
+from sbt_billing.bootstrap.stripe import billing_policy, cached_gateway, deployment_key_livemode
 from sbt_billing.domain.event_replay import ApplyEvent
 from sbt_billing.domain.reconcile import Reconciler
 from sbt_billing.domain.stripe_reports import WebhookProcessor
-
-_listings: dict[str, StripeListings] = {}  # the deployment key -> its client (a rotated key replaces it)
-_listings_lock = Lock()
-
-
-def _forget_listings() -> None:
-    with _listings_lock:
-        _listings.clear()
-
-
-on_restore(_forget_listings)  # a client holds its key and its HTTP session
 
 
 @cached
@@ -44,15 +32,7 @@ def pacer() -> Pacer | None:
 
 def listings() -> StripeListings:
     """Stripe with the deployment's key and billing choices, paced: the run's reads and its repairs."""
-    key = stripe_api_key(settings())
-    with _listings_lock:
-        found = _listings.get(key)
-        if found is None:
-            _listings.clear()
-            found = _listings[key] = StripeListings(
-                stripe_client(settings(), key), billing_policy(), pacer=pacer()
-            )
-        return found
+    return cached_gateway("listings", stripe_api_key(settings()), StripeListings, billing_policy(), pacer())
 
 
 def event_processor() -> WebhookProcessor:

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from sbt_billing.adapters.lifecycle_inbox import SqsLifecycleInbox
 from sbt_billing.bootstrap.clients import aws_client, cached, deferred
+from sbt_billing.bootstrap.gate import gate_policy
 from sbt_billing.bootstrap.settings import required, settings
 from sbt_billing.bootstrap.stores import account_store, publisher
-from sbt_billing.domain.gate import GatePolicy
 from sbt_billing.domain.ports import StripeLookup
 from sbt_billing.domain.stripe_reports import WebhookPolicy, WebhookProcessor
 
@@ -29,10 +29,7 @@ def report_processor(lookup: StripeLookup, livemode: bool) -> WebhookProcessor:
         lookup=lookup,
         catalogue=required(config.tier_catalogue, "TIER_CATALOGUE"),
         policy=WebhookPolicy(
-            gate=GatePolicy(
-                allowed_states=config.gate_allowed_states,
-                require_payment_method=config.require_payment_method,
-            ),
+            gate=gate_policy(),
             livemode=livemode,
             publish_deactivate=config.publish_deactivate_requests,
             publish_activate=config.publish_activate_requests,

@@ -44,7 +44,7 @@ def services_named(config: Settings) -> list[str]:
         services.append("dynamodb")
     if config.event_bus_name:
         services.append("events")
-    if config.seat_sync_queue_url:
+    if config.seat_sync_queue_url or config.tenant_updated_queue_url:
         services.append("sqs")
     if config.stripe_secret_name or config.stripe_read_secret_name or config.webhook_secret_name:
         services.append("secretsmanager")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from threading import Lock
+from typing import TYPE_CHECKING
 
 import stripe
 
@@ -13,6 +14,9 @@ from sbt_billing.bootstrap.secrets import stripe_api_key, stripe_read_key
 from sbt_billing.bootstrap.settings import Settings, settings
 from sbt_billing.domain.billing_policy import BillingPolicy
 from sbt_billing.domain.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from sbt_billing.adapters.pacing import Pacer
 
 STRIPE_TIMEOUT_SECONDS = 10
 TEST_MODE_KEYS = ("sk_test_", "rk_test_")
@@ -61,13 +65,18 @@ def no_billing_choices() -> BillingPolicy:
 
 
 def cached_gateway[G: StripeBillingGateway](
-    role: str, key: str, kind: type[G], policy: BillingPolicy | Callable[[], BillingPolicy]
+    role: str,
+    key: str,
+    kind: type[G],
+    policy: BillingPolicy | Callable[[], BillingPolicy],
+    pacer: Pacer | None = None,
 ) -> G:
-    """The gateway of `kind` this process keeps for `role`: made again when the key rotates."""
+    """The gateway of `kind` this process keeps for `role` (its requests paced by `pacer`, if given):
+    made again when the key rotates."""
     with _gateways_lock:
         found = _gateways.get(role)
         if found is None or found[0] != key or not isinstance(found[1], kind):
-            gateway = kind(stripe_client(settings(), key), policy)
+            gateway = kind(stripe_client(settings(), key), policy, pacer=pacer)
             _gateways[role] = (key, gateway)
             return gateway
         kept = found[1]

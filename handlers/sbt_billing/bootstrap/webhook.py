@@ -3,14 +3,11 @@ the read key, the idempotency records of Stripe's events, and meter error report
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
 
 from sbt_billing.adapters.applied_marks import DynamoAppliedMarks
 from sbt_billing.adapters.stripe_lookups import StripeLookups
-from sbt_billing.bootstrap.clients import aws_client, cached
+from sbt_billing.bootstrap.clients import aws_client, cached, deferred
 from sbt_billing.bootstrap.reports import report_processor
 from sbt_billing.bootstrap.secrets import stripe_read_key, webhook_secrets
 from sbt_billing.bootstrap.settings import required, settings
@@ -24,25 +21,10 @@ from sbt_billing.domain.stripe_reports import WebhookProcessor
 __all__ = ["meter_error_report", "meter_errors", "webhook_processor", "webhook_secrets"]
 
 
-class _LazyLookup:
-    """Stripe look-ups for the webhook, reading the Stripe key only when one is needed."""
-
-    def tenant_of_customer(self, customer_id: str) -> str | None:
-        return stripe_lookups().tenant_of_customer(customer_id)
-
-    def subscription_object(self, subscription_id: str) -> Mapping[str, Any] | None:
-        return stripe_lookups().subscription_object(subscription_id)
-
-    def setup_intent_payment_method(self, setup_intent_id: str) -> str | None:
-        return stripe_lookups().setup_intent_payment_method(setup_intent_id)
-
-    def price_lookup_key(self, price_id: str) -> str | None:
-        return stripe_lookups().price_lookup_key(price_id)
-
-
 def webhook_processor() -> WebhookProcessor:
-    """The processor for one delivered event, looking up with the read key where there is one."""
-    return report_processor(_LazyLookup(), livemode())
+    """The processor for one delivered event, looking up with the read key where there is one (the
+    look-ups' Stripe client is made at the first look-up, and again after the key rotates)."""
+    return report_processor(deferred(stripe_lookups), livemode())
 
 
 @cached

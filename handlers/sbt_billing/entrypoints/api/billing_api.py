@@ -22,11 +22,11 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from sbt_billing.bootstrap.api import (
     apply_change,
     billing_services,
-    gate_policy,
     preview_change,
     self_service,
 )
 from sbt_billing.bootstrap.clients import cached
+from sbt_billing.bootstrap.gate import gate_policy
 from sbt_billing.bootstrap.lifecycle import catalogue
 from sbt_billing.domain.billing_view import BillingServices
 from sbt_billing.domain.errors import ConfigurationError
