@@ -206,6 +206,44 @@ def card_changed_unheard(client: stripe.StripeClient, accounts: Mapping[str, Map
     client.v1.customers.update(customer, {"invoice_settings": {"default_payment_method": card.id}})
 
 
+def meter_error_reported(
+    client: stripe.StripeClient,
+    accounts: Mapping[str, Mapping[str, Any]],
+    emulator_url: str,
+    webhook_secret: str,
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Usage Stripe takes and then drops (its customer deleted in Stripe, which the account has not
+    heard of): the usage event, then Stripe's error report as an event destination delivers it to the
+    webhook (signed, without its data)."""
+    usage = rebased(json.loads((EVENTS / "13_ingest_usage.json").read_text()))
+    client.v1.customers.delete(str(accounts[usage["detail"]["tenantId"]]["customer_id"]))
+    usage["id"] = f"{usage['id']}-dropped"
+    usage["detail"]["usage"] = [{**item, "id": f"{item['id']}-dropped"} for item in usage["detail"]["usage"]]
+    yield "UsageIngestFunction", usage
+    reports = client.v2.core.events.list().data
+    assert reports, "Stripe reported the usage it dropped"
+    delivery = emulator_admin(emulator_url, f"events/{reports[0].id}/signed", {"secret": webhook_secret})
+    request = json.loads((EVENTS / "webhook_invoice_paid.json").read_text())
+    request["body"] = delivery["payload"]
+    request["headers"] = {**request["headers"], **delivery["headers"]}
+    request["multiValueHeaders"] = {name: [value] for name, value in request["headers"].items()}
+    yield "StripeWebhookFunction", request
+
+
+def emulator_admin(url: str, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"{url}/_emulator/{path}",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        answer: dict[str, Any] = json.loads(response.read())
+        return answer
+
+
 # --- One pass -----------------------------------------------------------------------------------------------
 
 
@@ -268,6 +306,25 @@ def run_every_sample(moto_endpoint: str, emulator_url: str, read_key: bool) -> R
     routes = event_routes(parameters)
     template = load_template()
     current: list[str] = []
+
+    def invoke(function_id: str, event: Mapping[str, Any]) -> Any:
+        """The function's handler on one event, in its own environment only, its AWS calls recorded."""
+        handler = handlers[function_id]
+        with only_environment(environments[function_id], cleared):
+            forget_clients()
+            module = importlib.import_module(handler.module)
+            current[:] = [function_id]
+            try:
+                with recorder.working_for(function_id):
+                    return getattr(module, handler.function)(
+                        json.loads(json.dumps(event)), FakeLambdaContext(function_id)
+                    )
+            except Exception as error:  # reported by the tests, with the sample that raised it
+                return {"raised": f"{type(error).__name__}: {error}"}
+            finally:
+                current.clear()
+                forget_clients()
+
     with recorder.recording(), settings_reads_recorded(run, current):
         scheduled = False
         for path, sample, kind in samples_in_run_order():
@@ -278,23 +335,12 @@ def run_every_sample(moto_endpoint: str, emulator_url: str, read_key: bool) -> R
             run.delivered[path.name] = targets
             accounts = account_rows(clients, resources.tables["AccountsTable"])
             for function_id in targets:
-                handler = handlers[function_id]
                 for event in deliveries(path, sample, kind, webhook_secret, accounts):
-                    with only_environment(environments[function_id], cleared):
-                        forget_clients()
-                        module = importlib.import_module(handler.module)
-                        current[:] = [function_id]
-                        try:
-                            with recorder.working_for(function_id):
-                                answer = getattr(module, handler.function)(
-                                    json.loads(json.dumps(event)), FakeLambdaContext(function_id)
-                                )
-                        except Exception as error:  # reported below, with the sample that raised it
-                            answer = {"raised": f"{type(error).__name__}: {error}"}
-                        finally:
-                            current.clear()
-                            forget_clients()
-                    run.answers.append((path.name, function_id, answer))
+                    run.answers.append((path.name, function_id, invoke(function_id, event)))
+        # Usage Stripe takes and then drops: its error report reaches the webhook as a thin event.
+        accounts = account_rows(clients, resources.tables["AccountsTable"])
+        for function_id, event in meter_error_reported(stripe_client, accounts, emulator_url, webhook_secret):
+            run.answers.append(("(meter error report)", function_id, invoke(function_id, event)))
     return run
 
 
@@ -361,3 +407,15 @@ def test_each_function_gets_the_environment_its_code_reads_and_no_more(run: Run)
         if unused := given - read:
             problems.append(f"{function_id} is given {sorted(unused)}, which its code never reads")
     assert problems == []
+
+
+def test_stripes_meter_error_report_marks_the_usage_it_names_in_the_webhooks_own_environment(
+    run: Run,
+) -> None:
+    [(_, _, answer)] = [
+        entry
+        for entry in run.answers
+        if entry[0] == "(meter error report)" and entry[1] == "StripeWebhookFunction"
+    ]
+    assert answer["statusCode"] == 200
+    assert json.loads(answer["body"])["rejected"] >= 1
