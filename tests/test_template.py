@@ -633,7 +633,6 @@ SECRET_ARN = {
 ACCOUNTS_CRUD = {"DynamoDBCrudPolicy": {"TableName": {"Ref": "AccountsTable"}}}
 ACCOUNTS_READ = {"DynamoDBReadPolicy": {"TableName": {"Ref": "AccountsTable"}}}
 USAGE_CRUD = {"DynamoDBCrudPolicy": {"TableName": {"Ref": "UsageTable"}}}
-USAGE_READ = {"DynamoDBReadPolicy": {"TableName": {"Ref": "UsageTable"}}}
 IDEMPOTENCY_CRUD = {"DynamoDBCrudPolicy": {"TableName": {"Ref": "IdempotencyTable"}}}
 REGISTRATIONS_CRUD = {"DynamoDBCrudPolicy": {"TableName": {"Ref": "RegistrationsTable"}}}
 STRIPE_SECRET = {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": SECRET_ARN}}
@@ -686,7 +685,7 @@ EXPECTED_POLICIES = {
     "BillingApiFunction": [
         ACCOUNTS_CRUD,
         IDEMPOTENCY_CRUD,
-        USAGE_READ,
+        USAGE_CRUD,  # a PATCH may carry out a pending close: usage flushed, seats settled
         STRIPE_SECRET,
         {
             "Fn::If": [
