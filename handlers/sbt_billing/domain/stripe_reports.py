@@ -71,6 +71,7 @@ from sbt_billing.domain.published import (
 )
 from sbt_billing.domain.results import Result
 from sbt_billing.domain.stripe_events import StripeEvent
+from sbt_billing.domain.stripe_json import object_id
 from sbt_billing.domain.stripe_self_service import (
     CHECKOUT_EVENTS,
     GIVE_PAYMENT_METHOD,
@@ -207,9 +208,9 @@ class WebhookProcessor:
         if event.type in CUSTOMER_EVENTS:
             customer, subscription = _str(obj["id"]), None
         elif event.type in SUBSCRIPTION_EVENTS | TRIAL_EVENTS:
-            customer, subscription = _id(obj.get("customer")), _str(obj["id"])
+            customer, subscription = object_id(obj.get("customer")), _str(obj["id"])
         else:
-            customer, subscription = _id(obj.get("customer")), _invoice_subscription(obj)
+            customer, subscription = object_id(obj.get("customer")), _invoice_subscription(obj)
         if account.customer_id is not None and customer != account.customer_id:
             return "not the customer the account records"
         if account.subscription_id is not None and subscription not in (None, account.subscription_id):
@@ -298,7 +299,7 @@ class WebhookProcessor:
         for candidate in candidates:
             if isinstance(candidate, str) and candidate.strip():
                 return candidate.strip()
-        customer = _id(obj.get("customer"))
+        customer = object_id(obj.get("customer"))
         if event.type not in CUSTOMER_EVENTS and customer is not None:
             return customer_tenant(customer)
         return None
@@ -399,7 +400,7 @@ class WebhookProcessor:
             current_period_end=_time(item.get("current_period_end") or obj.get("current_period_end")),
             cancel_at_period_end=bool(obj.get("cancel_at_period_end")),
             cancellation_reason=_str(_path(obj, "cancellation_details", "reason")),
-            schedule_id=_id(obj.get("schedule")),
+            schedule_id=object_id(obj.get("schedule")),
             trial_end=_time(obj.get("trial_end")),
         )
 
@@ -421,7 +422,7 @@ class WebhookProcessor:
         seen = {part.stamp.event_id for part in (stored, report.payment) if part is not None}
         if stamp.event_id in seen:
             return None  # a duplicate
-        report = _of_customer(report, _id(event.object.get("customer")))
+        report = _of_customer(report, object_id(event.object.get("customer")))
         changes: dict[str, Any] = {}
         if stored is None or _later_invoice(invoice, stamp, stored):
             changes["invoice"] = ReportedInvoice(value=invoice, stamp=stamp)
@@ -604,12 +605,9 @@ def _of_customer(report: StripeReport, customer_id: str | None) -> StripeReport:
 
 def _invoice_subscription(obj: Mapping[str, Any]) -> str | None:
     """The subscription an invoice bills (the 2025 API's `parent`, or the older top-level field)."""
-    return _id(_path(obj, "parent", "subscription_details", "subscription")) or _id(obj.get("subscription"))
-
-
-def _id(value: Any) -> str | None:
-    """An object's id, whether Stripe sent the id or the expanded object."""
-    return _str(value.get("id")) if isinstance(value, Mapping) else _str(value)
+    return object_id(_path(obj, "parent", "subscription_details", "subscription")) or object_id(
+        obj.get("subscription")
+    )
 
 
 def _path(obj: Any, *keys: str) -> Any:

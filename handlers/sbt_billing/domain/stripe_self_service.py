@@ -34,6 +34,7 @@ from sbt_billing.domain.models import (
 )
 from sbt_billing.domain.published import BILLING_SUCCESS, TRIAL_WILL_END
 from sbt_billing.domain.stripe_events import StripeEvent
+from sbt_billing.domain.stripe_json import object_id
 
 CHECKOUT_EVENTS = frozenset({"checkout.session.completed"})
 SCHEDULE_EVENTS = frozenset(
@@ -76,7 +77,7 @@ def checkout_completed(
     obj = event.object
     if obj.get("mode") != "setup" or obj.get("status") != "complete":
         return None
-    setup_intent = _id(obj.get("setup_intent"))
+    setup_intent = object_id(obj.get("setup_intent"))
     payment_method = lookup.setup_intent_payment_method(setup_intent) if setup_intent else None
     if payment_method is None:
         return None
@@ -92,7 +93,7 @@ def customer_payment_method(event: StripeEvent, account: Account) -> tuple[Accou
         return account, []
     if "default_payment_method" not in settings:
         return account, []
-    default = _id(settings.get("default_payment_method"))
+    default = object_id(settings.get("default_payment_method"))
     changed = payment_method_reported(event, account, default, source="customer")
     return changed or (account, [])
 
@@ -116,7 +117,7 @@ def payment_method_reported(
         return None
     recorded = ReportedPaymentMethod(payment_method_id=payment_method, stamp=stamp)
     obj = event.object
-    customer = _id(obj) if obj.get("object") == "customer" else _id(obj.get("customer"))
+    customer = object_id(obj) if obj.get("object") == "customer" else object_id(obj.get("customer"))
     if customer is not None and customer != report.customer_id:
         report = report.model_copy(update={"customer_id": customer, "customer_deleted": False})
     updated = account.model_copy(update={"reported": report.model_copy(update={"payment_method": recorded})})
@@ -271,7 +272,7 @@ def _next_phase(
     if not following:
         return None
     for item in following[0].get("items") or []:
-        price = _id(item.get("price")) if isinstance(item, Mapping) else None
+        price = object_id(item.get("price")) if isinstance(item, Mapping) else None
         if price is None:
             continue
         tier = tier_for_price(catalogue, price, lookup.price_lookup_key(price))
@@ -297,10 +298,3 @@ def trial_will_end(event: StripeEvent, account: Account, has_payment_method: boo
     if isinstance(trial_end, int) and not isinstance(trial_end, bool):
         detail["trialEnd"] = datetime.fromtimestamp(trial_end, UTC).isoformat()
     return [(TRIAL_WILL_END, detail)]
-
-
-def _id(value: Any) -> str | None:
-    """An object's id, whether Stripe sent the id or the expanded object."""
-    if isinstance(value, Mapping):
-        value = value.get("id")
-    return value if isinstance(value, str) and value else None
