@@ -28,6 +28,7 @@ from sbt_billing.domain.billing_policy import (
 from sbt_billing.domain.errors import PermanentBillingError, ResourceMissing
 from sbt_billing.domain.models import CustomerDetails, InvoiceFact, digest_of
 from sbt_billing.domain.plan_timing import PriceTerms
+from sbt_billing.domain.stripe_json import metadata_tenant
 from sbt_billing.domain.usage_values import MeterEvent
 from sbt_billing.domain.values import InvoiceAmount, PlanChange, PlanPreview, PlanPrices, SubscriptionState
 
@@ -109,7 +110,11 @@ class StripeBillingGateway(StripePlans, StripeMeters):
         found = self._call(
             lambda: self._client.v1.customers.search(params={"query": query, "limit": SEARCH_LIMIT})
         )
-        exact = [customer.id for customer in found.data if _tenant_of(customer) == tenant_id]
+        exact = [
+            customer.id
+            for customer in found.data
+            if metadata_tenant(customer.to_dict(recursive=True)) == tenant_id
+        ]
         return exact[0] if exact else None
 
     def create_customer(self, tenant_id: str, details: CustomerDetails, idempotency_key: str) -> str:
@@ -139,7 +144,7 @@ class StripeBillingGateway(StripePlans, StripeMeters):
         found = self._call(lambda: self._client.v1.customers.retrieve(customer_id)).to_dict(recursive=True)
         if found.get("deleted"):
             raise PermanentBillingError(f"customer {customer_id} is deleted")
-        named = (found.get("metadata") or {}).get("tenantId")
+        named = metadata_tenant(found)
         if named == tenant_id:
             return
         if named:
@@ -430,11 +435,6 @@ class StripeBillingGateway(StripePlans, StripeMeters):
             return request()
 
         return call(paced, self._rate_limit_retries, self._sleep)
-
-
-def _tenant_of(customer: stripe.Customer) -> str | None:
-    tenant = (customer.to_dict(recursive=True).get("metadata") or {}).get("tenantId")
-    return tenant if isinstance(tenant, str) else None
 
 
 def _quoted(value: str) -> str:

@@ -12,3 +12,9 @@ def object_id(value: Any) -> str | None:
     if isinstance(value, Mapping):
         value = value.get("id")
     return value if isinstance(value, str) and value else None
+
+
+def metadata_tenant(obj: Mapping[str, Any]) -> str | None:
+    """The tenant an object's `metadata.tenantId` names (None: none, or empty)."""
+    tenant = (obj.get("metadata") or {}).get("tenantId")
+    return tenant if isinstance(tenant, str) and tenant else None
