@@ -24,6 +24,8 @@ from typing import Any, Protocol
 
 from sbt_billing.domain.catalogue import TierPlan, tier_for_price
 from sbt_billing.domain.models import (
+    ENDED,
+    LIVE_SCHEDULES,
     Account,
     AccountStatus,
     ReportedPaymentMethod,
@@ -52,9 +54,6 @@ SELF_SERVICE_EVENTS = CHECKOUT_EVENTS | SCHEDULE_EVENTS | TRIAL_EVENTS
 
 # Not an event on the bus: the payment method handed to the lifecycle (the tenant update function).
 GIVE_PAYMENT_METHOD = "lifecycle:payment_method"
-
-LIVE_SCHEDULES = ("not_started", "active")
-ENDED_SUBSCRIPTIONS = ("canceled", "incomplete_expired")
 
 Publication = tuple[str, dict[str, object]]
 
@@ -158,7 +157,7 @@ def subscription_changes(
     took effect (or that Stripe's schedule no longer holds), and a change made in Stripe, announced."""
     if after.subscription_id not in (None, fact.subscription_id):
         return after, []
-    live = fact.status not in ENDED_SUBSCRIPTIONS
+    live = fact.status not in ENDED
     scheduled = after.scheduled_change
     applied_now = (
         scheduled is not None
@@ -186,7 +185,7 @@ def subscription_changes(
             "scheduled_plan_change_applied" if applied_now or _was_reported(before, fact) else "plan_changed"
         )
         publications.append(stripe_change(after, event, operation, {"tier": fact.tier}))
-    if previous is not None and previous.status not in ENDED_SUBSCRIPTIONS and not live:
+    if previous is not None and previous.status not in ENDED and not live:
         publications.append(stripe_change(after, event, "subscription_canceled", {}))
     elif previous is not None and live and previous.cancel_at_period_end != fact.cancel_at_period_end:
         operation = "cancellation_scheduled" if fact.cancel_at_period_end else "cancellation_withdrawn"
