@@ -7,8 +7,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from sbt_billing.adapters.tenant_accounts import DynamoAccountStore, account_from_item, error_code
-from sbt_billing.domain.errors import TransientBillingError
+from sbt_billing.adapters.dynamo_errors import transient_error
+from sbt_billing.adapters.tenant_accounts import DynamoAccountStore, account_from_item
 from sbt_billing.domain.models import Account, AccountStatus
 from sbt_billing.domain.values import AccountRef, Page
 
@@ -27,7 +27,7 @@ class DynamoAccountDirectory(DynamoAccountStore):
             try:
                 response = self._client.batch_get_item(RequestItems=wanted)
             except (ClientError, BotoCoreError) as error:
-                raise TransientBillingError(f"DynamoDB batch_get_item failed: {error_code(error)}") from None
+                raise transient_error("batch_get_item", error) from None
             for item in response.get("Responses", {}).get(self._table, []):
                 account = account_from_item(item)
                 found[account.tenant_id] = account
@@ -49,7 +49,7 @@ class DynamoAccountDirectory(DynamoAccountStore):
         try:
             response = self._client.scan(**options)
         except (ClientError, BotoCoreError) as error:
-            raise TransientBillingError(f"DynamoDB scan failed: {error_code(error)}") from None
+            raise transient_error("scan", error) from None
         refs = tuple(
             AccountRef(
                 tenant_id=item["tenantId"]["S"],

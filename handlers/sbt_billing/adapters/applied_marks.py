@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from sbt_billing.domain.errors import TransientBillingError
+from sbt_billing.adapters.dynamo_errors import condition_failed, transient_error
 from sbt_billing.domain.models import StripeStamp
 
 if TYPE_CHECKING:
@@ -59,16 +59,3 @@ class DynamoAppliedMarks:
             raise transient_error("get_item", error) from None
         item: dict[str, Any] | None = response.get("Item")
         return item
-
-
-def condition_failed(error: ClientError) -> bool:
-    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
-
-
-def transient_error(operation: str, error: Exception) -> TransientBillingError:
-    code = (
-        error.response.get("Error", {}).get("Code", "unknown")
-        if isinstance(error, ClientError)
-        else type(error).__name__
-    )
-    return TransientBillingError(f"DynamoDB {operation} failed: {code}")

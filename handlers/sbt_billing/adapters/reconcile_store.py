@@ -14,7 +14,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from sbt_billing.adapters.applied_marks import DynamoAppliedMarks, condition_failed, transient_error
+from sbt_billing.adapters.applied_marks import DynamoAppliedMarks
+from sbt_billing.adapters.dynamo_errors import condition_failed, transient_error
 from sbt_billing.domain.errors import RevisionConflict
 from sbt_billing.domain.reconcile_state import PassState
 

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from sbt_billing.domain.errors import InvalidEvent, TransientBillingError
+from sbt_billing.adapters.dynamo_errors import condition_failed, transient_error
+from sbt_billing.domain.errors import InvalidEvent
 from sbt_billing.domain.models import Facts, digest_of
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ class DynamoRegistrationStore:
                 ReturnValues="ALL_NEW",
             )
         except (ClientError, BotoCoreError) as error:
-            raise TransientBillingError(f"DynamoDB update_item failed: {_code(error)}") from None
+            raise transient_error("update_item", error) from None
         item = response.get("Attributes", {})
         linked = item.get("tenantId", {}).get("S")
         if linked != tenant_id:
@@ -60,18 +61,12 @@ class DynamoRegistrationStore:
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if condition_failed(error):
                 old: Any = error.response.get("Item") or {}
                 tenant = old.get("tenantId", {}).get("S")
                 if isinstance(tenant, str):
                     return tenant
-            raise TransientBillingError(f"DynamoDB update_item failed: {_code(error)}") from None
+            raise transient_error("update_item", error) from None
         except BotoCoreError as error:
-            raise TransientBillingError(f"DynamoDB update_item failed: {_code(error)}") from None
+            raise transient_error("update_item", error) from None
         return None
-
-
-def _code(error: Exception) -> str:
-    if isinstance(error, ClientError):
-        return str(error.response.get("Error", {}).get("Code", "unknown"))
-    return type(error).__name__

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from contextlib import suppress
 from datetime import UTC, datetime
 from threading import Lock
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import stripe
 
@@ -26,8 +26,9 @@ from sbt_billing.domain.billing_policy import (
     ProrationBehavior,
 )
 from sbt_billing.domain.errors import PermanentBillingError, ResourceMissing
-from sbt_billing.domain.models import CustomerDetails, InvoiceFact, digest_of
+from sbt_billing.domain.models import CustomerDetails, digest_of
 from sbt_billing.domain.plan_timing import PriceTerms
+from sbt_billing.domain.stripe_json import from_epoch, invoice_fact, metadata_tenant
 from sbt_billing.domain.usage_values import MeterEvent
 from sbt_billing.domain.values import InvoiceAmount, PlanChange, PlanPreview, PlanPrices, SubscriptionState
 
@@ -109,7 +110,11 @@ class StripeBillingGateway(StripePlans, StripeMeters):
         found = self._call(
             lambda: self._client.v1.customers.search(params={"query": query, "limit": SEARCH_LIMIT})
         )
-        exact = [customer.id for customer in found.data if _tenant_of(customer) == tenant_id]
+        exact = [
+            customer.id
+            for customer in found.data
+            if metadata_tenant(customer.to_dict(recursive=True)) == tenant_id
+        ]
         return exact[0] if exact else None
 
     def create_customer(self, tenant_id: str, details: CustomerDetails, idempotency_key: str) -> str:
@@ -139,7 +144,7 @@ class StripeBillingGateway(StripePlans, StripeMeters):
         found = self._call(lambda: self._client.v1.customers.retrieve(customer_id)).to_dict(recursive=True)
         if found.get("deleted"):
             raise PermanentBillingError(f"customer {customer_id} is deleted")
-        named = (found.get("metadata") or {}).get("tenantId")
+        named = metadata_tenant(found)
         if named == tenant_id:
             return
         if named:
@@ -279,7 +284,7 @@ class StripeBillingGateway(StripePlans, StripeMeters):
             return InvoiceAmount(
                 amount_due=invoice.amount_due,
                 currency=invoice.currency,
-                period_end=_time(invoice.period_end),
+                period_end=from_epoch(invoice.period_end),
             )
 
         due_now = None
@@ -432,11 +437,6 @@ class StripeBillingGateway(StripePlans, StripeMeters):
         return call(paced, self._rate_limit_retries, self._sleep)
 
 
-def _tenant_of(customer: stripe.Customer) -> str | None:
-    tenant = (customer.to_dict(recursive=True).get("metadata") or {}).get("tenantId")
-    return tenant if isinstance(tenant, str) else None
-
-
 def _quoted(value: str) -> str:
     return value.replace("\\", "\\\\").replace("'", "\\'")
 
@@ -487,30 +487,9 @@ def _state(subscription: stripe.Subscription, prices: PlanPrices) -> Subscriptio
         price_id=prices.base if prices.base in by_price else subscription["items"].data[0].price.id,
         seat_item_id=by_price.get(prices.seats) if prices.seats else None,
         metered_items={price: by_price[price] for price in prices.metered if price in by_price},
-        latest_invoice=invoice_fact(latest)
+        latest_invoice=invoice_fact(latest.to_dict())
         if isinstance(latest, stripe.Invoice) and latest.billing_reason == "subscription_update"
         else None,
         pending_update=bool(pending),
-        pending_update_expires_at=_time(pending.expires_at) if pending else None,
-    )
-
-
-def invoice_fact(invoice: stripe.Invoice) -> InvoiceFact:
-    return InvoiceFact(
-        invoice_id=invoice.id or "",
-        number=invoice.number,
-        status=invoice.status,
-        amount_due=invoice.amount_due,
-        amount_paid=invoice.amount_paid,
-        currency=invoice.currency,
-        due_date=_time(invoice.due_date),
-        hosted_invoice_url=invoice.hosted_invoice_url,
-        attempt_count=invoice.attempt_count,
-        created=_time(invoice.created),
-    )
-
-
-def _time(value: Any) -> datetime | None:
-    return (
-        datetime.fromtimestamp(value, UTC) if isinstance(value, int) and not isinstance(value, bool) else None
+        pending_update_expires_at=from_epoch(pending.expires_at) if pending else None,
     )

@@ -27,6 +27,7 @@ from sbt_billing.domain.adoption import StripeCustomer
 from sbt_billing.domain.drift import ObservedItem, ObservedSubscription
 from sbt_billing.domain.errors import ResourceMissing, TransientBillingError
 from sbt_billing.domain.reconcile_state import EventWindow, WindowKind
+from sbt_billing.domain.stripe_json import metadata_tenant
 from sbt_billing.domain.stripe_reports import HANDLED_EVENTS
 from sbt_billing.domain.values import Page
 
@@ -106,12 +107,11 @@ class StripeListings(StripeLookups):
         found = []
         for customer in page.data:
             data = customer.to_dict(recursive=True)
-            tenant = (data.get("metadata") or {}).get("tenantId")
             email = data.get("email")
             found.append(
                 StripeCustomer(
                     customer_id=str(data["id"]),
-                    tenant_id=tenant if isinstance(tenant, str) and tenant else None,
+                    tenant_id=metadata_tenant(data),
                     email=email if isinstance(email, str) and email else None,
                 )
             )
@@ -135,8 +135,7 @@ def observed_subscription(found: Mapping[str, Any]) -> ObservedSubscription:
     if isinstance(customer, Mapping):
         customer_id = str(customer.get("id"))
         deleted = bool(customer.get("deleted"))
-        named = (customer.get("metadata") or {}).get("tenantId")
-        customer_tenant = named if isinstance(named, str) and named else None
+        customer_tenant = metadata_tenant(customer)
     else:
         customer_id, deleted = str(customer), False
     items = []
@@ -152,14 +151,13 @@ def observed_subscription(found: Mapping[str, Any]) -> ObservedSubscription:
                 quantity=None if metered or not isinstance(quantity, int) else quantity,
             )
         )
-    tenant = (found.get("metadata") or {}).get("tenantId")
     cancel_at = found.get("cancel_at")
     return ObservedSubscription(
         subscription_id=str(found["id"]),
         customer_id=customer_id,
         customer_deleted=deleted,
         customer_tenant=customer_tenant,
-        tenant=tenant if isinstance(tenant, str) and tenant else None,
+        tenant=metadata_tenant(found),
         status=str(found.get("status")),
         items=tuple(items),
         cancel_at_period_end=bool(found.get("cancel_at_period_end")),

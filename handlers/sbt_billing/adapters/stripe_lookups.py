@@ -13,6 +13,7 @@ import stripe
 from sbt_billing.adapters.stripe_billing import StripeBillingGateway
 from sbt_billing.domain.errors import ResourceMissing
 from sbt_billing.domain.meter_errors import MeterErrorReport, MeterErrorSample
+from sbt_billing.domain.stripe_json import metadata_tenant
 
 
 class StripeLookups(StripeBillingGateway):
@@ -45,8 +46,7 @@ class StripeLookups(StripeBillingGateway):
 
     def tenant_of_customer(self, customer_id: str) -> str | None:
         found = self._object(lambda: self._client.v1.customers.retrieve(customer_id))
-        tenant = (found.get("metadata") or {}).get("tenantId") if found is not None else None
-        return tenant if isinstance(tenant, str) and tenant else None
+        return metadata_tenant(found) if found is not None else None
 
     def subscription_object(self, subscription_id: str) -> Mapping[str, Any] | None:
         return self._object(lambda: self._client.v1.subscriptions.retrieve(subscription_id))

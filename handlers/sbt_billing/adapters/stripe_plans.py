@@ -14,14 +14,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import stripe
 
 from sbt_billing.domain.errors import PermanentBillingError
+from sbt_billing.domain.models import LIVE_SCHEDULES
 from sbt_billing.domain.plan_timing import PriceTerms, ScheduledPlan, ScheduledPlanChange
 
 if TYPE_CHECKING:
     from stripe.params import SubscriptionScheduleUpdateParamsPhase, SubscriptionScheduleUpdateParamsPhaseItem
 
 T = TypeVar("T")
-
-LIVE_SCHEDULES = ("not_started", "active")
 
 
 class StripePlans:

@@ -12,7 +12,6 @@ from typing import Any
 
 import stripe
 
-from sbt_billing.adapters.stripe_billing import _time, invoice_fact
 from sbt_billing.adapters.stripe_lookups import StripeLookups
 from sbt_billing.domain.billing_view import (
     CustomerView,
@@ -22,6 +21,7 @@ from sbt_billing.domain.billing_view import (
     UpcomingInvoice,
 )
 from sbt_billing.domain.models import Address
+from sbt_billing.domain.stripe_json import from_epoch, invoice_fact
 
 
 class StripeBillingReader(StripeLookups):
@@ -67,8 +67,10 @@ class StripeBillingReader(StripeLookups):
             if isinstance(price, dict)
             else None,
             quantity=item.get("quantity"),
-            current_period_start=_time(item.get("current_period_start") or found.get("current_period_start")),
-            current_period_end=_time(item.get("current_period_end") or found.get("current_period_end")),
+            current_period_start=from_epoch(
+                item.get("current_period_start") or found.get("current_period_start")
+            ),
+            current_period_end=from_epoch(item.get("current_period_end") or found.get("current_period_end")),
             cancel_at_period_end=bool(found.get("cancel_at_period_end")),
         )
 
@@ -83,7 +85,7 @@ class StripeBillingReader(StripeLookups):
         return UpcomingInvoice(
             amount_due=int(preview.get("amount_due") or 0),
             currency=str(preview.get("currency")),
-            period_end=_time(preview.get("period_end")),
+            period_end=from_epoch(preview.get("period_end")),
         )
 
     def invoices(self, customer_id: str, limit: int, starting_after: str | None) -> InvoicePage:
@@ -92,7 +94,7 @@ class StripeBillingReader(StripeLookups):
             params["starting_after"] = starting_after
         page = self._call(lambda: self._client.v1.invoices.list(params=params))
         return InvoicePage(
-            invoices=tuple(invoice_fact(invoice) for invoice in page.data),
+            invoices=tuple(invoice_fact(invoice.to_dict()) for invoice in page.data),
             has_more=page.has_more,
         )
 

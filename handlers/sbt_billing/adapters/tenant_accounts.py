@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
-from sbt_billing.domain.errors import RevisionConflict, TransientBillingError
+from sbt_billing.adapters.dynamo_errors import condition_failed, transient_error
+from sbt_billing.domain.errors import RevisionConflict
 from sbt_billing.domain.models import Account
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ class DynamoAccountStore:
                 TableName=self._table, Key={"tenantId": {"S": tenant_id}}, ConsistentRead=True
             )
         except (ClientError, BotoCoreError) as error:
-            raise TransientBillingError(f"DynamoDB get_item failed: {error_code(error)}") from None
+            raise transient_error("get_item", error) from None
         item = response.get("Item")
         return account_from_item(item) if item else None
 
@@ -53,12 +54,12 @@ class DynamoAccountStore:
                 **condition,
             )
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if condition_failed(error):
                 old: Any = error.response.get("Item")
                 raise RevisionConflict(account_from_item(old) if old else None) from None
-            raise TransientBillingError(f"DynamoDB put_item failed: {error_code(error)}") from None
+            raise transient_error("put_item", error) from None
         except BotoCoreError as error:
-            raise TransientBillingError(f"DynamoDB put_item failed: {error_code(error)}") from None
+            raise transient_error("put_item", error) from None
         return written
 
 
@@ -82,9 +83,3 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list):
         return [_plain(inner) for inner in value]
     return value
-
-
-def error_code(error: Exception) -> str:
-    if isinstance(error, ClientError):
-        return str(error.response.get("Error", {}).get("Code", "unknown"))
-    return type(error).__name__

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from sbt_billing.adapters.dynamo_errors import condition_failed, transient_error
 from sbt_billing.domain.errors import TransientBillingError
 from sbt_billing.domain.usage_values import UsageRecord
 
@@ -50,11 +51,11 @@ class DynamoTenantUsage:
                 ReturnValues="ALL_OLD",
             )
         except ClientError as error:
-            if _conditional(error):
+            if condition_failed(error):
                 return False  # an older fact, or this one again
-            raise _transient("update_item", error) from None
+            raise transient_error("update_item", error) from None
         except BotoCoreError as error:
-            raise _transient("update_item", error) from None
+            raise transient_error("update_item", error) from None
         old = response.get("Attributes")
         was_present = bool(old and old.get("present", {}).get("BOOL"))
         return was_present != present
@@ -100,7 +101,7 @@ class DynamoTenantUsage:
                 TableName=self._table, Key=_key(tenant_id, SEATS), ConsistentRead=True
             ).get("Item", {})
         except (ClientError, BotoCoreError) as error:
-            raise _transient("get_item", error) from None
+            raise transient_error("get_item", error) from None
         version = int(item["version"]["N"]) if "version" in item else 0
         quantity = int(item["appliedQuantity"]["N"]) if "appliedQuantity" in item else None
         applied_item = item["appliedItem"]["S"] if "appliedItem" in item else None
@@ -115,7 +116,7 @@ class DynamoTenantUsage:
                 ProjectionExpression="scheduled",
             ).get("Item", {})
         except (ClientError, BotoCoreError) as error:
-            raise _transient("get_item", error) from None
+            raise transient_error("get_item", error) from None
         return bool(item.get("scheduled", {}).get("BOOL", False))
 
     def finish_sync(self, tenant_id: str, version: int, quantity: int | None, item_id: str | None) -> bool:
@@ -137,10 +138,10 @@ class DynamoTenantUsage:
             )
             return True
         except ClientError as error:
-            if not _conditional(error):
-                raise _transient("update_item", error) from None
+            if not condition_failed(error):
+                raise transient_error("update_item", error) from None
         except BotoCoreError as error:
-            raise _transient("update_item", error) from None
+            raise transient_error("update_item", error) from None
         if applied:  # what Stripe now has stands, even though another sync must follow
             self._update(
                 Key=_key(tenant_id, SEATS),
@@ -162,10 +163,10 @@ class DynamoTenantUsage:
                 )
                 new.append(record)
             except ClientError as error:
-                if not _conditional(error):
-                    raise _transient("put_item", error) from None
+                if not condition_failed(error):
+                    raise transient_error("put_item", error) from None
             except BotoCoreError as error:
-                raise _transient("put_item", error) from None
+                raise transient_error("put_item", error) from None
         return new
 
     def pending(self, tenant_id: str) -> list[UsageRecord]:
@@ -187,7 +188,7 @@ class DynamoTenantUsage:
             ):
                 tenants.update(item["pendingTenant"]["S"] for item in page.get("Items", []))
         except (ClientError, BotoCoreError) as error:
-            raise _transient("scan", error) from None
+            raise transient_error("scan", error) from None
         return sorted(tenants)
 
     def mark_sent(self, records: Sequence[UsageRecord]) -> None:
@@ -202,7 +203,7 @@ class DynamoTenantUsage:
                 try:
                     response = self._client.batch_write_item(RequestItems={self._table: requests})
                 except (ClientError, BotoCoreError) as error:
-                    raise _transient("batch_write_item", error) from None
+                    raise transient_error("batch_write_item", error) from None
                 requests = response.get("UnprocessedItems", {}).get(self._table, [])
                 if not requests:
                     break
@@ -221,11 +222,11 @@ class DynamoTenantUsage:
                 ExpressionAttributeValues={":rejected": {"S": "rejected"}, ":reason": {"S": reason}},
             )
         except ClientError as error:
-            if _conditional(error):
+            if condition_failed(error):
                 return False
-            raise _transient("update_item", error) from None
+            raise transient_error("update_item", error) from None
         except BotoCoreError as error:
-            raise _transient("update_item", error) from None
+            raise transient_error("update_item", error) from None
         return True
 
     def find(self, identifier: str) -> UsageRecord | None:
@@ -244,14 +245,14 @@ class DynamoTenantUsage:
         try:
             return self._client.update_item(TableName=self._table, **kwargs)
         except (ClientError, BotoCoreError) as error:
-            raise _transient("update_item", error) from None
+            raise transient_error("update_item", error) from None
 
     def _pages(self, **kwargs: Any) -> Iterator[Any]:
         paginator = self._client.get_paginator("query")
         try:
             yield from paginator.paginate(TableName=self._table, **kwargs)
         except (ClientError, BotoCoreError) as error:
-            raise _transient("query", error) from None
+            raise transient_error("query", error) from None
 
 
 def _key(tenant_id: str, sort_key: str) -> dict[str, Any]:
@@ -282,16 +283,3 @@ def _record(item: dict[str, Any]) -> UsageRecord:
         value=item["value"]["S"],
         timestamp=datetime.fromisoformat(item["timestamp"]["S"]),
     )
-
-
-def _conditional(error: ClientError) -> bool:
-    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
-
-
-def _transient(operation: str, error: Exception) -> TransientBillingError:
-    code = (
-        error.response.get("Error", {}).get("Code", "unknown")
-        if isinstance(error, ClientError)
-        else type(error).__name__
-    )
-    return TransientBillingError(f"DynamoDB {operation} failed: {code}")

@@ -127,11 +127,6 @@ def is_busy(account: Account, now: datetime) -> bool:
     return account.lease is not None and account.lease.expires_at > now
 
 
-def is_behind(account: Account, now: datetime) -> bool:
-    """Facts are recorded that Stripe never got, and nobody holds the lease to drive them."""
-    return account.needs_driving() and not is_busy(account, now)
-
-
 def compare(
     account: Account,
     observed: ObservedSubscription | None,

@@ -154,6 +154,8 @@ class Desired(Frozen):
 
 # A subscription in one of these Stripe statuses is over: nothing more is billed on it.
 ENDED = frozenset({"canceled", "incomplete_expired"})
+# A subscription schedule in one of these statuses still has phases to apply.
+LIVE_SCHEDULES = frozenset({"not_started", "active"})
 
 
 class AccountStatus(StrEnum):

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -71,6 +71,7 @@ from sbt_billing.domain.published import (
 )
 from sbt_billing.domain.results import Result
 from sbt_billing.domain.stripe_events import StripeEvent
+from sbt_billing.domain.stripe_json import from_epoch, invoice_fact, object_id, text
 from sbt_billing.domain.stripe_self_service import (
     CHECKOUT_EVENTS,
     GIVE_PAYMENT_METHOD,
@@ -205,11 +206,11 @@ class WebhookProcessor:
         the account records its customer, when the customer's own metadata names the tenant."""
         obj = event.object
         if event.type in CUSTOMER_EVENTS:
-            customer, subscription = _str(obj["id"]), None
+            customer, subscription = text(obj["id"]), None
         elif event.type in SUBSCRIPTION_EVENTS | TRIAL_EVENTS:
-            customer, subscription = _id(obj.get("customer")), _str(obj["id"])
+            customer, subscription = object_id(obj.get("customer")), text(obj["id"])
         else:
-            customer, subscription = _id(obj.get("customer")), _invoice_subscription(obj)
+            customer, subscription = object_id(obj.get("customer")), _invoice_subscription(obj)
         if account.customer_id is not None and customer != account.customer_id:
             return "not the customer the account records"
         if account.subscription_id is not None and subscription not in (None, account.subscription_id):
@@ -298,7 +299,7 @@ class WebhookProcessor:
         for candidate in candidates:
             if isinstance(candidate, str) and candidate.strip():
                 return candidate.strip()
-        customer = _id(obj.get("customer"))
+        customer = object_id(obj.get("customer"))
         if event.type not in CUSTOMER_EVENTS and customer is not None:
             return customer_tenant(customer)
         return None
@@ -391,23 +392,25 @@ class WebhookProcessor:
         lookup_key = price.get("lookup_key") if isinstance(price, Mapping) else None
         return SubscriptionFact(
             subscription_id=str(obj["id"]),
-            customer_id=_str(obj.get("customer")),
+            customer_id=text(obj.get("customer")),
             status=str(obj["status"]),
-            price_id=_str(price_id),
-            tier=tier_for_price(self._catalogue, _str(price_id), _str(lookup_key)),
-            current_period_start=_time(item.get("current_period_start") or obj.get("current_period_start")),
-            current_period_end=_time(item.get("current_period_end") or obj.get("current_period_end")),
+            price_id=text(price_id),
+            tier=tier_for_price(self._catalogue, text(price_id), text(lookup_key)),
+            current_period_start=from_epoch(
+                item.get("current_period_start") or obj.get("current_period_start")
+            ),
+            current_period_end=from_epoch(item.get("current_period_end") or obj.get("current_period_end")),
             cancel_at_period_end=bool(obj.get("cancel_at_period_end")),
-            cancellation_reason=_str(_path(obj, "cancellation_details", "reason")),
-            schedule_id=_id(obj.get("schedule")),
-            trial_end=_time(obj.get("trial_end")),
+            cancellation_reason=text(_path(obj, "cancellation_details", "reason")),
+            schedule_id=object_id(obj.get("schedule")),
+            trial_end=from_epoch(obj.get("trial_end")),
         )
 
     def _trial_will_end(
         self, event: StripeEvent, account: Account
     ) -> tuple[Account, list[Publication]] | None:
         """Three days before the trial ends (Stripe's notice): the application may prompt for a card."""
-        if account.subscription_id not in (None, _str(event.object["id"])):
+        if account.subscription_id not in (None, text(event.object["id"])):
             return None
         return account, trial_will_end(event, account, has_payment_method=payment_method(account) is not None)
 
@@ -416,12 +419,12 @@ class WebhookProcessor:
     def _invoice(self, event: StripeEvent, account: Account) -> tuple[Account, list[Publication]] | None:
         report = account.reported or StripeReport()
         stamp = event.stamp()
-        invoice = _invoice_fact(event.object)
+        invoice = invoice_fact(event.object)
         stored = report.invoice
         seen = {part.stamp.event_id for part in (stored, report.payment) if part is not None}
         if stamp.event_id in seen:
             return None  # a duplicate
-        report = _of_customer(report, _id(event.object.get("customer")))
+        report = _of_customer(report, object_id(event.object.get("customer")))
         changes: dict[str, Any] = {}
         if stored is None or _later_invoice(invoice, stamp, stored):
             changes["invoice"] = ReportedInvoice(value=invoice, stamp=stamp)
@@ -472,7 +475,7 @@ class WebhookProcessor:
         for key, value in (
             ("invoiceNumber", invoice.number),
             ("currency", invoice.currency),
-            ("customerId", _str(event.object.get("customer"))),
+            ("customerId", text(event.object.get("customer"))),
             ("subscriptionId", account.subscription_id),
         ):
             if value is not None:
@@ -555,26 +558,11 @@ def _later_invoice(invoice: InvoiceFact, stamp: StripeStamp, stored: ReportedInv
     return (stamp.at, progress) > (stored.stamp.at, stored_progress)
 
 
-def _invoice_fact(obj: Mapping[str, Any]) -> InvoiceFact:
-    return InvoiceFact(
-        invoice_id=str(obj["id"]),
-        number=_str(obj.get("number")),
-        status=_str(obj.get("status")),
-        amount_due=int(obj.get("amount_due") or 0),
-        amount_paid=int(obj.get("amount_paid") or 0),
-        currency=_str(obj.get("currency")),
-        due_date=_time(obj.get("due_date")),
-        hosted_invoice_url=_str(obj.get("hosted_invoice_url")),
-        attempt_count=int(obj.get("attempt_count") or 0),
-        created=_time(obj.get("created")),
-    )
-
-
 def _details(obj: Mapping[str, Any]) -> CustomerDetails:
     address = obj.get("address")
     return CustomerDetails(
-        name=_str(obj.get("name")),
-        email=_str(obj.get("email")),
+        name=text(obj.get("name")),
+        email=text(obj.get("email")),
         address=Address.model_validate(
             {key: address.get(key) for key in Address.model_fields if isinstance(address.get(key), str)}
         )
@@ -604,12 +592,9 @@ def _of_customer(report: StripeReport, customer_id: str | None) -> StripeReport:
 
 def _invoice_subscription(obj: Mapping[str, Any]) -> str | None:
     """The subscription an invoice bills (the 2025 API's `parent`, or the older top-level field)."""
-    return _id(_path(obj, "parent", "subscription_details", "subscription")) or _id(obj.get("subscription"))
-
-
-def _id(value: Any) -> str | None:
-    """An object's id, whether Stripe sent the id or the expanded object."""
-    return _str(value.get("id")) if isinstance(value, Mapping) else _str(value)
+    return object_id(_path(obj, "parent", "subscription_details", "subscription")) or object_id(
+        obj.get("subscription")
+    )
 
 
 def _path(obj: Any, *keys: str) -> Any:
@@ -618,13 +603,3 @@ def _path(obj: Any, *keys: str) -> Any:
             return None
         obj = obj.get(key)
     return obj
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _time(value: Any) -> datetime | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return datetime.fromtimestamp(value, UTC)

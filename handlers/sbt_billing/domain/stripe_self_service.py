@@ -24,6 +24,8 @@ from typing import Any, Protocol
 
 from sbt_billing.domain.catalogue import TierPlan, tier_for_price
 from sbt_billing.domain.models import (
+    ENDED,
+    LIVE_SCHEDULES,
     Account,
     AccountStatus,
     ReportedPaymentMethod,
@@ -34,6 +36,7 @@ from sbt_billing.domain.models import (
 )
 from sbt_billing.domain.published import BILLING_SUCCESS, TRIAL_WILL_END
 from sbt_billing.domain.stripe_events import StripeEvent
+from sbt_billing.domain.stripe_json import object_id
 
 CHECKOUT_EVENTS = frozenset({"checkout.session.completed"})
 SCHEDULE_EVENTS = frozenset(
@@ -51,9 +54,6 @@ SELF_SERVICE_EVENTS = CHECKOUT_EVENTS | SCHEDULE_EVENTS | TRIAL_EVENTS
 
 # Not an event on the bus: the payment method handed to the lifecycle (the tenant update function).
 GIVE_PAYMENT_METHOD = "lifecycle:payment_method"
-
-LIVE_SCHEDULES = ("not_started", "active")
-ENDED_SUBSCRIPTIONS = ("canceled", "incomplete_expired")
 
 Publication = tuple[str, dict[str, object]]
 
@@ -76,7 +76,7 @@ def checkout_completed(
     obj = event.object
     if obj.get("mode") != "setup" or obj.get("status") != "complete":
         return None
-    setup_intent = _id(obj.get("setup_intent"))
+    setup_intent = object_id(obj.get("setup_intent"))
     payment_method = lookup.setup_intent_payment_method(setup_intent) if setup_intent else None
     if payment_method is None:
         return None
@@ -92,7 +92,7 @@ def customer_payment_method(event: StripeEvent, account: Account) -> tuple[Accou
         return account, []
     if "default_payment_method" not in settings:
         return account, []
-    default = _id(settings.get("default_payment_method"))
+    default = object_id(settings.get("default_payment_method"))
     changed = payment_method_reported(event, account, default, source="customer")
     return changed or (account, [])
 
@@ -116,7 +116,7 @@ def payment_method_reported(
         return None
     recorded = ReportedPaymentMethod(payment_method_id=payment_method, stamp=stamp)
     obj = event.object
-    customer = _id(obj) if obj.get("object") == "customer" else _id(obj.get("customer"))
+    customer = object_id(obj) if obj.get("object") == "customer" else object_id(obj.get("customer"))
     if customer is not None and customer != report.customer_id:
         report = report.model_copy(update={"customer_id": customer, "customer_deleted": False})
     updated = account.model_copy(update={"reported": report.model_copy(update={"payment_method": recorded})})
@@ -157,7 +157,7 @@ def subscription_changes(
     took effect (or that Stripe's schedule no longer holds), and a change made in Stripe, announced."""
     if after.subscription_id not in (None, fact.subscription_id):
         return after, []
-    live = fact.status not in ENDED_SUBSCRIPTIONS
+    live = fact.status not in ENDED
     scheduled = after.scheduled_change
     applied_now = (
         scheduled is not None
@@ -185,7 +185,7 @@ def subscription_changes(
             "scheduled_plan_change_applied" if applied_now or _was_reported(before, fact) else "plan_changed"
         )
         publications.append(stripe_change(after, event, operation, {"tier": fact.tier}))
-    if previous is not None and previous.status not in ENDED_SUBSCRIPTIONS and not live:
+    if previous is not None and previous.status not in ENDED and not live:
         publications.append(stripe_change(after, event, "subscription_canceled", {}))
     elif previous is not None and live and previous.cancel_at_period_end != fact.cancel_at_period_end:
         operation = "cancellation_scheduled" if fact.cancel_at_period_end else "cancellation_withdrawn"
@@ -271,7 +271,7 @@ def _next_phase(
     if not following:
         return None
     for item in following[0].get("items") or []:
-        price = _id(item.get("price")) if isinstance(item, Mapping) else None
+        price = object_id(item.get("price")) if isinstance(item, Mapping) else None
         if price is None:
             continue
         tier = tier_for_price(catalogue, price, lookup.price_lookup_key(price))
@@ -297,10 +297,3 @@ def trial_will_end(event: StripeEvent, account: Account, has_payment_method: boo
     if isinstance(trial_end, int) and not isinstance(trial_end, bool):
         detail["trialEnd"] = datetime.fromtimestamp(trial_end, UTC).isoformat()
     return [(TRIAL_WILL_END, detail)]
-
-
-def _id(value: Any) -> str | None:
-    """An object's id, whether Stripe sent the id or the expanded object."""
-    if isinstance(value, Mapping):
-        value = value.get("id")
-    return value if isinstance(value, str) and value else None
