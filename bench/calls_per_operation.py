@@ -72,9 +72,11 @@ def main() -> None:
         with stack_on(moto.endpoint, emulator.url) as stack:
             onboarding = rebased(sample("00_onboarding_request.json"))
             first = rebased(sample("01_provision_success.json"))
-            # Warm the container once (price lookup cache, clients), as a warm Lambda would be.
+            # Warm the container once (clients, and the price lookup cache for the tier the samples'
+            # tenant opens on), as a warm Lambda would be.
             flat = rebased(sample("03_provision_success_flat_missing_email.json"))
-            stack.deliver({**flat, "detail": {**flat["detail"], "tenantId": "warm-up-tenant"}})
+            warm = {"tenantId": "warm-up-tenant", "tier": onboarding["detail"]["tier"]}
+            stack.deliver({**flat, "detail": {**flat["detail"], **warm}})
             run(stack, "onboarding request (records, links)", lambda: stack.deliver(onboarding), rows)
             run(stack, "provision by registration (create)", lambda: stack.deliver(first), rows)
             run(stack, "provision duplicate (same id)", lambda: stack.deliver(first), rows)

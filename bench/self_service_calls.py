@@ -30,7 +30,6 @@ from devtools.moto_server import AwsClients, MotoServer, aws_environment  # noqa
 from stripe_emulator import StripeEmulator  # noqa: E402
 from tests.integration.test_self_service import (  # noqa: E402
     ADMIN_PAGE,
-    CREDENTIALS,
     SECRET,
     TENANT,
     Stripe,
@@ -38,7 +37,7 @@ from tests.integration.test_self_service import (  # noqa: E402
     provision_success,
 )
 from tests.support.harness import Stack, stack_on  # noqa: E402
-from tests.support.local_gateway import LocalApiGateway  # noqa: E402
+from tests.support.local_gateway import CREDENTIALS, LocalApiGateway  # noqa: E402
 
 
 def main() -> None:

@@ -14,18 +14,12 @@ from botocore.credentials import Credentials
 from openapi_spec_validator import validate
 from sbt_billing_client import AccessDenied, BillingClient, InvalidRequest, TenantNotFound
 
-from devtools.moto_server import DUMMY_CREDENTIALS
 from tests.support.harness import Stack, sample, stack_on
-from tests.support.local_gateway import LocalApiGateway
+from tests.support.local_gateway import CREDENTIALS, LocalApiGateway
 
 PROVISION = "01_provision_success.json"
 ONBOARDING = "00_onboarding_request.json"  # SBT registered the tenant: its id, registration and tier
 TENANT = sample(ONBOARDING)["detail"]["tenantId"]
-CREDENTIALS = Credentials(
-    DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-    DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-    DUMMY_CREDENTIALS["AWS_SESSION_TOKEN"],
-)
 DAY = 86_400
 
 

@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from botocore.credentials import Credentials
 from sbt_billing_client import (
     Address,
     BillingApiError,
@@ -25,17 +24,11 @@ from sbt_billing_client import (
     TenantNotFound,
 )
 
-from devtools.moto_server import DUMMY_CREDENTIALS
 from devtools.template import load_template
 from tests.support.harness import Stack, sample, stack_on
-from tests.support.local_gateway import LocalApiGateway
+from tests.support.local_gateway import CREDENTIALS, LocalApiGateway
 
 TENANT = "8a6f3c1e-5b2d-4e7f-9a10-3c4d5e6f7a8b"
-CREDENTIALS = Credentials(
-    DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-    DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-    DUMMY_CREDENTIALS["AWS_SESSION_TOKEN"],
-)
 PLAN_UPDATE = "POST /v1/subscriptions/{id}"
 DAY = 86_400
 ALWAYS_INVOICE = {"PRORATION_BEHAVIOR": "always_invoice"}

@@ -12,12 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from botocore.credentials import Credentials
 
 from devtools.moto_server import DUMMY_CREDENTIALS
 from devtools.template import ROOT
 from tests.support.harness import sample, stack_on
-from tests.support.local_gateway import LocalApiGateway
+from tests.support.local_gateway import CREDENTIALS, LocalApiGateway
 from tests.toolchain import node_project, run, uv
 
 pytestmark = pytest.mark.slow
@@ -25,11 +24,6 @@ pytestmark = pytest.mark.slow
 PYTHON_CLIENT = ROOT / "clients" / "python"
 TYPESCRIPT_CLIENT = ROOT / "clients" / "typescript"
 TENANT = sample("00_onboarding_request.json")["detail"]["tenantId"]
-CREDENTIALS = Credentials(
-    DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-    DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-    DUMMY_CREDENTIALS["AWS_SESSION_TOKEN"],
-)
 CALLER_ENVIRONMENT = {
     **DUMMY_CREDENTIALS,
     "AWS_CONFIG_FILE": "/dev/null",

@@ -12,20 +12,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from botocore.credentials import Credentials
 from sbt_billing_client import BillingClient, Conflict
 
-from devtools.moto_server import DUMMY_CREDENTIALS, AwsClients
+from devtools.moto_server import AwsClients
 from tests.support.harness import TEST_KEY, Stack, sample, stack_on
-from tests.support.local_gateway import LocalApiGateway
+from tests.support.local_gateway import CREDENTIALS, LocalApiGateway
 
 TENANT = "5d1e2f3a-4b5c-4d6e-8f70-8192a3b4c5d6"
 SECRET = "whsec_self_service_" + "0" * 24
-CREDENTIALS = Credentials(
-    DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-    DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-    DUMMY_CREDENTIALS["AWS_SESSION_TOKEN"],
-)
 ADMIN_PAGE = "https://admin.saas.test/billing"
 PERIOD_END = {"DOWNGRADE_AT": "period_end"}
 

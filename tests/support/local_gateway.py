@@ -22,9 +22,16 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from devtools.moto_server import DUMMY_CREDENTIALS
 from devtools.template import load_template
 from tests.support.harness import sample
 
+# The callers the tests sign as: moto's placeholder credentials, which the gateway then accepts.
+CREDENTIALS = Credentials(
+    DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+    DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    DUMMY_CREDENTIALS["AWS_SESSION_TOKEN"],
+)
 STAGE = "v1"
 ACCOUNT = "123456789012"
 SIGNATURE = re.compile(

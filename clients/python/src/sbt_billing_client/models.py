@@ -136,13 +136,15 @@ class Subscription:
 
 
 @dataclass(frozen=True)
-class NextInvoice:
-    amount_due: int
+class Amount:
+    """An amount due: the next invoice's, or what a plan change invoices at once (PlanPreview.due_now)."""
+
+    amount_due: int  # in the currency's smallest unit
     currency: str
     period_end: datetime | None
 
     @classmethod
-    def from_json(cls, data: dict[str, Any] | None) -> NextInvoice | None:
+    def from_json(cls, data: dict[str, Any] | None) -> Amount | None:
         if data is None:
             return None
         return cls(
@@ -150,6 +152,9 @@ class NextInvoice:
             currency=str(data["currency"]),
             period_end=_time(data.get("periodEnd")),
         )
+
+
+NextInvoice = Amount  # the same shape on the wire (the billing read's nextInvoice)
 
 
 @dataclass(frozen=True)
@@ -267,23 +272,6 @@ class BillingChange:
             subscription_status=subscription.get("status"),
             invoiced_now=Invoice.from_json(invoiced) if invoiced else None,
             scheduled_change=ScheduledChange.from_json(data.get("scheduledChange")),
-        )
-
-
-@dataclass(frozen=True)
-class Amount:
-    amount_due: int  # in the currency's smallest unit
-    currency: str
-    period_end: datetime | None
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any] | None) -> Amount | None:
-        if data is None:
-            return None
-        return cls(
-            amount_due=int(data["amountDue"]),
-            currency=str(data["currency"]),
-            period_end=_time(data.get("periodEnd")),
         )
 
 
