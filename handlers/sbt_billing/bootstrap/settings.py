@@ -29,16 +29,7 @@ from sbt_billing.domain.errors import ConfigurationError, SettingsError
 if TYPE_CHECKING:
     from sbt_billing.domain.catalogue import TierPlan, UsageMeter
 
-__all__ = ["Settings", "SettingsError", "TierPlan", "UsageMeter", "required", "settings"]
-
-
-def __getattr__(name: str) -> Any:
-    """`TierPlan` and `UsageMeter`, loaded on first use (a function without a catalogue never needs them)."""
-    if name in ("TierPlan", "UsageMeter"):
-        from sbt_billing.domain import catalogue
-
-        return getattr(catalogue, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__ = ["Settings", "SettingsError", "required", "settings"]
 
 
 # --- Parsers: the text of one variable to its value, or ValueError naming the problem (never the value) ----
